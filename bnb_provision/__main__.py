@@ -1,0 +1,3 @@
+from bnb_provision.cli import main
+
+main()

@@ -1,0 +1,257 @@
+"""What a target Python environment has installed, read without importing torch.
+
+The target interpreter runs ``_probe_script.py`` (standard library only); this
+side parses ``torch/version.py`` as text and reads the kernels of each native
+library bitsandbytes ships.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+from bnb_provision import _subprocess
+from bnb_provision.errors import ExternalToolError, TargetEnvError
+from bnb_provision.fatbin import KernelInventory, read_kernels
+from bnb_provision.host import PythonInfo
+
+__all__ = [
+    "BnbInfo",
+    "BnbLibrary",
+    "EnvInfo",
+    "TorchInfo",
+    "find_env_python",
+    "inspect_env",
+    "parse_bnb_library_name",
+    "parse_torch_version_py",
+]
+
+PROBE_TIMEOUT: Final = 60.0
+
+# Other quantization stacks that pin torch or ship their own kernels.
+QUANT_LIBS: Final = (
+    "auto-gptq", "gptqmodel", "autoawq", "autoawq-kernels", "exllamav2", "exllama",
+    "optimum", "hqq", "aqlm", "quanto", "optimum-quanto", "llm-awq", "awq", "marlin",
+    "compressed-tensors", "torchao", "vllm", "flash-attn", "bitsandbytes-windows",
+)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TorchInfo:
+    version: str  # "2.11.0+cu130"
+    cuda: str | None  # "13.0"
+    hip: str | None = None
+    xpu: str | None = None
+    location: str | None = None
+
+    @property
+    def variant(self) -> str:
+        """``cu130``, ``rocm6.2``, ``xpu`` or ``cpu`` from what the build reports."""
+        if self.cuda:
+            major, _, minor = self.cuda.partition(".")
+            return f"cu{major}{minor.split('.')[0]}"
+        if self.hip:
+            return "rocm" + ".".join(self.hip.split(".")[:2])
+        if self.xpu:
+            return "xpu"
+        return "cpu"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BnbLibrary:
+    """One native library shipped by bitsandbytes."""
+
+    file: str
+    backend: str  # cuda | rocm | xpu | cpu | mps | other
+    version: str | None  # "130" for libbitsandbytes_cuda130.so
+    kernels: KernelInventory | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BnbInfo:
+    version: str
+    location: str | None
+    libraries: tuple[BnbLibrary, ...]
+    direct_url: str | None = None
+
+    def library(self, backend: str, version: str) -> BnbLibrary | None:
+        for lib in self.libraries:
+            if lib.backend == backend and lib.version == version:
+                return lib
+        return None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EnvInfo:
+    """A target environment."""
+
+    python: PythonInfo
+    prefix: str | None
+    packages: tuple[tuple[str, str], ...]  # (normalized name, version), sorted
+    torch: TorchInfo | None
+    bitsandbytes: BnbInfo | None
+    variables: tuple[tuple[str, str], ...] = ()
+    cudart: tuple[str, ...] = ()
+    installed_at: tuple[tuple[str, float], ...] = ()
+
+    def version_of(self, name: str) -> str | None:
+        key = name.lower().replace("_", "-").replace(".", "-")
+        for n, v in self.packages:
+            if n == key:
+                return v
+        return None
+
+    def variable(self, name: str) -> str | None:
+        for k, v in self.variables:
+            if k == name:
+                return v
+        return None
+
+    @property
+    def quant_libs(self) -> tuple[tuple[str, str], ...]:
+        return tuple((n, v) for n, v in self.packages if n in QUANT_LIBS)
+
+
+_LIB_RE: Final = re.compile(
+    r"^(?:lib)?bitsandbytes_(?P<backend>cuda|rocm|xpu|cpu|mps)(?P<version>\d*)(?P<rest>[_a-z0-9]*)"
+    r"\.(?:so|dll|dylib)$"
+)
+
+
+def parse_bnb_library_name(file_name: str) -> tuple[str, str | None]:
+    """``libbitsandbytes_cuda124.so`` -> ``("cuda", "124")``; unknown -> ``("other", None)``."""
+    m = _LIB_RE.match(file_name)
+    if not m:
+        return "other", None
+    backend = m.group("backend")
+    if m.group("rest") == "_nocublaslt":
+        backend = "cuda-nocublaslt"
+    return backend, m.group("version") or None
+
+
+_ASSIGN_RE: Final = re.compile(r"^(?P<key>[A-Za-z_]+)\s*(?::[^=]+)?=\s*(?P<value>.+?)\s*$")
+
+
+def parse_torch_version_py(text: str) -> TorchInfo:
+    """Parse the text of ``torch/version.py`` (never importing it)."""
+    values: dict[str, object] = {}
+    for line in text.splitlines():
+        m = _ASSIGN_RE.match(line)
+        if not m:
+            continue
+        try:
+            values[m.group("key")] = ast.literal_eval(m.group("value"))
+        except (ValueError, SyntaxError):
+            continue
+    version = values.get("__version__")
+    if not isinstance(version, str):
+        raise ValueError("torch/version.py has no __version__")
+
+    def opt(key: str) -> str | None:
+        v = values.get(key)
+        return v if isinstance(v, str) and v else None
+
+    return TorchInfo(version=version, cuda=opt("cuda"), hip=opt("hip"), xpu=opt("xpu"))
+
+
+def find_env_python(env_dir: str | os.PathLike[str]) -> Path:
+    """The interpreter of a virtual or conda environment directory."""
+    root = Path(env_dir)
+    if not root.is_dir():
+        raise TargetEnvError(
+            f"--env {root}: no such directory. Give the environment's folder "
+            "(the one holding bin/python or Scripts\\python.exe), or use --python PATH."
+        )
+    for rel in ("bin/python3", "bin/python", "Scripts/python.exe", "python.exe"):
+        candidate = root / rel
+        if candidate.exists():
+            return candidate
+    raise TargetEnvError(
+        f"--env {root}: no Python interpreter inside (looked for bin/python3, bin/python, "
+        "Scripts\\python.exe). Is it a virtual environment? Try --python PATH instead."
+    )
+
+
+def _run_probe(python: str) -> dict[str, Any]:
+    script = resources.files("bnb_provision").joinpath("_probe_script.py").read_text("utf-8")
+    exe = Path(python)
+    if not (exe.exists() or _subprocess.find_program(python)):
+        raise TargetEnvError(f"--python {python}: no such file. Give the path of a Python interpreter.")
+    try:
+        done = _subprocess.run([python, "-X", "utf8", "-c", script], timeout=PROBE_TIMEOUT,
+                               cwd=Path.home() if Path.home().is_dir() else None)
+    except ExternalToolError as exc:
+        raise TargetEnvError(
+            f"--python {python}: could not run it as a Python interpreter ({exc}). "
+            "Check that the path points at python, not at a folder or script."
+        ) from exc
+    try:
+        data = json.loads(done.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError) as exc:
+        raise TargetEnvError(
+            f"--python {python}: it ran but did not answer like Python 3.8+ "
+            f"(output: {done.stdout[:200]!r})"
+        ) from exc
+    if not isinstance(data, dict):
+        raise TargetEnvError(f"--python {python}: unexpected answer from the probe")
+    if "error" in data:
+        raise TargetEnvError(f"--python {python}: {data['error']}; bnb-provision needs Python 3.8+")
+    return data
+
+
+def inspect_env(python: str, warnings: list[str], *, read_binaries: bool = True) -> EnvInfo:
+    """Inspect the environment of interpreter ``python`` (a path)."""
+    data = _run_probe(python)
+    py = data["python"]
+    torch = None
+    tdata = data.get("torch")
+    if tdata:
+        text = tdata.get("version_py")
+        if text:
+            try:
+                parsed = parse_torch_version_py(text)
+                torch = TorchInfo(version=parsed.version, cuda=parsed.cuda, hip=parsed.hip,
+                                  xpu=parsed.xpu, location=tdata.get("location"))
+            except ValueError as exc:
+                warnings.append(f"torch: {exc}")
+        else:
+            warnings.append("torch is installed but torch/version.py is missing: a broken install")
+    bnb = None
+    bdata = data.get("bitsandbytes")
+    if bdata:
+        libs = []
+        for path in bdata.get("libraries", []):
+            name = Path(path).name
+            backend, version = parse_bnb_library_name(name)
+            kernels = None
+            if read_binaries and backend.startswith("cuda"):
+                try:
+                    kernels = read_kernels(path)
+                except (OSError, ValueError) as exc:
+                    warnings.append(f"{name}: could not read its kernels ({exc})")
+            libs.append(BnbLibrary(file=name, backend=backend, version=version, kernels=kernels))
+        bnb = BnbInfo(version=bdata["version"], location=bdata.get("location"),
+                      libraries=tuple(libs), direct_url=bdata.get("direct_url"))
+    return EnvInfo(
+        python=PythonInfo(version=py["version"], executable=py.get("executable"),
+                          implementation=py.get("implementation", "cpython")),
+        prefix=data.get("prefix"),
+        packages=tuple(sorted((str(k), str(v)) for k, v in data.get("packages", {}).items())),
+        torch=torch,
+        bitsandbytes=bnb,
+        variables=tuple(sorted(data.get("variables", {}).items())),
+        cudart=tuple(data.get("cudart", [])),
+        installed_at=tuple(sorted((k, float(v)) for k, v in data.get("installed_at", {}).items()
+                                  if v is not None)),
+    )
+
+
+def current_python() -> str:
+    return sys.executable

@@ -1,0 +1,94 @@
+"""The one exception module.
+
+Every error the library raises is a :class:`ProvisionError`. Each subclass has
+its own ``exit_code`` so scripts can tell failures apart; ``cli.py`` is the only
+place that turns them into ``Error: ...`` and an exit status. Messages say what
+is wrong, then what to do next.
+
+Exit codes (also in README.md):
+
+====  =======================  ============================================
+code  class                    meaning
+====  =======================  ============================================
+0                              success
+1     ProvisionError           unexpected failure inside bnb-provision
+2                              command-line usage error (click's own)
+3     TargetEnvError           ``--python``/``--env`` is not a usable interpreter
+4     SnapshotError            a ``--machine`` snapshot file is unreadable/invalid
+5     CompatDBError            the compatibility database failed validation
+6     NoPlanError              no combination runs on the machine (with reasons)
+7     ExternalToolError        uv / nvidia-smi / a target interpreter failed
+8     LockfileError            a lockfile or output exists / cannot be written
+9     FindingsError            doctor/verify found an error-severity problem
+====  =======================  ============================================
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CompatDBError",
+    "ExternalToolError",
+    "FindingsError",
+    "LockfileError",
+    "NoPlanError",
+    "ProvisionError",
+    "SnapshotError",
+    "TargetEnvError",
+]
+
+
+class ProvisionError(Exception):
+    """Base class for every error bnb-provision reports to the user."""
+
+    exit_code: int = 1
+
+
+class TargetEnvError(ProvisionError):
+    """A target environment (``--python`` / ``--env``) cannot be inspected."""
+
+    exit_code = 3
+
+
+class SnapshotError(ProvisionError):
+    """A machine snapshot (``--machine FILE``) is unreadable or invalid."""
+
+    exit_code = 4
+
+
+class CompatDBError(ProvisionError):
+    """The compatibility database has a bad field; the message gives its path."""
+
+    exit_code = 5
+
+
+class NoPlanError(ProvisionError):
+    """No known combination runs on the machine under the given constraints."""
+
+    exit_code = 6
+
+
+class ExternalToolError(ProvisionError):
+    """An external program (uv, nvidia-smi, a target Python) failed."""
+
+    exit_code = 7
+
+    def __init__(
+        self, message: str, *, command: tuple[str, ...] = (), returncode: int | None = None,
+        output: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.command = command
+        self.returncode = returncode
+        self.output = output
+
+
+class LockfileError(ProvisionError):
+    """An output file exists (without ``--force``) or cannot be written."""
+
+    exit_code = 8
+
+
+class FindingsError(ProvisionError):
+    """A check found at least one error-severity problem."""
+
+    exit_code = 9

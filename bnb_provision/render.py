@@ -1,0 +1,142 @@
+"""Human-readable text for the CLI. Pure: values in, strings out."""
+
+from __future__ import annotations
+
+from bnb_provision.analysis import BnbLoadReport, describe_archs
+from bnb_provision.machine import Machine
+from bnb_provision.resolve import Plan, group_rejections
+
+__all__ = ["render_machine", "render_plan", "table"]
+
+
+def table(rows: list[tuple[str, ...]], header: tuple[str, ...] | None = None) -> str:
+    all_rows = ([header] if header else []) + rows
+    if not all_rows:
+        return ""
+    widths = [max(len(r[i]) for r in all_rows) for i in range(len(all_rows[0]))]
+    lines = []
+    for n, r in enumerate(all_rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if header and n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _kv(rows: list[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def render_machine(m: Machine, report: BnbLoadReport | None = None) -> str:
+    o = m.os
+    sysline = f"{o.system} {o.arch}"
+    if o.distro:
+        sysline += f" ({o.distro})"
+    rows = [("system", sysline)]
+    if o.release:
+        rows.append(("kernel/release", o.release))
+    if o.libc:
+        rows.append(("libc", o.libc))
+    if o.wsl:
+        rows.append(("WSL", "WSL2"))
+    if o.containers:
+        rows.append(("container", ", ".join(o.containers)))
+    if o.msvc_runtime is not None:
+        rows.append(("MSVC runtime", "vcruntime140.dll present" if o.msvc_runtime
+                     else "vcruntime140.dll MISSING"))
+    if o.apple_silicon is not None:
+        rows.append(("Apple silicon", "yes" if o.apple_silicon else "no"))
+    rows.append(("python (tool)", f"{m.python.version}  {m.python.executable or ''}".rstrip()))
+    if m.nvidia:
+        rows.append(("NVIDIA driver", f"{m.nvidia.driver}  (via {m.nvidia.source})"))
+        rows.append(("CUDA (driver max)", m.nvidia.cuda_driver or "unknown"))
+    else:
+        rows.append(("NVIDIA driver", "none"))
+    if m.cuda_visible_devices is not None:
+        rows.append(("CUDA_VISIBLE_DEVICES", m.cuda_visible_devices or "(empty: no GPU visible)"))
+    out = [_kv(rows)]
+    if m.gpus:
+        gpu_rows = [
+            (str(g.index), g.name, g.cc_text or "?", g.sm or "?",
+             f"{g.memory_total_mib} MiB" if g.memory_total_mib is not None else "?",
+             "MIG" if g.mig_mode else "")
+            for g in m.gpus
+        ]
+        out.append("\n" + table(gpu_rows, ("GPU", "name", "CC", "arch", "memory", "")))
+    if m.env is not None:
+        e = m.env
+        env_rows = [("python", f"{e.python.version}  {e.python.executable or ''}".rstrip())]
+        if e.torch:
+            env_rows.append(("torch", f"{e.torch.version}  ({e.torch.variant}"
+                             + (f", CUDA {e.torch.cuda})" if e.torch.cuda else ")")))
+        else:
+            env_rows.append(("torch", "not installed"))
+        for name in ("bitsandbytes", "transformers", "accelerate", "peft", "trl", "triton"):
+            v = e.version_of(name)
+            if v or name in {"bitsandbytes", "transformers"}:
+                env_rows.append((name, v or "not installed"))
+        if e.quant_libs:
+            env_rows.append(("other quant libs", ", ".join(f"{n} {v}" for n, v in e.quant_libs)))
+        for k, v in e.variables:
+            if k.startswith("BNB_"):
+                env_rows.append((k, v))
+        out.append("\nTarget environment\n" + _kv(env_rows))
+        if e.bitsandbytes and e.bitsandbytes.libraries:
+            lib_rows = []
+            for lib in e.bitsandbytes.libraries:
+                if lib.kernels is None:
+                    archs = "-" if not lib.backend.startswith("cuda") else "unreadable"
+                else:
+                    archs = describe_archs(lib.kernels.sass, lib.kernels.ptx)
+                    if lib.kernels.rel_ptx:
+                        archs += "  (+relocatable PTX " + " ".join(
+                            f"compute_{a}" for a in lib.kernels.rel_ptx) + ")"
+                mark = "<- loads" if report and report.choice and report.choice.chosen == lib.file else ""
+                lib_rows.append((lib.file, archs, mark))
+            out.append("\n" + table(lib_rows, ("bitsandbytes library", "kernels (SASS / PTX)", "")))
+    if report is not None:
+        lines = []
+        if report.choice is not None:
+            c = report.choice
+            lines.append(f"bitsandbytes loader ({report.rule} rule): "
+                         + (f"loads {c.chosen}" if c.chosen else f"finds no library ({c.wanted})")
+                         + f" - {c.reason}")
+        lines += report.notes
+        if lines:
+            out.append("\n" + "\n".join(lines))
+    if m.warnings:
+        out.append("\nWarnings\n" + "\n".join(f"  - {w}" for w in m.warnings))
+    return "\n".join(out)
+
+
+def render_plan(plan: Plan, *, all_rejected: bool = False) -> str:
+    t = plan.target
+    head = f"Plan for {t.platform}, Python {plan.python}"
+    if t.gpus:
+        head += ", " + ", ".join(f"{n} (sm_{cc[0]}{cc[1]})" for n, cc in t.gpus)
+    if t.driver:
+        head += f", driver {t.driver}"
+    tc = plan.torch
+    torch_src = "PyPI" if tc.channel == "pypi" else (tc.index_url or "")
+    rows = [("torch", f"{tc.version}+{tc.variant}", f"from {torch_src}")]
+    b = plan.bitsandbytes
+    rows.append(("bitsandbytes", str(b.version), f"loads {b.library}" if b.library else ""))
+    rows += [(n, v, "") for n, v in plan.packages if n not in ("torch", "bitsandbytes")]
+    out = [head, "", table(rows, ("package", "version", "")), ""]
+    if plan.verified:
+        out.append(f"Verified: {plan.verified.evidence} ({plan.verified.source})\n")
+    out.append("Why")
+    out += [f"  - {r}" for r in plan.reasons]
+    if plan.warnings:
+        out.append("\nWarnings")
+        out += [f"  - {w}" for w in plan.warnings]
+    if plan.rejected:
+        lines = group_rejections(plan.rejected)
+        shown = lines if all_rejected else lines[:8]
+        out.append("\nRejected alternatives")
+        out += [f"  - {line}" for line in shown]
+        if len(shown) < len(lines):
+            out.append(f"  ({len(lines) - len(shown)} more: --all-rejected)")
+    out.append("\nBitsAndBytesConfig for this machine")
+    out += ["  " + line if line else "" for line in plan.snippet.rstrip().splitlines()]
+    return "\n".join(out)

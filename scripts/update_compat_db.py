@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Regenerate the derived parts of compat_db/ from PyPI and the wheels themselves.
+
+Prints a unified diff against compat_db/derived/ and writes only with --write.
+Downloads are cached by sha256 (default ~/.cache/bnb-provision/derive), so a
+re-run downloads nothing it already has.
+
+    python scripts/update_compat_db.py            # show what changed
+    python scripts/update_compat_db.py --write    # and write it
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from pathlib import Path
+
+import click
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bnb_provision.derive import Deriver  # noqa: E402
+
+DERIVED = ROOT / "compat_db" / "derived"
+
+
+@click.command()
+@click.option("--write", is_flag=True, help="Write the files (default: only show the diff).")
+@click.option("--only", type=click.Choice(["torch", "bitsandbytes", "hf"]), multiple=True,
+              help="Regenerate only these parts.")
+@click.option("--no-libraries", is_flag=True, help="Skip downloading bitsandbytes wheels.")
+@click.option("--cache", type=click.Path(path_type=Path),
+              default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+              / "bnb-provision" / "derive", show_default=True)
+def main(write: bool, only: tuple[str, ...], no_libraries: bool, cache: Path) -> None:
+    """Regenerate compat_db/derived/*.toml from PyPI."""
+    session = requests.Session()
+    session.headers["User-Agent"] = "bnb-provision-update-compat-db"
+    d = Deriver(cache=cache, session=session, log=lambda m: click.echo(m, err=True))
+    parts = set(only) or {"torch", "bitsandbytes", "hf"}
+    outputs: dict[str, str] = {}
+    if "torch" in parts:
+        outputs["torch.toml"] = d.torch_toml()
+    if "bitsandbytes" in parts:
+        outputs["bitsandbytes.toml"] = d.bnb_toml(libraries=not no_libraries)
+    if "hf" in parts:
+        outputs["transformers.toml"] = d.package_toml("transformers", "4.30.0")
+        outputs["accelerate.toml"] = d.package_toml("accelerate", "0.20.0")
+        outputs["peft.toml"] = d.package_toml("peft", "0.4.0")
+        outputs["trl.toml"] = d.package_toml("trl", "0.7.0")
+    changed = 0
+    for name, new in outputs.items():
+        path = DERIVED / name
+        old = path.read_text() if path.exists() else ""
+        if old == new:
+            continue
+        changed += 1
+        sys.stdout.writelines(difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True),
+            f"a/compat_db/derived/{name}", f"b/compat_db/derived/{name}"))
+        if write:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(new)
+            tmp.replace(path)
+    click.echo(f"{changed} file(s) {'written' if write else 'would change'}", err=True)
+
+
+if __name__ == "__main__":
+    main()
