@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 def _time(cmd: list[str], env: dict[str, str]) -> float | None:
@@ -29,8 +30,11 @@ def _time(cmd: list[str], env: dict[str, str]) -> float | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--python", default=sys.executable,
-                    help="interpreter that has torch/bitsandbytes (the target env)")
+    ap.add_argument(
+        "--python",
+        default=sys.executable,
+        help="interpreter that has torch/bitsandbytes (the target env)",
+    )
     ap.add_argument("--json", dest="json_out", help="also write the results here")
     args = ap.parse_args()
     target = shutil.which(args.python) or args.python
@@ -63,9 +67,12 @@ def main() -> None:
         ratio = f"{med[name] / base:8.1f}x" if base else "-"
         print(f"{name:42} {med[name]:9.3f} {len(times[name]):5d} {ratio:>9}")
     if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as fh:
-            json.dump({"runs": args.runs, "median_s": med, "all_s": times,
-                       "skipped": sorted(failed)}, fh, indent=2)
+        with Path(args.json_out).open("w", encoding="utf-8") as fh:
+            json.dump(
+                {"runs": args.runs, "median_s": med, "all_s": times, "skipped": sorted(failed)},
+                fh,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -22,5 +22,7 @@ def data_dir(name: str) -> Path:
     beside = _HERE.parent / name
     if beside.is_dir():
         return beside
-    raise FileNotFoundError(f"bnb-provision's {name}/ folder is missing (looked in {inside} and "
-                            f"{beside}); reinstall bnb-provision")
+    raise FileNotFoundError(
+        f"bnb-provision's {name}/ folder is missing (looked in {inside} and "
+        f"{beside}); reinstall bnb-provision"
+    )

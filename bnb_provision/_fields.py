@@ -1,6 +1,6 @@
 """Typed getters for data read from JSON/TOML, with errors that give the path.
 
-``Fields(d, "bitsandbytes.releases[12]")`` wraps one table; ``f.str("version")``
+``Fields(d, "bitsandbytes.releases[12]")`` wraps one table; ``f.text("version")``
 returns a ``str`` or raises ``FieldError("bitsandbytes.releases[12].version:
 expected a string, got int")``. ``f.done()`` rejects unknown keys and suggests
 the near miss (``did you mean 'source'?``).
@@ -22,8 +22,14 @@ class FieldError(ValueError):
 
 
 def _type_name(value: object) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
-            dict: "table"}.get(type(value), type(value).__name__)
+    return {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "table",
+    }.get(type(value), type(value).__name__)
 
 
 class Fields:
@@ -52,49 +58,51 @@ class Fields:
             raise FieldError(f"{self.sub(key)}: expected {what}, got {_type_name(value)}")
         return value
 
-    def str(self, key: str, default: Any = _MISSING) -> Any:
+    def text(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(key, (str,), "a string", default)
 
-    def int(self, key: str, default: Any = _MISSING) -> Any:
+    def integer(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(key, (int,), "an integer", default)
 
-    def bool(self, key: str, default: Any = _MISSING) -> Any:
+    def flag(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(key, (bool,), "true or false", default)
 
     def table(self, key: str, default: Any = _MISSING) -> Fields | None:
         value = self._get(key, (dict,), "a table", default)
         return None if value is None else Fields(value, self.sub(key))
 
-    def list(self, key: str, default: Any = _MISSING) -> list[Any]:
+    def array(self, key: str, default: Any = _MISSING) -> list[Any]:
         value = self._get(key, (list,), "an array", default)
         return [] if value is None else value
 
     def str_list(self, key: str, default: Any = _MISSING) -> list[str]:
-        items = self.list(key, default)
+        items = self.array(key, default)
         for i, item in enumerate(items):
             if not isinstance(item, str):
                 raise FieldError(f"{self.sub(key)}[{i}]: expected a string, got {_type_name(item)}")
         return items
 
     def int_list(self, key: str, default: Any = _MISSING) -> list[int]:
-        items = self.list(key, default)
+        items = self.array(key, default)
         for i, item in enumerate(items):
             if not isinstance(item, int) or isinstance(item, bool):
-                raise FieldError(f"{self.sub(key)}[{i}]: expected an integer, got {_type_name(item)}")
+                raise FieldError(
+                    f"{self.sub(key)}[{i}]: expected an integer, got {_type_name(item)}"
+                )
         return items
 
     def tables(self, key: str, default: Any = _MISSING) -> list[Fields]:
-        items = self.list(key, default)
+        items = self.array(key, default)
         return [Fields(item, f"{self.sub(key)}[{i}]") for i, item in enumerate(items)]
 
     def done(self) -> None:
         """Reject keys that were never read (typos)."""
         for key in self.data:
             if key not in self._seen:
-                near = difflib.get_close_matches(key, sorted(self._seen), n=1, cutoff=0.8)
+                near = difflib.get_close_matches(key, sorted(self._seen), n=1, cutoff=0.7)
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
                 raise FieldError(f"{self.sub(key)}: unknown field{hint}")
 
-    def check(self, ok: bool, key: str, message: str) -> None:  # noqa: FBT001
+    def check(self, ok: bool, key: str, message: str) -> None:
         if not ok:
             raise FieldError(f"{self.sub(key)}: {message}")

@@ -15,8 +15,15 @@ except ImportError:  # Python < 3.8
     sys.exit(0)
 
 VARS = (
-    "BNB_CUDA_VERSION", "BNB_ROCM_VERSION", "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
-    "CUDA_HOME", "CUDA_PATH", "CONDA_PREFIX", "PYTORCH_CUDA_ALLOC_CONF", "PATH",
+    "BNB_CUDA_VERSION",
+    "BNB_ROCM_VERSION",
+    "CUDA_VISIBLE_DEVICES",
+    "LD_LIBRARY_PATH",
+    "CUDA_HOME",
+    "CUDA_PATH",
+    "CONDA_PREFIX",
+    "PYTORCH_CUDA_ALLOC_CONF",
+    "PATH",
 )
 
 
@@ -53,7 +60,7 @@ def libs_in(folder, prefix):
     except OSError:
         return out
     for n in names:
-        if n.startswith(prefix) and (n.endswith(".so") or n.endswith(".dll") or n.endswith(".dylib")):
+        if n.startswith(prefix) and (n.endswith((".so", ".dll", ".dylib")) or ".so." in n):
             out.append(os.path.join(folder, n))
     return out
 
@@ -104,17 +111,28 @@ for key in ("torch", "bitsandbytes", "pip"):
         site = str(dists[key].locate_file(""))
         break
 if site:
-    for sub in (("nvidia", "cuda_runtime", "lib"), ("nvidia", "cu13", "lib"), ("nvidia", "cuda_runtime", "bin")):
+    for sub in (
+        ("nvidia", "cuda_runtime", "lib"),
+        ("nvidia", "cu13", "lib"),
+        ("nvidia", "cuda_runtime", "bin"),
+    ):
         result["cudart"] += libs_in(os.path.join(site, *sub), "libcudart") + libs_in(
-            os.path.join(site, *sub), "cudart64")
+            os.path.join(site, *sub), "cudart64"
+        )
 
 if "bitsandbytes" in dists:
     d = dists["bitsandbytes"]
     folder = str(d.locate_file("bitsandbytes"))
-    direct = read_text(d, os.path.join(os.path.basename(dist_dir(d) or ""), "direct_url.json")) \
-        if dist_dir(d) else None
-    installer = read_text(d, os.path.join(os.path.basename(dist_dir(d) or ""), "INSTALLER")) \
-        if dist_dir(d) else None
+    direct = (
+        read_text(d, os.path.join(os.path.basename(dist_dir(d) or ""), "direct_url.json"))
+        if dist_dir(d)
+        else None
+    )
+    installer = (
+        read_text(d, os.path.join(os.path.basename(dist_dir(d) or ""), "INSTALLER"))
+        if dist_dir(d)
+        else None
+    )
     result["bitsandbytes"] = {
         "version": d.version,
         "location": folder,

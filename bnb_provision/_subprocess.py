@@ -70,9 +70,7 @@ def run(
         raise ExternalToolError(
             f"{argv[0]} did not finish within {timeout:g} s", command=argv
         ) from exc
-    done = Completed(
-        args=argv, returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr
-    )
+    done = Completed(args=argv, returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)
     if check and proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip()[-2000:]
         raise ExternalToolError(

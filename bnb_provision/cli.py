@@ -7,7 +7,6 @@ Library errors become ``Error: ...`` on stderr and their own exit code (see
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +45,19 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--python", "python", metavar="PATH",
-              help="Also inspect the environment of this Python interpreter.")
-@click.option("--env", "env_dir", metavar="DIR", type=click.Path(path_type=str),
-              help="Also inspect this virtual environment (DIR/bin/python).")
+@click.option(
+    "--python",
+    "python",
+    metavar="PATH",
+    help="Also inspect the environment of this Python interpreter.",
+)
+@click.option(
+    "--env",
+    "env_dir",
+    metavar="DIR",
+    type=click.Path(path_type=str),
+    help="Also inspect this virtual environment (DIR/bin/python).",
+)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def detect(python: str | None, env_dir: str | None, as_json: bool) -> None:
     """Show the driver, GPUs, OS and (optionally) an environment, without importing torch.
@@ -67,34 +75,67 @@ def detect(python: str | None, env_dir: str | None, as_json: bool) -> None:
     if as_json:
         _emit_json(machine.to_dict())
         return
-    from bnb_provision.analysis import bnb_load_report
-    from bnb_provision.compat import load_db
     from bnb_provision.render import render_machine
 
-    report = bnb_load_report(machine, load_db()) if machine.env else None
+    report = None
+    if machine.env is not None and machine.env.bitsandbytes is not None:
+        from bnb_provision.analysis import bnb_load_report
+        from bnb_provision.compat import load_db
+
+        report = bnb_load_report(machine, load_db())
     click.echo(render_machine(machine, report))
 
 
 @cli.command()
-@click.option("--machine", "machine_file", metavar="FILE", type=click.Path(path_type=Path),
-              help="Plan for the machine in this snapshot (bnb-provision detect --json).")
-@click.option("--os", "os_name", type=click.Choice(["linux", "windows", "macos"]),
-              help="Plan for this OS instead of this machine's.")
+@click.option(
+    "--machine",
+    "machine_file",
+    metavar="FILE",
+    type=click.Path(path_type=Path),
+    help="Plan for the machine in this snapshot (bnb-provision detect --json).",
+)
+@click.option(
+    "--os",
+    "os_name",
+    type=click.Choice(["linux", "windows", "macos"]),
+    help="Plan for this OS instead of this machine's.",
+)
 @click.option("--arch", type=click.Choice(["x86_64", "aarch64"]), help="CPU architecture.")
 @click.option("--driver", metavar="VERSION", help="NVIDIA driver version, e.g. 570.133.07.")
-@click.option("--gpu", "gpus", multiple=True, metavar="NAME|X.Y",
-              help="A GPU by name ('RTX 3090') or compute capability ('8.6'); repeatable.")
+@click.option(
+    "--gpu",
+    "gpus",
+    multiple=True,
+    metavar="NAME|X.Y",
+    help="A GPU by name ('RTX 3090') or compute capability ('8.6'); repeatable.",
+)
 @click.option("--python", "python", metavar="X.Y", help="Python version of the environment.")
 @click.option("--torch", "torch", metavar="VERSION", help="Pin torch (2.8 or 2.8.0).")
 @click.option("--bnb", "bnb", metavar="VERSION", help="Pin bitsandbytes (0.45 or 0.45.5).")
 @click.option("--cuda", "cuda", metavar="X.Y|cpu", help="Pin the CUDA build (12.6) or cpu.")
-@click.option("--profile", type=click.Choice(["inference", "qlora"]), default="inference",
-              show_default=True, help="inference, or qlora (adds peft and trl).")
+@click.option(
+    "--profile",
+    type=click.Choice(["inference", "qlora"]),
+    default="inference",
+    show_default=True,
+    help="inference, or qlora (adds peft and trl).",
+)
 @click.option("--all-rejected", is_flag=True, help="List every rejected alternative.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def plan(machine_file: Path | None, os_name: str | None, arch: str | None, driver: str | None,
-         gpus: tuple[str, ...], python: str | None, torch: str | None, bnb: str | None,
-         cuda: str | None, profile: str, all_rejected: bool, as_json: bool) -> None:
+def plan(
+    machine_file: Path | None,
+    os_name: str | None,
+    arch: str | None,
+    driver: str | None,
+    gpus: tuple[str, ...],
+    python: str | None,
+    torch: str | None,
+    bnb: str | None,
+    cuda: str | None,
+    profile: str,
+    all_rejected: bool,
+    as_json: bool,
+) -> None:
     """Choose the torch / CUDA / bitsandbytes / Hugging Face combination, and explain it.
 
     \b
@@ -116,8 +157,9 @@ def plan(machine_file: Path | None, os_name: str | None, arch: str | None, drive
         machine = apply_flags(None, flags, db)
     else:
         machine = apply_flags(detect_machine(), flags, db)
-    result = plan_for(machine, db, Constraints(torch=torch, bnb=bnb, cuda=cuda, python=python,
-                                               profile=profile))
+    result = plan_for(
+        machine, db, Constraints(torch=torch, bnb=bnb, cuda=cuda, python=python, profile=profile)
+    )
     if as_json:
         _emit_json(plan_to_dict(result))
         return
@@ -132,4 +174,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -50,7 +50,11 @@ __all__ = [
 
 DB_SCHEMA: Final = "bnb-provision.compat-db/1"
 PLATFORMS: Final = (
-    "linux-x86_64", "linux-aarch64", "windows-x86_64", "windows-aarch64", "macos-arm64",
+    "linux-x86_64",
+    "linux-aarch64",
+    "windows-x86_64",
+    "windows-aarch64",
+    "macos-arm64",
     "macos-x86_64",
 )
 _DATE_RE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -284,7 +288,8 @@ class CompatDB:
     known_bad: tuple[KnownBad, ...]
     errors: tuple[ErrorPattern, ...]
     _libs: dict[tuple[Version, str], tuple[BnbLibraryRow, ...]] = field(
-        default_factory=dict, repr=False, compare=False)
+        default_factory=dict, repr=False, compare=False
+    )
 
     # -- look-ups ------------------------------------------------------
 
@@ -311,11 +316,16 @@ class CompatDB:
         minor = f"{torch.major}.{torch.minor}"
         return next((i for i in self.torch_indexes if i.torch == minor), None)
 
-    def torch_build(self, variant: str, torch: Version, platform: str, channel: str
-                    ) -> TorchBuild | None:
+    def torch_build(
+        self, variant: str, torch: Version, platform: str, channel: str
+    ) -> TorchBuild | None:
         for b in self.torch_builds:
-            if (b.variant == variant and platform in b.platforms and b.torch.contains(torch)
-                    and b.channel in (channel, "any")):
+            if (
+                b.variant == variant
+                and platform in b.platforms
+                and b.torch.contains(torch)
+                and b.channel in (channel, "any")
+            ):
                 return b
         return None
 
@@ -342,7 +352,7 @@ class CompatDB:
         Minor-version compatibility lets any driver of the family's floor run
         any toolkit of that major (https://docs.nvidia.com/deploy/cuda-compatibility/).
         """
-        major = int(cuda.split(".")[0])
+        major = int(cuda.split(".", maxsplit=1)[0])
         fam = next((f for f in self.families if f.major == major), None)
         if fam is None:
             return None, f"no driver floor is known for CUDA {major}.x"
@@ -374,7 +384,7 @@ def _toml_load(path: Path) -> dict[str, Any]:
 
 
 def _version(f: Fields, key: str, default: Any = ...) -> Any:
-    text = f.str(key) if default is ... else f.str(key, default)
+    text = f.text(key) if default is ... else f.text(key, default)
     if text is None:
         return None
     try:
@@ -384,7 +394,7 @@ def _version(f: Fields, key: str, default: Any = ...) -> Any:
 
 
 def _spec(f: Fields, key: str, default: str | None = None) -> SpecifierSet:
-    text = f.str(key) if default is None else f.str(key, default)
+    text = f.text(key) if default is None else f.text(key, default)
     try:
         return SpecifierSet(text)
     except InvalidSpecifier:
@@ -392,7 +402,7 @@ def _spec(f: Fields, key: str, default: str | None = None) -> SpecifierSet:
 
 
 def _cc(f: Fields, key: str) -> tuple[int, int]:
-    text = f.str(key)
+    text = f.text(key)
     m = re.fullmatch(r"(\d+)\.(\d+)", text)
     f.check(m is not None, key, f'expected a compute capability "X.Y", got {text!r}')
     assert m is not None
@@ -400,14 +410,17 @@ def _cc(f: Fields, key: str) -> tuple[int, int]:
 
 
 def _source(f: Fields) -> str:
-    src = f.str("source")
-    f.check(bool(re.match(r"^(https?://|derived:|\S+\.md\b|docs/)", src)), "source",
-            f"expected a public URL (or derived:/docs/ reference), got {src!r}")
+    src = str(f.text("source"))
+    f.check(
+        bool(re.match(r"^(https?://|derived:|\S+\.md\b|docs/)", src)),
+        "source",
+        f"expected a public URL (or derived:/docs/ reference), got {src!r}",
+    )
     return src
 
 
 def _checked(f: Fields) -> str:
-    d = f.str("checked")
+    d = str(f.text("checked"))
     f.check(bool(_DATE_RE.match(d)), "checked", f"expected a date YYYY-MM-DD, got {d!r}")
     return d
 
@@ -416,14 +429,17 @@ def _platforms(f: Fields, key: str) -> tuple[str, ...]:
     plats = f.str_list(key)
     for i, p in enumerate(plats):
         if p not in (*PLATFORMS, "any"):
-            raise FieldError(f"{f.sub(key)}[{i}]: unknown platform {p!r} "
-                             f"(one of {', '.join(PLATFORMS)})")
+            raise FieldError(
+                f"{f.sub(key)}[{i}]: unknown platform {p!r} (one of {', '.join(PLATFORMS)})"
+            )
     return tuple(plats)
 
 
 def _platform(f: Fields, key: str) -> str:
-    p = f.str(key)
-    f.check(p in (*PLATFORMS, "any"), key, f"unknown platform {p!r} (one of {', '.join(PLATFORMS)})")
+    p = f.text(key)
+    f.check(
+        p in (*PLATFORMS, "any"), key, f"unknown platform {p!r} (one of {', '.join(PLATFORMS)})"
+    )
     return str(p)
 
 
@@ -466,27 +482,58 @@ def parse_db(files: dict[str, dict[str, Any]]) -> CompatDB:
         return value
 
     def meta(d: Fields) -> str:
-        schema = d.str("schema")
+        schema = d.text("schema")
         d.check(schema == DB_SCHEMA, "schema", f"expected {DB_SCHEMA!r}, got {schema!r}")
-        d.str("description", "")
-        return str(d.str("version"))
+        d.text("description", "")
+        return str(d.text("version"))
 
     version = guard("meta.toml", meta)
 
     def nvidia(d: Fields) -> tuple[Any, ...]:
-        toolkits = _rows(d, "toolkit", lambda r: CudaToolkit(
-            version=_version(r, "version"), label=r.str("label"),
-            linux=_version(r, "linux", None), windows=_version(r, "windows", None),
-            branch=r.str("branch", None), source=_source(r)))
-        families = _rows(d, "family", lambda r: CudaFamily(
-            major=r.int("major"), linux=_version(r, "linux"), windows=_version(r, "windows"),
-            source=_source(r)))
-        changes = _rows(d, "arch_change", lambda r: ArchChange(
-            cuda=_version(r, "cuda"), min_sm=r.int("min_sm", None),
-            added=tuple(r.int_list("added", [])), note=r.str("note"), source=_source(r)))
-        gpus = _rows(d, "gpu", lambda r: GpuModel(
-            pattern=r.str("pattern"), cc=_cc(r, "cc"), family=r.str("family"),
-            jetson=r.bool("jetson", False), source=_source(r)))
+        toolkits = _rows(
+            d,
+            "toolkit",
+            lambda r: CudaToolkit(
+                version=_version(r, "version"),
+                label=r.text("label"),
+                linux=_version(r, "linux", None),
+                windows=_version(r, "windows", None),
+                branch=r.text("branch", None),
+                source=_source(r),
+            ),
+        )
+        families = _rows(
+            d,
+            "family",
+            lambda r: CudaFamily(
+                major=r.integer("major"),
+                linux=_version(r, "linux"),
+                windows=_version(r, "windows"),
+                source=_source(r),
+            ),
+        )
+        changes = _rows(
+            d,
+            "arch_change",
+            lambda r: ArchChange(
+                cuda=_version(r, "cuda"),
+                min_sm=r.integer("min_sm", None),
+                added=tuple(r.int_list("added", [])),
+                note=r.text("note"),
+                source=_source(r),
+            ),
+        )
+        gpus = _rows(
+            d,
+            "gpu",
+            lambda r: GpuModel(
+                pattern=r.text("pattern"),
+                cc=_cc(r, "cc"),
+                family=r.text("family"),
+                jetson=r.flag("jetson", False),
+                source=_source(r),
+            ),
+        )
         for i, g in enumerate(gpus):
             try:
                 re.compile(g.pattern)
@@ -497,19 +544,37 @@ def parse_db(files: dict[str, dict[str, Any]]) -> CompatDB:
     toolkits, families, changes, gpus = guard("nvidia.toml", nvidia)
 
     def torch_curated(d: Fields) -> tuple[Any, ...]:
-        url = d.str("index_url")
+        url = d.text("index_url")
         d.check("{variant}" in url, "index_url", "must contain {variant}")
-        d.str("index_url_source")
-        indexes = _rows(d, "index", lambda r: TorchIndex(
-            torch=r.str("torch"), variants=tuple(r.str_list("variants")),
-            proposed=tuple(r.str_list("proposed", [])), rocm=tuple(r.str_list("rocm", [])),
-            source=_source(r), checked=_checked(r)))
-        builds = _rows(d, "build", lambda r: TorchBuild(
-            variant=r.str("variant"), torch=_spec(r, "torch"), platforms=_platforms(r, "platforms"),
-            channel=r.str("channel", "any"), sass=tuple(r.int_list("sass")),
-            ptx=tuple(r.int_list("ptx", [])), verified_in_binary=r.bool("binary", False),
-            source=_source(r), checked=_checked(r),
-            unverified_sass=tuple(r.int_list("unverified_sass", []))))
+        d.text("index_url_source")
+        indexes = _rows(
+            d,
+            "index",
+            lambda r: TorchIndex(
+                torch=r.text("torch"),
+                variants=tuple(r.str_list("variants")),
+                proposed=tuple(r.str_list("proposed", [])),
+                rocm=tuple(r.str_list("rocm", [])),
+                source=_source(r),
+                checked=_checked(r),
+            ),
+        )
+        builds = _rows(
+            d,
+            "build",
+            lambda r: TorchBuild(
+                variant=r.text("variant"),
+                torch=_spec(r, "torch"),
+                platforms=_platforms(r, "platforms"),
+                channel=r.text("channel", "any"),
+                sass=tuple(r.int_list("sass")),
+                ptx=tuple(r.int_list("ptx", [])),
+                verified_in_binary=r.flag("binary", False),
+                source=_source(r),
+                checked=_checked(r),
+                unverified_sass=tuple(r.int_list("unverified_sass", [])),
+            ),
+        )
         return url, indexes, builds
 
     index_url, indexes, builds = guard("torch.toml", torch_curated)
@@ -520,104 +585,196 @@ def parse_db(files: dict[str, dict[str, Any]]) -> CompatDB:
             for i, item in enumerate(r.str_list("pypi")):
                 plat, _, variant = item.partition("=")
                 if plat not in PLATFORMS or not variant:
-                    raise FieldError(f"{r.sub('pypi')}[{i}]: expected PLATFORM=VARIANT, got {item!r}")
+                    raise FieldError(
+                        f"{r.sub('pypi')}[{i}]: expected PLATFORM=VARIANT, got {item!r}"
+                    )
                 pypi.append((plat, variant))
-            return TorchRelease(version=_version(r, "version"), date=r.str("date"),
-                                requires_python=_spec(r, "requires_python", ""),
-                                pythons=tuple(r.str_list("pythons")), pypi=tuple(pypi))
+            return TorchRelease(
+                version=_version(r, "version"),
+                date=r.text("date"),
+                requires_python=_spec(r, "requires_python", ""),
+                pythons=tuple(r.str_list("pythons")),
+                pypi=tuple(pypi),
+            )
+
         return _rows(d, "release", make)
 
     torch_releases = guard("derived/torch.toml", torch_derived)
 
     def bnb_curated(d: Fields) -> tuple[Any, ...]:
         def rule(r: Fields) -> LoaderRule:
-            name = r.str("rule")
-            r.check(name in {"exact", "same-major"}, "rule",
-                    f"expected 'exact' or 'same-major', got {name!r}")
-            below = r.str("nocublaslt_below", None)
-            return LoaderRule(bnb=_spec(r, "bnb"), rule=name,
-                              nocublaslt_below=tuple(int(x) for x in below.split(".")) if below
-                              else None,  # type: ignore[arg-type]
-                              missing=r.str("missing"), source=_source(r))
+            name = r.text("rule")
+            r.check(
+                name in {"exact", "same-major"},
+                "rule",
+                f"expected 'exact' or 'same-major', got {name!r}",
+            )
+            below = r.text("nocublaslt_below", None)
+            return LoaderRule(
+                bnb=_spec(r, "bnb"),
+                rule=name,
+                nocublaslt_below=tuple(int(x) for x in below.split(".")) if below else None,  # type: ignore[arg-type]
+                missing=r.text("missing"),
+                source=_source(r),
+            )
+
         rules = _rows(d, "loader_rule", rule)
         win = d.table("windows_legacy")
         assert win is not None
-        legacy_url = win.str("index")
+        legacy_url = win.text("index")
         legacy_versions = tuple(win.str_list("versions"))
         _source(win)
         _checked(win)
-        win.str("note")
+        win.text("note")
         win.done()
-        feats = _rows(d, "feature", lambda r: (r.str("feature"), _cc(r, "min_cc"), _source(r)))
+        feats = _rows(d, "feature", lambda r: (r.text("feature"), _cc(r, "min_cc"), _source(r)))
         return rules, legacy_url, legacy_versions, feats
 
     rules, legacy_url, legacy_versions, feats = guard("bitsandbytes.toml", bnb_curated)
 
     def bnb_derived(d: Fields) -> tuple[Any, ...]:
-        releases = _rows(d, "release", lambda r: BnbRelease(
-            version=_version(r, "version"), date=r.str("date"),
-            requires_python=_spec(r, "requires_python", ""), torch=_spec(r, "torch", ""),
-            platforms=_platforms(r, "platforms")))
-        libs = _rows(d, "library", lambda r: BnbLibraryRow(
-            bnb=_version(r, "bnb"), platform=_platform(r, "platform"),
-            file=r.str("file"), backend=r.str("backend"),
-            version=r.str("version", None), sass=tuple(r.int_list("sass", [])),
-            ptx=tuple(r.int_list("ptx", [])), rel_ptx=tuple(r.int_list("rel_ptx", []))))
+        releases = _rows(
+            d,
+            "release",
+            lambda r: BnbRelease(
+                version=_version(r, "version"),
+                date=r.text("date"),
+                requires_python=_spec(r, "requires_python", ""),
+                torch=_spec(r, "torch", ""),
+                platforms=_platforms(r, "platforms"),
+            ),
+        )
+        libs = _rows(
+            d,
+            "library",
+            lambda r: BnbLibraryRow(
+                bnb=_version(r, "bnb"),
+                platform=_platform(r, "platform"),
+                file=r.text("file"),
+                backend=r.text("backend"),
+                version=r.text("version", None),
+                sass=tuple(r.int_list("sass", [])),
+                ptx=tuple(r.int_list("ptx", [])),
+                rel_ptx=tuple(r.int_list("rel_ptx", [])),
+            ),
+        )
         return releases, libs
 
     bnb_releases, bnb_libs = guard("derived/bitsandbytes.toml", bnb_derived)
 
     packages: list[PackageRelease] = []
     for pkg in ("transformers", "accelerate", "peft", "trl"):
-        packages += guard(f"derived/{pkg}.toml", lambda d: _rows(d, "release", lambda r: PackageRelease(
-            package=r.str("package"), version=_version(r, "version"), date=r.str("date"),
-            requires_python=_spec(r, "requires_python", ""), requires=_requires(r, "requires"))))
+        packages += guard(
+            f"derived/{pkg}.toml",
+            lambda d: _rows(
+                d,
+                "release",
+                lambda r: PackageRelease(
+                    package=r.text("package"),
+                    version=_version(r, "version"),
+                    date=r.text("date"),
+                    requires_python=_spec(r, "requires_python", ""),
+                    requires=_requires(r, "requires"),
+                ),
+            ),
+        )
 
-    hf = guard("huggingface.toml", lambda d: _rows(d, "constraint", lambda r: HfConstraint(
-        package=r.str("package"), versions=_spec(r, "versions"), requires=_requires(r, "requires"),
-        profiles=tuple(r.str_list("profiles", ["inference", "qlora"])), note=r.str("note"),
-        source=_source(r), checked=_checked(r))))
+    hf = guard(
+        "huggingface.toml",
+        lambda d: _rows(
+            d,
+            "constraint",
+            lambda r: HfConstraint(
+                package=r.text("package"),
+                versions=_spec(r, "versions"),
+                requires=_requires(r, "requires"),
+                profiles=tuple(r.str_list("profiles", ["inference", "qlora"])),
+                note=r.text("note"),
+                source=_source(r),
+                checked=_checked(r),
+            ),
+        ),
+    )
 
     def combos(d: Fields) -> tuple[Any, ...]:
         def verified(r: Fields) -> Verified:
             pk = r.table("packages", {})
             assert pk is not None
-            pairs = tuple(sorted((k, pk.str(k)) for k in list(pk.data)))
+            pairs = tuple(sorted((k, pk.text(k)) for k in list(pk.data)))
             return Verified(
-                torch=_version(r, "torch"), variant=r.str("variant"), bnb=_version(r, "bnb"),
-                platform=_platform(r, "platform"), cc=_cc(r, "cc"), gpu=r.str("gpu"),
-                driver=_version(r, "driver"), python=r.str("python"), packages=pairs,
-                evidence=r.str("evidence"), source=_source(r), checked=_checked(r))
+                torch=_version(r, "torch"),
+                variant=r.text("variant"),
+                bnb=_version(r, "bnb"),
+                platform=_platform(r, "platform"),
+                cc=_cc(r, "cc"),
+                gpu=r.text("gpu"),
+                driver=_version(r, "driver"),
+                python=r.text("python"),
+                packages=pairs,
+                evidence=r.text("evidence"),
+                source=_source(r),
+                checked=_checked(r),
+            )
+
         good = _rows(d, "verified", verified)
-        bad = _rows(d, "known_bad", lambda r: KnownBad(
-            bnb=_spec(r, "bnb"), torch_variants=tuple(r.str_list("torch_variants", [])),
-            platforms=tuple(r.str_list("platforms", [])), cc=tuple(r.str_list("cc", [])),
-            effect=r.str("effect"), source=_source(r), checked=_checked(r)))
+        bad = _rows(
+            d,
+            "known_bad",
+            lambda r: KnownBad(
+                bnb=_spec(r, "bnb"),
+                torch_variants=tuple(r.str_list("torch_variants", [])),
+                platforms=tuple(r.str_list("platforms", [])),
+                cc=tuple(r.str_list("cc", [])),
+                effect=r.text("effect"),
+                source=_source(r),
+                checked=_checked(r),
+            ),
+        )
         return good, bad
 
     verified, known_bad = guard("combinations.toml", combos)
 
     def errors(d: Fields) -> tuple[ErrorPattern, ...]:
         def make(r: Fields) -> ErrorPattern:
-            text = r.str("pattern")
+            text = r.text("pattern")
             try:
                 pattern = re.compile(text, re.IGNORECASE | re.MULTILINE)
             except re.error as exc:
                 raise FieldError(f"{r.sub('pattern')}: not a regular expression ({exc})") from None
-            return ErrorPattern(id=r.str("id"), pattern=pattern, category=r.str("category"),
-                                title=r.str("title"), explanation=r.str("explanation"),
-                                fix=r.str("fix"), source=_source(r))
+            return ErrorPattern(
+                id=r.text("id"),
+                pattern=pattern,
+                category=r.text("category"),
+                title=r.text("title"),
+                explanation=r.text("explanation"),
+                fix=r.text("fix"),
+                source=_source(r),
+            )
+
         return _rows(d, "pattern", make)
 
     error_patterns = guard("errors.toml", errors) if "errors.toml" in files else ()
 
     return CompatDB(
-        version=version, toolkits=toolkits, families=families, arch_changes=changes,
-        gpu_models=gpus, torch_releases=torch_releases, torch_indexes=indexes,
-        torch_builds=builds, torch_index_url=index_url, bnb_releases=bnb_releases,
-        bnb_libraries=bnb_libs, loader_rules=rules, bnb_windows_legacy_index=legacy_url,
-        bnb_windows_legacy_versions=legacy_versions, bnb_features=feats,
-        packages=tuple(packages), hf_constraints=hf, verified=verified, known_bad=known_bad,
+        version=version,
+        toolkits=toolkits,
+        families=families,
+        arch_changes=changes,
+        gpu_models=gpus,
+        torch_releases=torch_releases,
+        torch_indexes=indexes,
+        torch_builds=builds,
+        torch_index_url=index_url,
+        bnb_releases=bnb_releases,
+        bnb_libraries=bnb_libs,
+        loader_rules=rules,
+        bnb_windows_legacy_index=legacy_url,
+        bnb_windows_legacy_versions=legacy_versions,
+        bnb_features=feats,
+        packages=tuple(packages),
+        hf_constraints=hf,
+        verified=verified,
+        known_bad=known_bad,
         errors=error_patterns,
     )
 

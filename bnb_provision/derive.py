@@ -32,9 +32,9 @@ import requests
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import (
-    canonicalize_name,
     InvalidSdistFilename,
     InvalidWheelFilename,
+    canonicalize_name,
     parse_sdist_filename,
     parse_wheel_filename,
 )
@@ -51,6 +51,7 @@ __all__ = [
 
 PYPI: Final = "https://pypi.org"
 TIMEOUT: Final = 60
+_ZIP64_MARK: Final = 0xFFFFFFFF
 Log = Callable[[str], None]
 
 
@@ -62,8 +63,11 @@ def platform_of_wheel(filename: str) -> str | None:
         if p == "any":
             return "any"
         if "linux" in p:
-            return "linux-aarch64" if p.endswith("aarch64") else (
-                "linux-x86_64" if p.endswith("x86_64") else None)
+            return (
+                "linux-aarch64"
+                if p.endswith("aarch64")
+                else ("linux-x86_64" if p.endswith("x86_64") else None)
+            )
         if p.startswith("win"):
             return {"win_amd64": "windows-x86_64", "win_arm64": "windows-aarch64"}.get(p)
         if p.startswith("macosx"):
@@ -83,31 +87,62 @@ def _python_tags(filenames: Iterable[str]) -> list[str]:
 
 
 MARKER_ENVS: Final = {
-    "linux-x86_64": {"platform_system": "Linux", "sys_platform": "linux",
-                     "platform_machine": "x86_64", "os_name": "posix"},
-    "linux-aarch64": {"platform_system": "Linux", "sys_platform": "linux",
-                      "platform_machine": "aarch64", "os_name": "posix"},
-    "windows-x86_64": {"platform_system": "Windows", "sys_platform": "win32",
-                       "platform_machine": "AMD64", "os_name": "nt"},
-    "windows-aarch64": {"platform_system": "Windows", "sys_platform": "win32",
-                        "platform_machine": "ARM64", "os_name": "nt"},
-    "macos-arm64": {"platform_system": "Darwin", "sys_platform": "darwin",
-                    "platform_machine": "arm64", "os_name": "posix"},
-    "macos-x86_64": {"platform_system": "Darwin", "sys_platform": "darwin",
-                     "platform_machine": "x86_64", "os_name": "posix"},
+    "linux-x86_64": {
+        "platform_system": "Linux",
+        "sys_platform": "linux",
+        "platform_machine": "x86_64",
+        "os_name": "posix",
+    },
+    "linux-aarch64": {
+        "platform_system": "Linux",
+        "sys_platform": "linux",
+        "platform_machine": "aarch64",
+        "os_name": "posix",
+    },
+    "windows-x86_64": {
+        "platform_system": "Windows",
+        "sys_platform": "win32",
+        "platform_machine": "AMD64",
+        "os_name": "nt",
+    },
+    "windows-aarch64": {
+        "platform_system": "Windows",
+        "sys_platform": "win32",
+        "platform_machine": "ARM64",
+        "os_name": "nt",
+    },
+    "macos-arm64": {
+        "platform_system": "Darwin",
+        "sys_platform": "darwin",
+        "platform_machine": "arm64",
+        "os_name": "posix",
+    },
+    "macos-x86_64": {
+        "platform_system": "Darwin",
+        "sys_platform": "darwin",
+        "platform_machine": "x86_64",
+        "os_name": "posix",
+    },
 }
 
 
 def _applies(req: Requirement, platform: str, python: str) -> bool:
     if req.marker is None:
         return True
-    env = {**MARKER_ENVS.get(platform, {}), "python_version": python,
-           "python_full_version": python + ".0", "extra": ""}
+    env = {
+        **MARKER_ENVS.get(platform, {}),
+        "python_version": python,
+        "python_full_version": python + ".0",
+        "extra": "",
+    }
     return req.marker.evaluate(env)
 
 
 def _cuda_from_requires(requires: list[str], platform: str, python: str) -> str | None:
-    """The CUDA runtime a wheel pins on ``platform``: ``nvidia-cuda-runtime-cu12==12.1.105`` -> 12.1."""
+    """The CUDA runtime a wheel pins on ``platform``.
+
+    ``nvidia-cuda-runtime-cu12==12.1.105`` -> ``12.1``.
+    """
     for text in requires:
         try:
             req = Requirement(text)
@@ -141,8 +176,11 @@ def _inline(d: dict[str, Any]) -> str:
         elif isinstance(v, int):
             parts.append(f"{k} = {v}")
         elif isinstance(v, list):
-            parts.append(f"{k} = [" + ", ".join(_toml_str(x) if isinstance(x, str) else str(x)
-                                                 for x in v) + "]")
+            parts.append(
+                f"{k} = ["
+                + ", ".join(_toml_str(x) if isinstance(x, str) else str(x) for x in v)
+                + "]"
+            )
         else:
             parts.append(f"{k} = {_toml_str(v)}")
     return "{ " + ", ".join(parts) + " }"
@@ -154,7 +192,7 @@ class Deriver:
 
     cache: Path
     session: requests.Session
-    log: Log = lambda _msg: None  # noqa: E731
+    log: Log = lambda _msg: None
     index: str = PYPI
 
     def releases(self, package: str) -> dict[str, list[dict[str, Any]]]:
@@ -164,8 +202,9 @@ class Deriver:
         ``size``, ``requires_python``, ``upload_time`` and ``yanked``.
         """
         url = f"{self.index}/simple/{package}/"
-        r = self.session.get(url, timeout=TIMEOUT,
-                             headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        r = self.session.get(
+            url, timeout=TIMEOUT, headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+        )
         r.raise_for_status()
         out: dict[str, list[dict[str, Any]]] = {}
         for f in r.json()["files"]:
@@ -179,15 +218,17 @@ class Deriver:
                     continue
             except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
                 continue
-            out.setdefault(version, []).append({
-                "filename": name,
-                "url": urljoin(url, f["url"]),
-                "sha256": f["hashes"]["sha256"],
-                "size": f.get("size") or 0,
-                "requires_python": f.get("requires-python") or "",
-                "upload_time": f.get("upload-time") or "",
-                "yanked": bool(f.get("yanked")),
-            })
+            out.setdefault(version, []).append(
+                {
+                    "filename": name,
+                    "url": urljoin(url, f["url"]),
+                    "sha256": f["hashes"]["sha256"],
+                    "size": f.get("size") or 0,
+                    "requires_python": f.get("requires-python") or "",
+                    "upload_time": f.get("upload-time") or "",
+                    "yanked": bool(f.get("yanked")),
+                }
+            )
         return out
 
     def _cached(self, kind: str, sha: str, make: Callable[[], Any]) -> Any:
@@ -203,6 +244,7 @@ class Deriver:
 
     def wheel_metadata(self, file: dict[str, Any]) -> dict[str, Any]:
         """Requires-Python and Requires-Dist of one wheel, from its PEP 658 metadata file."""
+
         def fetch() -> dict[str, Any]:
             r = self.session.get(file["url"] + ".metadata", timeout=TIMEOUT)
             if r.status_code == 404:  # noqa: PLR2004 - no PEP 658 file: read the zip by range
@@ -212,11 +254,19 @@ class Deriver:
                 text = r.text
             lines = text.split("\n\n", 1)[0].splitlines()
             return {
-                "requires_python": next((ln.split(":", 1)[1].strip() for ln in lines
-                                         if ln.startswith("Requires-Python:")), ""),
-                "requires_dist": [ln.split(":", 1)[1].strip() for ln in lines
-                                  if ln.startswith("Requires-Dist:")],
+                "requires_python": next(
+                    (
+                        ln.split(":", 1)[1].strip()
+                        for ln in lines
+                        if ln.startswith("Requires-Python:")
+                    ),
+                    "",
+                ),
+                "requires_dist": [
+                    ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Requires-Dist:")
+                ],
             }
+
         return dict(self._cached("metadata", file["sha256"], fetch))
 
     def _range(self, url: str, start: int, end: int) -> bytes:
@@ -234,19 +284,19 @@ class Deriver:
         if eocd < 0:
             raise ValueError(f"{file['filename']}: no zip end record")
         cd_size, cd_off = struct.unpack_from("<II", tail, eocd + 12)
-        if cd_size == 0xFFFFFFFF or cd_off == 0xFFFFFFFF:  # zip64
+        if _ZIP64_MARK in (cd_size, cd_off):
             loc = tail.rfind(b"PK\x06\x07")
             (z64_off,) = struct.unpack_from("<Q", tail, loc + 8)
             z64 = self._range(url, z64_off, z64_off + 55)
             cd_size, cd_off = struct.unpack_from("<QQ", z64, 40)
         cd = self._range(url, cd_off, cd_off + cd_size - 1)
         pos = 0
-        while pos + 46 <= len(cd) and cd[pos:pos + 4] == b"PK\x01\x02":
-            method, = struct.unpack_from("<H", cd, pos + 10)
+        while pos + 46 <= len(cd) and cd[pos : pos + 4] == b"PK\x01\x02":
+            (method,) = struct.unpack_from("<H", cd, pos + 10)
             csize, _usize = struct.unpack_from("<II", cd, pos + 20)
             nlen, xlen, clen = struct.unpack_from("<HHH", cd, pos + 28)
             (local,) = struct.unpack_from("<I", cd, pos + 42)
-            name = cd[pos + 46: pos + 46 + nlen].decode("utf-8", "replace")
+            name = cd[pos + 46 : pos + 46 + nlen].decode("utf-8", "replace")
             if name.endswith(suffix) and name.count("/") == 1:
                 head = self._range(url, local, local + 29)
                 lnlen, lxlen = struct.unpack_from("<HH", head, 26)
@@ -258,6 +308,7 @@ class Deriver:
 
     def wheel_libraries(self, file: dict[str, Any]) -> list[dict[str, Any]]:
         """Every ``libbitsandbytes_*`` in a wheel, with its kernels."""
+
         def fetch() -> list[dict[str, Any]]:
             self.log(f"downloading {file['filename']} ({file['size'] // 1_000_000} MB)")
             with tempfile.TemporaryDirectory(prefix="bnb-derive-") as tmp:
@@ -286,10 +337,10 @@ class Deriver:
                                     dst.write(chunk)
                             k = read_kernels(lib)
                             lib.unlink()
-                            row.update(sass=list(k.sass), ptx=list(k.ptx),
-                                       rel_ptx=list(k.rel_ptx))
+                            row.update(sass=list(k.sass), ptx=list(k.ptx), rel_ptx=list(k.rel_ptx))
                         out.append(row)
                 return out
+
         return list(self._cached("libraries", file["sha256"], fetch))
 
     # -- torch ------------------------------------------------------------
@@ -297,7 +348,8 @@ class Deriver:
     def torch_toml(self, lowest: str = "2.1.0") -> str:
         rel = self.releases("torch")
         lines = [
-            "# DERIVED by scripts/update_compat_db.py from the PyPI simple API (PEP 691) and wheel METADATA (PEP 658).",
+            "# DERIVED by scripts/update_compat_db.py from the PyPI simple API (PEP 691)",
+            "# and wheel METADATA (PEP 658).",
             "# Do not edit by hand: re-run the script. source: https://pypi.org/simple/torch/",
             "",
         ]
@@ -315,8 +367,11 @@ class Deriver:
             pypi: list[str] = []
             for plat in sorted(by_plat):
                 newest = max(by_plat[plat], key=lambda f: f["filename"])
-                cuda = _cuda_from_requires(self.wheel_metadata(newest)["requires_dist"], plat,
-                                           _python_tags([newest["filename"]])[-1].rstrip("t"))
+                cuda = _cuda_from_requires(
+                    self.wheel_metadata(newest)["requires_dist"],
+                    plat,
+                    _python_tags([newest["filename"]])[-1].rstrip("t"),
+                )
                 pypi.append(f"{plat}=" + ("cu" + cuda.replace(".", "") if cuda else "cpu"))
             row = {
                 "version": str(v),
@@ -333,12 +388,15 @@ class Deriver:
     def bnb_toml(self, lowest: str = "0.39.0", libraries: bool = True) -> str:
         rel = self.releases("bitsandbytes")
         lines = [
-            "# DERIVED by scripts/update_compat_db.py from the PyPI simple API (PEP 691) and the wheels",
+            "# DERIVED by scripts/update_compat_db.py from the PyPI simple API (PEP 691)",
+            "# and the wheels",
             "# themselves (kernels read from each native library's fatbin sections).",
             "# Do not edit by hand. source: https://pypi.org/simple/bitsandbytes/",
             "",
         ]
-        for v in sorted(Version(x) for x in rel if _parse(x) is not None and not Version(x).is_prerelease):
+        for v in sorted(
+            Version(x) for x in rel if _parse(x) is not None and not Version(x).is_prerelease
+        ):
             if v < Version(lowest):
                 continue
             files = [f for f in rel[str(v)] if f["filename"].endswith(".whl") and not f["yanked"]]
@@ -401,9 +459,13 @@ class Deriver:
                 if name in ("torch", "accelerate", "bitsandbytes", "transformers", *extra_names):
                     reqs[name] = str(SpecifierSet(m.group(2).strip("() ")))
             date = min(f["upload_time"] for f in rel[str(v)])[:10]
-            row = {"package": package, "version": str(v), "date": date,
-                   "requires_python": info.get("requires_python") or "",
-                   "requires": [f"{k}{s}" for k, s in sorted(reqs.items())]}
+            row = {
+                "package": package,
+                "version": str(v),
+                "date": date,
+                "requires_python": info.get("requires_python") or "",
+                "requires": [f"{k}{s}" for k, s in sorted(reqs.items())],
+            }
             lines.append(f"[[release]]\n{_flat(row)}")
         return "\n".join(lines) + "\n"
 

@@ -13,7 +13,6 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
@@ -37,9 +36,25 @@ PROBE_TIMEOUT: Final = 60.0
 
 # Other quantization stacks that pin torch or ship their own kernels.
 QUANT_LIBS: Final = (
-    "auto-gptq", "gptqmodel", "autoawq", "autoawq-kernels", "exllamav2", "exllama",
-    "optimum", "hqq", "aqlm", "quanto", "optimum-quanto", "llm-awq", "awq", "marlin",
-    "compressed-tensors", "torchao", "vllm", "flash-attn", "bitsandbytes-windows",
+    "auto-gptq",
+    "gptqmodel",
+    "autoawq",
+    "autoawq-kernels",
+    "exllamav2",
+    "exllama",
+    "optimum",
+    "hqq",
+    "aqlm",
+    "quanto",
+    "optimum-quanto",
+    "llm-awq",
+    "awq",
+    "marlin",
+    "compressed-tensors",
+    "torchao",
+    "vllm",
+    "flash-attn",
+    "bitsandbytes-windows",
 )
 
 
@@ -152,7 +167,7 @@ def parse_torch_version_py(text: str) -> TorchInfo:
             continue
     version = values.get("__version__")
     if not isinstance(version, str):
-        raise ValueError("torch/version.py has no __version__")
+        raise ValueError("torch/version.py has no __version__")  # noqa: TRY004
 
     def opt(key: str) -> str | None:
         v = values.get(key)
@@ -180,13 +195,18 @@ def find_env_python(env_dir: str | os.PathLike[str]) -> Path:
 
 
 def _run_probe(python: str) -> dict[str, Any]:
-    script = resources.files("bnb_provision").joinpath("_probe_script.py").read_text("utf-8")
+    script = (Path(__file__).parent / "_probe_script.py").read_text(encoding="utf-8")
     exe = Path(python)
     if not (exe.exists() or _subprocess.find_program(python)):
-        raise TargetEnvError(f"--python {python}: no such file. Give the path of a Python interpreter.")
+        raise TargetEnvError(
+            f"--python {python}: no such file. Give the path of a Python interpreter."
+        )
     try:
-        done = _subprocess.run([python, "-X", "utf8", "-c", script], timeout=PROBE_TIMEOUT,
-                               cwd=Path.home() if Path.home().is_dir() else None)
+        done = _subprocess.run(
+            [python, "-X", "utf8", "-c", script],
+            timeout=PROBE_TIMEOUT,
+            cwd=Path.home() if Path.home().is_dir() else None,
+        )
     except ExternalToolError as exc:
         raise TargetEnvError(
             f"--python {python}: could not run it as a Python interpreter ({exc}). "
@@ -200,7 +220,8 @@ def _run_probe(python: str) -> dict[str, Any]:
             f"(output: {done.stdout[:200]!r})"
         ) from exc
     if not isinstance(data, dict):
-        raise TargetEnvError(f"--python {python}: unexpected answer from the probe")
+        msg = f"--python {python}: unexpected answer from the probe"
+        raise TargetEnvError(msg)
     if "error" in data:
         raise TargetEnvError(f"--python {python}: {data['error']}; bnb-provision needs Python 3.8+")
     return data
@@ -217,8 +238,13 @@ def inspect_env(python: str, warnings: list[str], *, read_binaries: bool = True)
         if text:
             try:
                 parsed = parse_torch_version_py(text)
-                torch = TorchInfo(version=parsed.version, cuda=parsed.cuda, hip=parsed.hip,
-                                  xpu=parsed.xpu, location=tdata.get("location"))
+                torch = TorchInfo(
+                    version=parsed.version,
+                    cuda=parsed.cuda,
+                    hip=parsed.hip,
+                    xpu=parsed.xpu,
+                    location=tdata.get("location"),
+                )
             except ValueError as exc:
                 warnings.append(f"torch: {exc}")
         else:
@@ -237,19 +263,27 @@ def inspect_env(python: str, warnings: list[str], *, read_binaries: bool = True)
                 except (OSError, ValueError) as exc:
                     warnings.append(f"{name}: could not read its kernels ({exc})")
             libs.append(BnbLibrary(file=name, backend=backend, version=version, kernels=kernels))
-        bnb = BnbInfo(version=bdata["version"], location=bdata.get("location"),
-                      libraries=tuple(libs), direct_url=bdata.get("direct_url"))
+        bnb = BnbInfo(
+            version=bdata["version"],
+            location=bdata.get("location"),
+            libraries=tuple(libs),
+            direct_url=bdata.get("direct_url"),
+        )
     return EnvInfo(
-        python=PythonInfo(version=py["version"], executable=py.get("executable"),
-                          implementation=py.get("implementation", "cpython")),
+        python=PythonInfo(
+            version=py["version"],
+            executable=py.get("executable"),
+            implementation=py.get("implementation", "cpython"),
+        ),
         prefix=data.get("prefix"),
         packages=tuple(sorted((str(k), str(v)) for k, v in data.get("packages", {}).items())),
         torch=torch,
         bitsandbytes=bnb,
         variables=tuple(sorted(data.get("variables", {}).items())),
         cudart=tuple(data.get("cudart", [])),
-        installed_at=tuple(sorted((k, float(v)) for k, v in data.get("installed_at", {}).items()
-                                  if v is not None)),
+        installed_at=tuple(
+            sorted((k, float(v)) for k, v in data.get("installed_at", {}).items() if v is not None)
+        ),
     )
 
 

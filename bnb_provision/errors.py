@@ -73,7 +73,11 @@ class ExternalToolError(ProvisionError):
     exit_code = 7
 
     def __init__(
-        self, message: str, *, command: tuple[str, ...] = (), returncode: int | None = None,
+        self,
+        message: str,
+        *,
+        command: tuple[str, ...] = (),
+        returncode: int | None = None,
         output: str = "",
     ) -> None:
         super().__init__(message)

@@ -33,6 +33,7 @@ __all__ = [
     "FATBIN_MAGIC",
     "FatbinEntry",
     "KernelInventory",
+    "describe_archs",
     "parse_binary_kernels",
     "parse_elf_kernels",
     "parse_fatbins",
@@ -46,6 +47,7 @@ _KIND_SASS: Final = 2
 _RUNTIME_SECTIONS: Final = (".nv_fatbin", ".nv_fatb")
 _RELOCATABLE_SECTIONS: Final = ("__nv_relfatbin", "__nv_rel")
 _ENTRY_MIN_HEADER: Final = 32
+_HEADER_SIZE: Final = 16
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -121,7 +123,7 @@ def parse_fatbins(data: bytes | memoryview | mmap.mmap) -> tuple[int, list[Fatbi
                 continue
             break
         _version, header_size, body_size = struct.unpack_from("<HHQ", data, pos + 4)
-        if header_size < 16 or pos + header_size + body_size > end:
+        if header_size < _HEADER_SIZE or pos + header_size + body_size > end:
             break
         count += 1
         entry = pos + header_size
@@ -169,11 +171,11 @@ def parse_elf_kernels(data: bytes | memoryview | mmap.mmap) -> KernelInventory:
     is64 = data[4] == 2  # noqa: PLR2004 - ELFCLASS64
     bo = "<" if data[5] == 1 else ">"
     if is64:
-        shoff, = struct.unpack_from(bo + "Q", data, 0x28)
+        (shoff,) = struct.unpack_from(bo + "Q", data, 0x28)
         shentsize, shnum, shstrndx = struct.unpack_from(bo + "HHH", data, 0x3A)
         sh_fmt = bo + "IIQQQQIIQQ"
     else:
-        shoff, = struct.unpack_from(bo + "I", data, 0x20)
+        (shoff,) = struct.unpack_from(bo + "I", data, 0x20)
         shentsize, shnum, shstrndx = struct.unpack_from(bo + "HHH", data, 0x2E)
         sh_fmt = bo + "IIIIIIIIII"
     if shoff == 0 or shnum == 0 or shoff + shnum * shentsize > len(data):
@@ -199,8 +201,8 @@ def parse_pe_kernels(data: bytes | memoryview | mmap.mmap) -> KernelInventory:
     (pe_off,) = struct.unpack_from("<I", data, 0x3C)
     if bytes(data[pe_off : pe_off + 4]) != b"PE\0\0":
         raise ValueError("not a PE file")
-    nsect, = struct.unpack_from("<H", data, pe_off + 6)
-    opt_size, = struct.unpack_from("<H", data, pe_off + 20)
+    (nsect,) = struct.unpack_from("<H", data, pe_off + 6)
+    (opt_size,) = struct.unpack_from("<H", data, pe_off + 20)
     table = pe_off + 24 + opt_size
     view = memoryview(data) if not isinstance(data, memoryview) else data
     sections: dict[str, memoryview | bytes] = {}
@@ -222,6 +224,12 @@ def parse_binary_kernels(data: bytes | memoryview | mmap.mmap) -> KernelInventor
     if head[:2] == b"MZ":
         return parse_pe_kernels(data)
     return KernelInventory(format="unknown", sass=(), ptx=())
+
+
+def describe_archs(sass: tuple[int, ...], ptx: tuple[int, ...] = ()) -> str:
+    """``sm_75 sm_80 compute_80``."""
+    parts = [f"sm_{a}" for a in sass] + [f"compute_{a}" for a in ptx]
+    return " ".join(parts) if parts else "no device code"
 
 
 def read_kernels(path: str | Path) -> KernelInventory:

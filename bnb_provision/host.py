@@ -119,8 +119,8 @@ def _libc() -> str | None:
     if lib:
         return f"{lib} {version}".strip()
     # musl: the loader's path names it; packaging reads its version the same way
-    for p in sorted(Path("/lib").glob("ld-musl-*.so.1")):
-        return "musl"  # version needs running the loader; the family is what matters
+    if any(Path("/lib").glob("ld-musl-*.so.1")):
+        return "musl"  # the version needs running the loader; the family is what matters
     return None
 
 
@@ -167,10 +167,13 @@ def detect_os(root: Path = Path("/"), environ: dict[str, str] | None = None) -> 
             distro=f"macOS {mac}" if mac else "macOS",
             apple_silicon=arch == "aarch64",
         )
-    osr = parse_os_release(_read(root / "etc/os-release") or _read(root / "usr/lib/os-release") or "")
+    osr = parse_os_release(
+        _read(root / "etc/os-release") or _read(root / "usr/lib/os-release") or ""
+    )
     proc_version = _read(root / "proc/version") or ""
-    wsl = parse_proc_version_wsl(proc_version) or bool(env.get("WSL_DISTRO_NAME") and
-                                                       "microsoft" in proc_version.lower())
+    wsl = parse_proc_version_wsl(proc_version) or bool(
+        env.get("WSL_DISTRO_NAME") and "microsoft" in proc_version.lower()
+    )
     return OSInfo(
         system=system,
         arch=arch,

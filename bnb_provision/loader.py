@@ -2,7 +2,7 @@
 
 The rules (sources in ``compat_db/bitsandbytes.toml``, ``[[loader_rules]]``):
 
-* ``exact`` (0.39 – 0.49): ``libbitsandbytes_cuda{XYZ}`` for torch's CUDA
+* ``exact`` (0.39 to 0.49): ``libbitsandbytes_cuda{XYZ}`` for torch's CUDA
   ``X.Y`` exactly (``_nocublaslt`` before 0.45 on GPUs below 7.5); a missing
   file means the CPU library (<= 0.45) or an error at the first GPU call.
 * ``same-major`` (0.50+): the exact file; else the highest packaged version
@@ -61,20 +61,32 @@ def choose_library(
     if override is not None:
         if not re.fullmatch(r"\d{2,3}", override.strip()):
             return LibraryChoice(
-                wanted=f"libbitsandbytes_cuda{override}{suffix}", chosen=None, override=override,
-                reason=f"BNB_CUDA_VERSION={override!r} is not a CUDA version tag (digits such as 124)",
+                wanted=f"libbitsandbytes_cuda{override}{suffix}",
+                chosen=None,
+                override=override,
+                reason=f"BNB_CUDA_VERSION={override!r} is not a CUDA version tag "
+                "(digits such as 124)",
             )
         otag = override.strip()
         name = f"libbitsandbytes_cuda{otag}{extra}{suffix}"
         if otag in shipped:
-            return LibraryChoice(wanted=name, chosen=name, override=otag,
-                                 reason=f"BNB_CUDA_VERSION={otag} forces {name}")
-        return LibraryChoice(wanted=name, chosen=None, override=otag,
-                             reason=f"BNB_CUDA_VERSION={otag} forces {name}, which is not shipped")
+            return LibraryChoice(
+                wanted=name,
+                chosen=name,
+                override=otag,
+                reason=f"BNB_CUDA_VERSION={otag} forces {name}",
+            )
+        return LibraryChoice(
+            wanted=name,
+            chosen=None,
+            override=otag,
+            reason=f"BNB_CUDA_VERSION={otag} forces {name}, which is not shipped",
+        )
     wanted = f"libbitsandbytes_cuda{tag}{extra}{suffix}"
     if tag in shipped:
-        return LibraryChoice(wanted=wanted, chosen=wanted,
-                             reason=f"exact match for torch's CUDA {torch_cuda}")
+        return LibraryChoice(
+            wanted=wanted, chosen=wanted, reason=f"exact match for torch's CUDA {torch_cuda}"
+        )
     if rule == "same-major":
         major, minor = _split(tag)
         same = sorted((_split(s) for s in shipped if _split(s)[0] == major), key=lambda v: v[1])
@@ -84,11 +96,19 @@ def choose_library(
         if pick is not None:
             name = f"libbitsandbytes_cuda{pick[0]}{pick[1]}{suffix}"
             return LibraryChoice(
-                wanted=wanted, chosen=name, fallback=True,
+                wanted=wanted,
+                chosen=name,
+                fallback=True,
                 reason=f"no build for CUDA {torch_cuda}; falls back to CUDA {pick[0]}.{pick[1]} "
                 "(same major)",
             )
-        return LibraryChoice(wanted=wanted, chosen=None,
-                             reason=f"no CUDA {major}.x library is shipped (no fallback across majors)")
-    return LibraryChoice(wanted=wanted, chosen=None,
-                         reason=f"no build for CUDA {torch_cuda} and this release has no fallback")
+        return LibraryChoice(
+            wanted=wanted,
+            chosen=None,
+            reason=f"no CUDA {major}.x library is shipped (no fallback across majors)",
+        )
+    return LibraryChoice(
+        wanted=wanted,
+        chosen=None,
+        reason=f"no build for CUDA {torch_cuda} and this release has no fallback",
+    )

@@ -27,7 +27,14 @@ from bnb_provision.environment import (
 )
 from bnb_provision.errors import SnapshotError
 from bnb_provision.fatbin import KernelInventory
-from bnb_provision.host import OSInfo, PythonInfo, detect_os, detect_python, normalize_arch, normalize_system
+from bnb_provision.host import (
+    OSInfo,
+    PythonInfo,
+    detect_os,
+    detect_python,
+    normalize_arch,
+    normalize_system,
+)
 from bnb_provision.nvidia import Gpu, NvidiaInfo, detect_nvidia
 
 __all__ = ["MACHINE_SCHEMA", "Machine", "detect_machine", "load_machine", "machine_from_dict"]
@@ -66,7 +73,9 @@ class Machine:
                 "apple_silicon": self.os.apple_silicon,
             },
             "python": _python_dict(self.python),
-            "nvidia": None if self.nvidia is None else {
+            "nvidia": None
+            if self.nvidia is None
+            else {
                 "driver": self.nvidia.driver,
                 "cuda_driver": self.nvidia.cuda_driver,
                 "source": self.nvidia.source,
@@ -99,11 +108,19 @@ def _env_dict(e: EnvInfo) -> dict[str, Any]:
         "python": _python_dict(e.python),
         "prefix": e.prefix,
         "packages": dict(e.packages),
-        "torch": None if t is None else {
-            "version": t.version, "cuda": t.cuda, "hip": t.hip, "xpu": t.xpu,
-            "variant": t.variant, "location": t.location,
+        "torch": None
+        if t is None
+        else {
+            "version": t.version,
+            "cuda": t.cuda,
+            "hip": t.hip,
+            "xpu": t.xpu,
+            "variant": t.variant,
+            "location": t.location,
         },
-        "bitsandbytes": None if b is None else {
+        "bitsandbytes": None
+        if b is None
+        else {
             "version": b.version,
             "location": b.location,
             "direct_url": b.direct_url,
@@ -125,8 +142,12 @@ def _env_dict(e: EnvInfo) -> dict[str, Any]:
 
 
 def detect_machine(
-    *, python: str | None = None, env_dir: str | None = None, root: Path = Path("/"),
-    use_nvml: bool = True, use_smi: bool = True,
+    *,
+    python: str | None = None,
+    env_dir: str | None = None,
+    root: Path = Path("/"),
+    use_nvml: bool = True,
+    use_smi: bool = True,
 ) -> Machine:
     """Detect this machine, and the target environment when one is named."""
     warnings: list[str] = []
@@ -170,16 +191,19 @@ def _parse_cc(f: Fields, key: str) -> tuple[int, int] | None:
 
 def _gpu(f: Fields, i: int) -> Gpu:
     g = Gpu(
-        index=f.int("index", i),
-        name=f.str("name", "unknown"),
+        index=f.integer("index", i),
+        name=f.text("name", "unknown"),
         compute_capability=_parse_cc(f, "compute_capability"),
-        memory_total_mib=f.int("memory_total_mib", None),
-        memory_free_mib=f.int("memory_free_mib", None),
-        uuid=f.str("uuid", None),
-        mig_mode=f.bool("mig_mode", None),
+        memory_total_mib=f.integer("memory_total_mib", None),
+        memory_free_mib=f.integer("memory_free_mib", None),
+        uuid=f.text("uuid", None),
+        mig_mode=f.flag("mig_mode", None),
     )
-    f.check(g.name != "unknown" or g.compute_capability is not None, "name",
-            "give the GPU's name or its compute_capability")
+    f.check(
+        g.name != "unknown" or g.compute_capability is not None,
+        "name",
+        "give the GPU's name or its compute_capability",
+    )
     f.done()
     return g
 
@@ -188,12 +212,12 @@ def _kernels(f: Fields | None) -> KernelInventory | None:
     if f is None:
         return None
     k = KernelInventory(
-        format=f.str("format", "elf"),
+        format=f.text("format", "elf"),
         sass=tuple(f.int_list("sass", [])),
         ptx=tuple(f.int_list("ptx", [])),
         rel_sass=tuple(f.int_list("relocatable_sass", [])),
         rel_ptx=tuple(f.int_list("relocatable_ptx", [])),
-        fatbins=f.int("fatbins", 0),
+        fatbins=f.integer("fatbins", 0),
     )
     f.done()
     return k
@@ -202,43 +226,65 @@ def _kernels(f: Fields | None) -> KernelInventory | None:
 def _env(f: Fields) -> EnvInfo:
     py = f.table("python")
     assert py is not None
-    python = PythonInfo(version=py.str("version"), executable=py.str("executable", None),
-                        implementation=py.str("implementation", "cpython"))
+    python = PythonInfo(
+        version=py.text("version"),
+        executable=py.text("executable", None),
+        implementation=py.text("implementation", "cpython"),
+    )
     py.done()
     packages_t = f.table("packages", {})
     assert packages_t is not None
-    packages = tuple(sorted((k, packages_t.str(k)) for k in list(packages_t.data)))
+    packages = tuple(sorted((k, packages_t.text(k)) for k in list(packages_t.data)))
     torch = None
     tf = f.table("torch", None)
     if tf is not None:
-        torch = TorchInfo(version=tf.str("version"), cuda=tf.str("cuda", None),
-                          hip=tf.str("hip", None), xpu=tf.str("xpu", None),
-                          location=tf.str("location", None))
-        tf.str("variant", None)
+        torch = TorchInfo(
+            version=tf.text("version"),
+            cuda=tf.text("cuda", None),
+            hip=tf.text("hip", None),
+            xpu=tf.text("xpu", None),
+            location=tf.text("location", None),
+        )
+        tf.text("variant", None)
         tf.done()
     bnb = None
     bf = f.table("bitsandbytes", None)
     if bf is not None:
         libs = []
         for lf in bf.tables("libraries", []):
-            libs.append(BnbLibrary(file=lf.str("file"), backend=lf.str("backend"),
-                                   version=lf.str("version", None),
-                                   kernels=_kernels(lf.table("kernels", None))))
+            libs.append(
+                BnbLibrary(
+                    file=lf.text("file"),
+                    backend=lf.text("backend"),
+                    version=lf.text("version", None),
+                    kernels=_kernels(lf.table("kernels", None)),
+                )
+            )
             lf.done()
-        bnb = BnbInfo(version=bf.str("version"), location=bf.str("location", None),
-                      libraries=tuple(libs), direct_url=bf.str("direct_url", None))
+        bnb = BnbInfo(
+            version=bf.text("version"),
+            location=bf.text("location", None),
+            libraries=tuple(libs),
+            direct_url=bf.text("direct_url", None),
+        )
         bf.done()
     variables_t = f.table("variables", {})
     assert variables_t is not None
-    variables = tuple(sorted((k, variables_t.str(k)) for k in list(variables_t.data)))
+    variables = tuple(sorted((k, variables_t.text(k)) for k in list(variables_t.data)))
     f.table("quant_libs", {})  # derived from packages; accepted and ignored
     installed = f.table("installed_at", {})
     assert installed is not None
-    stamps = tuple(sorted((k, float(v)) for k, v in installed.data.items()
-                          if isinstance(v, int | float)))
+    stamps = tuple(
+        sorted((k, float(v)) for k, v in installed.data.items() if isinstance(v, int | float))
+    )
     env = EnvInfo(
-        python=python, prefix=f.str("prefix", None), packages=packages, torch=torch,
-        bitsandbytes=bnb, variables=variables, cudart=tuple(f.str_list("cudart", [])),
+        python=python,
+        prefix=f.text("prefix", None),
+        packages=packages,
+        torch=torch,
+        bitsandbytes=bnb,
+        variables=variables,
+        cudart=tuple(f.str_list("cudart", [])),
         installed_at=stamps,
     )
     f.done()
@@ -250,64 +296,89 @@ def machine_from_dict(data: object, *, label: str | None = None) -> Machine:
     where = label or "snapshot"
     try:
         f = Fields(data, "")
-        schema = f.str("schema", None)
+        schema = f.text("schema", None)
         if schema is not None and schema.split("/")[0] != MACHINE_SCHEMA.split("/")[0]:
             raise FieldError(f"schema: expected {MACHINE_SCHEMA!r}, got {schema!r}")
         if schema is not None and schema != MACHINE_SCHEMA:
-            raise FieldError(f"schema: this bnb-provision reads {MACHINE_SCHEMA!r}, got "
-                             f"{schema!r}; upgrade bnb-provision")
+            raise FieldError(
+                f"schema: this bnb-provision reads {MACHINE_SCHEMA!r}, got "
+                f"{schema!r}; upgrade bnb-provision"
+            )
         tool = f.table("tool", None)
         if tool is not None:
             tool._seen.update(tool.data)  # noqa: SLF001 - informational only
         osf = f.table("os")
         assert osf is not None
         os_info = OSInfo(
-            system=normalize_system(osf.str("system")),
-            arch=normalize_arch(osf.str("arch", "x86_64")),
-            release=osf.str("release", None),
-            distro=osf.str("distro", None),
-            distro_id=osf.str("distro_id", None),
-            distro_version=osf.str("distro_version", None),
-            libc=osf.str("libc", None),
-            wsl=osf.bool("wsl", False),
+            system=normalize_system(osf.text("system")),
+            arch=normalize_arch(osf.text("arch", "x86_64")),
+            release=osf.text("release", None),
+            distro=osf.text("distro", None),
+            distro_id=osf.text("distro_id", None),
+            distro_version=osf.text("distro_version", None),
+            libc=osf.text("libc", None),
+            wsl=osf.flag("wsl", False),
             containers=tuple(osf.str_list("containers", [])),
-            msvc_runtime=osf.bool("msvc_runtime", None),
-            apple_silicon=osf.bool("apple_silicon", None),
+            msvc_runtime=osf.flag("msvc_runtime", None),
+            apple_silicon=osf.flag("apple_silicon", None),
         )
-        osf.check(os_info.system in {"linux", "windows", "macos"}, "system",
-                  f"expected linux, windows or macos, got {os_info.system!r}")
+        osf.check(
+            os_info.system in {"linux", "windows", "macos"},
+            "system",
+            f"expected linux, windows or macos, got {os_info.system!r}",
+        )
         osf.done()
         pyf = f.table("python", None)
         if pyf is None:
-            raise FieldError("python: required field is missing (give at least "
-                             '{"version": "3.12"})')
-        python = PythonInfo(version=pyf.str("version"), executable=pyf.str("executable", None),
-                            implementation=pyf.str("implementation", "cpython"))
-        pyf.check(bool(re.match(r"^3\.\d+", python.version)), "version",
-                  f"expected a Python 3 version such as '3.12', got {python.version!r}")
+            raise FieldError(
+                'python: required field is missing (give at least {"version": "3.12"})'
+            )
+        python = PythonInfo(
+            version=pyf.text("version"),
+            executable=pyf.text("executable", None),
+            implementation=pyf.text("implementation", "cpython"),
+        )
+        pyf.check(
+            bool(re.match(r"^3\.\d+", python.version)),
+            "version",
+            f"expected a Python 3 version such as '3.12', got {python.version!r}",
+        )
         pyf.done()
         nvidia = None
         nf = f.table("nvidia", None)
         if nf is not None:
-            nvidia = NvidiaInfo(driver=nf.str("driver"), cuda_driver=nf.str("cuda_driver", None),
-                                source=nf.str("source", "snapshot"))
-            nf.check(bool(re.match(r"^\d+(\.\d+)*$", nvidia.driver)), "driver",
-                     f"expected a driver version such as '580.95.05', got {nvidia.driver!r}")
+            nvidia = NvidiaInfo(
+                driver=nf.text("driver"),
+                cuda_driver=nf.text("cuda_driver", None),
+                source=nf.text("source", "snapshot"),
+            )
+            nf.check(
+                bool(re.match(r"^\d+(\.\d+)*$", nvidia.driver)),
+                "driver",
+                f"expected a driver version such as '580.95.05', got {nvidia.driver!r}",
+            )
             nf.done()
         gpus = tuple(_gpu(g, i) for i, g in enumerate(f.tables("gpus", [])))
         env_f = f.table("env", None)
         env = _env(env_f) if env_f is not None else None
         machine = Machine(
-            os=os_info, python=python, nvidia=nvidia, gpus=gpus, env=env,
-            cuda_visible_devices=f.str("cuda_visible_devices", None),
-            warnings=tuple(f.str_list("warnings", [])), label=label,
+            os=os_info,
+            python=python,
+            nvidia=nvidia,
+            gpus=gpus,
+            env=env,
+            cuda_visible_devices=f.text("cuda_visible_devices", None),
+            warnings=tuple(f.str_list("warnings", [])),
+            label=label,
         )
         f.done()
     except FieldError as exc:
         raise SnapshotError(f"{where}: {exc}") from exc
     if gpus and nvidia is None:
-        raise SnapshotError(f"{where}: gpus are listed but nvidia is null; add "
-                            '"nvidia": {"driver": "..."} (the driver version)')
+        raise SnapshotError(
+            f"{where}: gpus are listed but nvidia is null; add "
+            '"nvidia": {"driver": "..."} (the driver version)'
+        )
     return machine
 
 

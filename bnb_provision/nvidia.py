@@ -38,7 +38,9 @@ __all__ = [
 
 NVML_TIMEOUT: Final = 5.0
 SMI_TIMEOUT: Final = 5.0
-SMI_FIELDS: Final = "index,name,compute_cap,memory.total,memory.free,uuid,driver_version,mig.mode.current"
+SMI_FIELDS: Final = (
+    "index,name,compute_cap,memory.total,memory.free,uuid,driver_version,mig.mode.current"
+)
 SMI_FIELDS_OLD: Final = "index,name,memory.total,memory.free,uuid,driver_version"
 _MIB: Final = 1024 * 1024
 
@@ -119,8 +121,12 @@ def parse_nvidia_smi_csv(text: str, fields: str = SMI_FIELDS) -> tuple[str | Non
                 index=int(row["index"]),
                 name=row["name"],
                 compute_capability=cc,
-                memory_total_mib=None if "memory.total" in missing else _int_or_none(row["memory.total"]),
-                memory_free_mib=None if "memory.free" in missing else _int_or_none(row["memory.free"]),
+                memory_total_mib=None
+                if "memory.total" in missing
+                else _int_or_none(row["memory.total"]),
+                memory_free_mib=None
+                if "memory.free" in missing
+                else _int_or_none(row["memory.free"]),
                 uuid=None if "uuid" in missing else row["uuid"],
                 mig_mode=None if mig is None or "mig.mode.current" in missing else mig == "Enabled",
             )
@@ -158,8 +164,8 @@ def parse_proc_gpu_information(text: str) -> tuple[str | None, str | None]:
         key, sep, value = line.partition(":")
         if sep:
             fields[key.strip()] = value.strip()
-    uuid = fields.get("GPU UUID")
-    return fields.get("Model"), (uuid if uuid and not uuid.startswith("GPU-??") else uuid)
+    uuid = fields.get("GPU UUID") or None
+    return fields.get("Model"), uuid
 
 
 # ---------------------------------------------------------------------------
@@ -218,10 +224,14 @@ def _from_nvml(warnings: list[str]) -> tuple[NvidiaInfo, list[Gpu]] | None:
 
 def _smi_dirs() -> list[str]:
     if sys.platform == "win32":
-        root = os.environ.get("SystemRoot", r"C:\Windows")
+        root = os.environ.get("SYSTEMROOT", r"C:\Windows")
         return [
             str(Path(root) / "System32"),
-            str(Path(os.environ.get("ProgramFiles", r"C:\Program Files")) / "NVIDIA Corporation" / "NVSMI"),
+            str(
+                Path(os.environ.get("PROGRAMFILES", r"C:\Program Files"))
+                / "NVIDIA Corporation"
+                / "NVSMI"
+            ),
         ]
     return ["/usr/lib/wsl/lib", "/usr/bin", "/usr/local/nvidia/bin"]
 
@@ -293,8 +303,15 @@ def _from_proc(warnings: list[str], root: Path) -> tuple[NvidiaInfo, list[Gpu]] 
             if not info:
                 continue
             name, uuid = parse_proc_gpu_information(info)
-            gpus.append(Gpu(index=i, name=name or "unknown NVIDIA GPU",
-                            compute_capability=None, memory_total_mib=None, uuid=uuid))
+            gpus.append(
+                Gpu(
+                    index=i,
+                    name=name or "unknown NVIDIA GPU",
+                    compute_capability=None,
+                    memory_total_mib=None,
+                    uuid=uuid,
+                )
+            )
     warnings.append(
         "driver read from /proc: the CUDA version it supports and the GPUs' compute "
         "capability are unknown (install nvidia-ml-py or put nvidia-smi on PATH)"
@@ -329,6 +346,7 @@ def detect_nvidia(
         if found:
             warnings.extend(tried)
             return found
-    warnings.append("no NVIDIA driver found (" + "; ".join(tried) + ")" if tried
-                    else "no NVIDIA driver found")
+    warnings.append(
+        "no NVIDIA driver found (" + "; ".join(tried) + ")" if tried else "no NVIDIA driver found"
+    )
     return None, []

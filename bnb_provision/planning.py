@@ -22,9 +22,15 @@ PLAN_SCHEMA: Final = "bnb-provision.plan/1"
 class MachineFlags:
     """``--os/--arch/--driver/--gpu/--python`` given on the command line."""
 
-    def __init__(self, *, os: str | None = None, arch: str | None = None,  # noqa: A002
-                 driver: str | None = None, gpus: tuple[str, ...] = (),
-                 python: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        os: str | None = None,
+        arch: str | None = None,
+        driver: str | None = None,
+        gpus: tuple[str, ...] = (),
+        python: str | None = None,
+    ) -> None:
         self.os, self.arch, self.driver, self.gpus, self.python = os, arch, driver, gpus, python
 
     @property
@@ -36,20 +42,30 @@ def _gpu_from_flag(text: str, index: int, db: CompatDB) -> Gpu:
     m = re.fullmatch(r"(?:sm_?)?(\d+)\.?(\d)", text.strip())
     if m and ("." in text or text.startswith("sm")):
         cc = (int(m.group(1)), int(m.group(2)))
-        return Gpu(index=index, name=f"GPU with compute capability {cc[0]}.{cc[1]}",
-                   compute_capability=cc, memory_total_mib=None)
+        return Gpu(
+            index=index,
+            name=f"GPU with compute capability {cc[0]}.{cc[1]}",
+            compute_capability=cc,
+            memory_total_mib=None,
+        )
     model = db.gpu_cc(text)
     if model is None:
-        raise SnapshotError(f"--gpu {text!r}: unknown GPU name. Give its compute capability "
-                            "instead, e.g. --gpu 8.6 (see https://developer.nvidia.com/cuda-gpus)")
+        raise SnapshotError(
+            f"--gpu {text!r}: unknown GPU name. Give its compute capability "
+            "instead, e.g. --gpu 8.6 (see https://developer.nvidia.com/cuda-gpus)"
+        )
     return Gpu(index=index, name=text, compute_capability=model.cc, memory_total_mib=None)
 
 
 def apply_flags(base: Machine | None, flags: MachineFlags, db: CompatDB) -> Machine:
     """A machine from flags, on top of ``base`` (a snapshot) when one is given."""
     if base is None:
-        base = Machine(os=OSInfo(system="linux", arch="x86_64"),
-                       python=PythonInfo(version=detect_python().version), nvidia=None, gpus=())
+        base = Machine(
+            os=OSInfo(system="linux", arch="x86_64"),
+            python=PythonInfo(version=detect_python().version),
+            nvidia=None,
+            gpus=(),
+        )
     m = base
     if flags.os:
         m = replace(m, os=replace(m.os, system=normalize_system(flags.os)))
@@ -66,8 +82,10 @@ def apply_flags(base: Machine | None, flags: MachineFlags, db: CompatDB) -> Mach
             raise SnapshotError(f"--python {flags.python!r}: expected X.Y such as 3.12")
         m = replace(m, python=PythonInfo(version=flags.python), env=None)
     if m.gpus and m.nvidia is None:
-        raise NoPlanError("--gpu was given without --driver: pass the driver version too "
-                          "(e.g. --driver 570.133.07), since it decides which CUDA builds run")
+        raise NoPlanError(
+            "--gpu was given without --driver: pass the driver version too "
+            "(e.g. --driver 570.133.07), since it decides which CUDA builds run"
+        )
     return m
 
 
@@ -87,7 +105,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "platform": t.platform,
             "os": t.os,
             "arch": t.arch,
-            "driver": str(t.driver) if t.driver else None,
+            "driver": t.driver_label or (str(t.driver) if t.driver else None),
             "gpus": [{"name": n, "compute_capability": f"{cc[0]}.{cc[1]}"} for n, cc in t.gpus],
             "wsl": t.wsl,
         },
@@ -109,16 +127,23 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "coverage": dict(plan.bitsandbytes.coverage),
         },
         "packages": dict(plan.packages),
-        "verified": None if v is None else {
-            "gpu": v.gpu, "driver": str(v.driver), "evidence": v.evidence,
-            "source": v.source, "checked": v.checked,
+        "verified": None
+        if v is None
+        else {
+            "gpu": v.gpu,
+            "driver": str(v.driver),
+            "evidence": v.evidence,
+            "source": v.source,
+            "checked": v.checked,
         },
         "reasons": list(plan.reasons),
         "warnings": list(plan.warnings),
         "rejected": [{"what": r.what, "why": r.why} for r in plan.rejected],
         "constraints": {
-            "torch": plan.constraints.torch, "bnb": plan.constraints.bnb,
-            "cuda": plan.constraints.cuda, "python": plan.constraints.python,
+            "torch": plan.constraints.torch,
+            "bnb": plan.constraints.bnb,
+            "cuda": plan.constraints.cuda,
+            "python": plan.constraints.python,
             "profile": plan.constraints.profile,
         },
         "bnb_config_snippet": plan.snippet,

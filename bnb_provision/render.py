@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from bnb_provision.analysis import BnbLoadReport, describe_archs
-from bnb_provision.machine import Machine
-from bnb_provision.resolve import Plan, group_rejections
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from bnb_provision.fatbin import describe_archs
+
+if TYPE_CHECKING:
+    from bnb_provision.analysis import BnbLoadReport
+    from bnb_provision.machine import Machine
+    from bnb_provision.resolve import Plan
 
 __all__ = ["render_machine", "render_plan", "table"]
 
 
-def table(rows: list[tuple[str, ...]], header: tuple[str, ...] | None = None) -> str:
-    all_rows = ([header] if header else []) + rows
+def table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...] | None = None) -> str:
+    all_rows = ([header] if header else []) + list(rows)
     if not all_rows:
         return ""
     widths = [max(len(r[i]) for r in all_rows) for i in range(len(all_rows[0]))]
@@ -42,8 +48,12 @@ def render_machine(m: Machine, report: BnbLoadReport | None = None) -> str:
     if o.containers:
         rows.append(("container", ", ".join(o.containers)))
     if o.msvc_runtime is not None:
-        rows.append(("MSVC runtime", "vcruntime140.dll present" if o.msvc_runtime
-                     else "vcruntime140.dll MISSING"))
+        rows.append(
+            (
+                "MSVC runtime",
+                "vcruntime140.dll present" if o.msvc_runtime else "vcruntime140.dll MISSING",
+            )
+        )
     if o.apple_silicon is not None:
         rows.append(("Apple silicon", "yes" if o.apple_silicon else "no"))
     rows.append(("python (tool)", f"{m.python.version}  {m.python.executable or ''}".rstrip()))
@@ -57,9 +67,14 @@ def render_machine(m: Machine, report: BnbLoadReport | None = None) -> str:
     out = [_kv(rows)]
     if m.gpus:
         gpu_rows = [
-            (str(g.index), g.name, g.cc_text or "?", g.sm or "?",
-             f"{g.memory_total_mib} MiB" if g.memory_total_mib is not None else "?",
-             "MIG" if g.mig_mode else "")
+            (
+                str(g.index),
+                g.name,
+                g.cc_text or "?",
+                g.sm or "?",
+                f"{g.memory_total_mib} MiB" if g.memory_total_mib is not None else "?",
+                "MIG" if g.mig_mode else "",
+            )
             for g in m.gpus
         ]
         out.append("\n" + table(gpu_rows, ("GPU", "name", "CC", "arch", "memory", "")))
@@ -67,8 +82,13 @@ def render_machine(m: Machine, report: BnbLoadReport | None = None) -> str:
         e = m.env
         env_rows = [("python", f"{e.python.version}  {e.python.executable or ''}".rstrip())]
         if e.torch:
-            env_rows.append(("torch", f"{e.torch.version}  ({e.torch.variant}"
-                             + (f", CUDA {e.torch.cuda})" if e.torch.cuda else ")")))
+            env_rows.append(
+                (
+                    "torch",
+                    f"{e.torch.version}  ({e.torch.variant}"
+                    + (f", CUDA {e.torch.cuda})" if e.torch.cuda else ")"),
+                )
+            )
         else:
             env_rows.append(("torch", "not installed"))
         for name in ("bitsandbytes", "transformers", "accelerate", "peft", "trl", "triton"):
@@ -89,18 +109,27 @@ def render_machine(m: Machine, report: BnbLoadReport | None = None) -> str:
                 else:
                     archs = describe_archs(lib.kernels.sass, lib.kernels.ptx)
                     if lib.kernels.rel_ptx:
-                        archs += "  (+relocatable PTX " + " ".join(
-                            f"compute_{a}" for a in lib.kernels.rel_ptx) + ")"
-                mark = "<- loads" if report and report.choice and report.choice.chosen == lib.file else ""
+                        archs += (
+                            "  (+relocatable PTX "
+                            + " ".join(f"compute_{a}" for a in lib.kernels.rel_ptx)
+                            + ")"
+                        )
+                mark = (
+                    "<- loads"
+                    if report and report.choice and report.choice.chosen == lib.file
+                    else ""
+                )
                 lib_rows.append((lib.file, archs, mark))
             out.append("\n" + table(lib_rows, ("bitsandbytes library", "kernels (SASS / PTX)", "")))
     if report is not None:
         lines = []
         if report.choice is not None:
             c = report.choice
-            lines.append(f"bitsandbytes loader ({report.rule} rule): "
-                         + (f"loads {c.chosen}" if c.chosen else f"finds no library ({c.wanted})")
-                         + f" - {c.reason}")
+            lines.append(
+                f"bitsandbytes loader ({report.rule} rule): "
+                + (f"loads {c.chosen}" if c.chosen else f"finds no library ({c.wanted})")
+                + f" - {c.reason}"
+            )
         lines += report.notes
         if lines:
             out.append("\n" + "\n".join(lines))
@@ -110,12 +139,14 @@ def render_machine(m: Machine, report: BnbLoadReport | None = None) -> str:
 
 
 def render_plan(plan: Plan, *, all_rejected: bool = False) -> str:
+    from bnb_provision.resolve import group_rejections
+
     t = plan.target
     head = f"Plan for {t.platform}, Python {plan.python}"
     if t.gpus:
         head += ", " + ", ".join(f"{n} (sm_{cc[0]}{cc[1]})" for n, cc in t.gpus)
     if t.driver:
-        head += f", driver {t.driver}"
+        head += f", driver {t.driver_text}"
     tc = plan.torch
     torch_src = "PyPI" if tc.channel == "pypi" else (tc.index_url or "")
     rows = [("torch", f"{tc.version}+{tc.variant}", f"from {torch_src}")]

@@ -41,6 +41,7 @@ __all__ = [
 
 PROFILES: Final = ("inference", "qlora")
 _BF16_CC: Final = (8, 0)
+_SHOWN: Final = 6  # items listed per grouped rejection
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,8 +56,12 @@ class Constraints:
 
     def describe(self) -> list[str]:
         out = []
-        for name, flag in (("torch", "--torch"), ("bnb", "--bnb"), ("cuda", "--cuda"),
-                           ("python", "--python")):
+        for name, flag in (
+            ("torch", "--torch"),
+            ("bnb", "--bnb"),
+            ("cuda", "--cuda"),
+            ("python", "--python"),
+        ):
             value = getattr(self, name)
             if value is not None:
                 out.append(f"{flag} {value}")
@@ -74,6 +79,7 @@ class Target:
     gpus: tuple[tuple[str, tuple[int, int]], ...]  # (name, cc)
     jetson: bool = False
     wsl: bool = False
+    driver_label: str | None = None  # as the driver reports it: 580.159.04
     msvc_runtime: bool | None = None
 
     @property
@@ -81,6 +87,10 @@ class Target:
         if self.os == "macos":
             return "macos-arm64" if self.arch == "aarch64" else "macos-x86_64"
         return f"{self.os}-{self.arch}"
+
+    @property
+    def driver_text(self) -> str:
+        return self.driver_label or (str(self.driver) if self.driver else "none")
 
     @property
     def ccs(self) -> tuple[tuple[int, int], ...]:
@@ -180,6 +190,7 @@ def target_from_machine(machine: Machine, db: CompatDB, python: str | None = Non
         arch=machine.os.arch,
         python=python or machine.python.minor,
         driver=driver,
+        driver_label=machine.nvidia.driver if machine.nvidia else None,
         gpus=tuple(gpus),
         jetson=jetson,
         wsl=machine.os.wsl,
@@ -238,14 +249,15 @@ class _Search:
         if pypi and pypi.startswith("cu"):
             out.append((pypi, "pypi"))
         idx = self.db.torch_index(rel.version)
-        if idx is not None:
-            if plat in ("linux-x86_64", "windows-x86_64") or plat == "linux-aarch64":
-                for v in sorted(idx.variants, key=_variant_key, reverse=True):
-                    if (v, "pypi") not in out:
-                        out.append((v, "index"))
-                for v in idx.proposed:
-                    self.reject(f"torch {rel.version}+{v}",
-                                "announced for the PyTorch index but not verified there")
+        if idx is not None and plat in ("linux-x86_64", "windows-x86_64", "linux-aarch64"):
+            for v in sorted(idx.variants, key=_variant_key, reverse=True):
+                if (v, "pypi") not in out:
+                    out.append((v, "index"))
+            for v in idx.proposed:
+                self.reject(
+                    f"torch {rel.version}+{v}",
+                    "announced for the PyTorch index but not verified there",
+                )
         if self.cons.cuda:
             want = "cu" + self.cons.cuda.replace(".", "")
             out = [(v, c) for v, c in out if v == want]
@@ -256,8 +268,9 @@ class _Search:
         what = f"torch {rel.version}+{variant}" + (" (PyPI)" if channel == "pypi" else "")
         index_url = None if channel == "pypi" else self.db.index_url(variant)
         if variant == "cpu":
-            return TorchChoice(version=rel.version, variant="cpu", channel=channel,
-                               index_url=index_url)
+            return TorchChoice(
+                version=rel.version, variant="cpu", channel=channel, index_url=index_url
+            )
         cuda = variant[2:-1] + "." + variant[-1]
         if t.driver is None:
             self.reject(what, "no NVIDIA driver")
@@ -275,21 +288,30 @@ class _Search:
             how = build.covers(cc)
             if how is None:
                 archs = " ".join(f"sm_{a}" for a in build.sass) + "".join(
-                    f" compute_{a}" for a in build.ptx)
+                    f" compute_{a}" for a in build.ptx
+                )
                 extra = ""
                 if cc[0] * 10 + cc[1] in build.unverified_sass:
                     extra = f" ({_sm(cc)} is claimed by a build script but not verified)"
                 self.reject(what, f"no kernels for {name} ({_sm(cc)}); it has {archs}{extra}")
                 return None
             coverage.append((_cc_text(cc), how))
-        return TorchChoice(version=rel.version, variant=variant, channel=channel,
-                           index_url=index_url, coverage=tuple(coverage))
+        return TorchChoice(
+            version=rel.version,
+            variant=variant,
+            channel=channel,
+            index_url=index_url,
+            coverage=tuple(coverage),
+        )
 
     # -- bitsandbytes --------------------------------------------------------
 
     def bnb_releases(self) -> list[BnbRelease]:
-        rels = [r for r in self.db.bnb_releases
-                if not self.cons.bnb or _prefix_match(r.version, self.cons.bnb)]
+        rels = [
+            r
+            for r in self.db.bnb_releases
+            if not self.cons.bnb or _prefix_match(r.version, self.cons.bnb)
+        ]
         return sorted(rels, key=lambda r: r.version, reverse=True)
 
     def check_bnb(self, rel: BnbRelease, torch: TorchChoice) -> BnbChoice | None:
@@ -306,10 +328,12 @@ class _Search:
             self.reject(what, f"requires torch {rel.torch}")
             return None
         for bad in self.db.known_bad:
-            if (bad.bnb.contains(rel.version, prereleases=True)
-                    and (not bad.platforms or plat in bad.platforms)
-                    and (not bad.torch_variants or torch.variant in bad.torch_variants)
-                    and (not bad.cc or any(_cc_text(cc) in bad.cc for cc in t.ccs))):
+            if (
+                bad.bnb.contains(rel.version, prereleases=True)
+                and (not bad.platforms or plat in bad.platforms)
+                and (not bad.torch_variants or torch.variant in bad.torch_variants)
+                and (not bad.cc or any(_cc_text(cc) in bad.cc for cc in t.ccs))
+            ):
                 self.reject(what, f"known bad: {bad.effect}")
                 return None
         libs = self.db.bnb_libs(rel.version, plat)
@@ -326,21 +350,33 @@ class _Search:
         backend = "cuda-nocublaslt" if nocublaslt else "cuda"
         shipped = tuple(lib.version for lib in libs if lib.backend == backend and lib.version)
         suffix = ".dll" if plat.startswith("windows") else ".so"
-        choice = choose_library(rule=rule_row.rule, torch_cuda=torch.cuda, shipped=shipped,
-                                suffix=suffix, nocublaslt=nocublaslt)
+        choice = choose_library(
+            rule=rule_row.rule,
+            torch_cuda=torch.cuda,
+            shipped=shipped,
+            suffix=suffix,
+            nocublaslt=nocublaslt,
+        )
         if choice.chosen is None:
-            self.reject(what, f"its loader finds no library for torch's CUDA {torch.cuda}: "
-                        f"{choice.reason}")
+            self.reject(
+                what, f"its loader finds no library for torch's CUDA {torch.cuda}: {choice.reason}"
+            )
             return None
         lib = next(lib for lib in libs if lib.file == choice.chosen)
         coverage = self.bnb_coverage(what, lib, torch)
         if coverage is None:
             return None
-        return BnbChoice(version=rel.version, library=lib.file, rule=rule_row.rule,
-                         fallback=choice.fallback, coverage=coverage)
+        return BnbChoice(
+            version=rel.version,
+            library=lib.file,
+            rule=rule_row.rule,
+            fallback=choice.fallback,
+            coverage=coverage,
+        )
 
-    def bnb_coverage(self, what: str, lib: BnbLibraryRow, torch: TorchChoice
-                     ) -> tuple[tuple[str, str], ...] | None:
+    def bnb_coverage(
+        self, what: str, lib: BnbLibraryRow, torch: TorchChoice
+    ) -> tuple[tuple[str, str], ...] | None:
         out = []
         for name, cc in self.target.gpus:
             how = lib.covers(cc)
@@ -372,22 +408,26 @@ class _Search:
         chosen: list[tuple[str, str]] = []
         for name in names:
             pick = None
-            for rel in sorted(self.db.package_releases(name), key=lambda r: r.version,
-                              reverse=True):
+            for rel in sorted(
+                self.db.package_releases(name), key=lambda r: r.version, reverse=True
+            ):
                 if str(rel.requires_python) and not rel.requires_python.contains(py):
                     continue
                 reqs = list(rel.requires) + list(self.floors(name, rel.version))
                 if not all(_fits(n, s, pinned) for n, s in reqs):
                     continue
-                if not all(s.contains(rel.version, prereleases=True)
-                           for n, s in floors if n == name):
+                if not all(
+                    s.contains(rel.version, prereleases=True) for n, s in floors if n == name
+                ):
                     continue
                 pick = rel.version
                 break
             if pick is None:
-                self.reject(f"{name} for torch {torch} + bitsandbytes {bnb}",
-                            f"no {name} release fits Python {self.target.python}, this torch "
-                            "and the floors in the DB")
+                self.reject(
+                    f"{name} for torch {torch} + bitsandbytes {bnb}",
+                    f"no {name} release fits Python {self.target.python}, this torch "
+                    "and the floors in the DB",
+                )
                 return None
             pinned[name] = pick
             floors = floors + self.floors(name, pick)
@@ -397,8 +437,11 @@ class _Search:
     def floors(self, package: str, version: Version) -> tuple[tuple[str, SpecifierSet], ...]:
         out: list[tuple[str, SpecifierSet]] = []
         for c in self.db.hf_constraints:
-            if (c.package == package and self.cons.profile in c.profiles
-                    and c.versions.contains(version, prereleases=True)):
+            if (
+                c.package == package
+                and self.cons.profile in c.profiles
+                and c.versions.contains(version, prereleases=True)
+            ):
                 out += c.requires
         return tuple(out)
 
@@ -424,16 +467,20 @@ def _preflight(s: _Search) -> None:
             "CUDA is not available on macOS: NVIDIA GPUs and CUDA builds of torch and "
             "bitsandbytes do not exist there.\nWay out: plan without --cuda (torch's MPS/CPU "
             "build with bitsandbytes >= 0.49, which ships a macOS arm64 wheel), or plan for a "
-            "Linux machine with --os linux --gpu ... --driver ...")
+            "Linux machine with --os linux --gpu ... --driver ..."
+        )
     if t.jetson and c.cuda != "cpu":
         raise NoPlanError(
             "This is an NVIDIA Jetson (L4T): PyPI's aarch64 torch and bitsandbytes wheels are "
             "SBSA builds that fail there ('named symbol not found').\nWay out: JetPack's own "
             "torch wheels and a bitsandbytes built from source for the Jetson's arch "
-            "(https://huggingface.co/docs/bitsandbytes/main/en/installation), or --cuda cpu.")
+            "(https://huggingface.co/docs/bitsandbytes/main/en/installation), or --cuda cpu."
+        )
     if t.gpus and t.driver is None:
-        raise NoPlanError("GPUs are listed but no NVIDIA driver version is known: pass "
-                          "--driver VERSION (nvidia-smi prints it).")
+        raise NoPlanError(
+            "GPUs are listed but no NVIDIA driver version is known: pass "
+            "--driver VERSION (nvidia-smi prints it)."
+        )
 
 
 def _search(db: CompatDB, target: Target, cons: Constraints) -> tuple[Plan | None, _Search]:
@@ -475,17 +522,19 @@ def _search(db: CompatDB, target: Target, cons: Constraints) -> tuple[Plan | Non
             continue
         if cons.bnb and not _prefix_match(v.bnb, cons.bnb):
             continue
-        rel = next((r for r in db.torch_releases if r.version == v.torch), None)
-        if rel is None or not s.python_ok(f"torch {rel.version}", rel.requires_python, rel.pythons):
+        vrel = next((r for r in db.torch_releases if r.version == v.torch), None)
+        if vrel is None or not s.python_ok(
+            f"torch {vrel.version}", vrel.requires_python, vrel.pythons
+        ):
             continue
-        channel = "pypi" if rel.pypi_variant(target.platform) == v.variant else "index"
+        channel = "pypi" if vrel.pypi_variant(target.platform) == v.variant else "index"
         if cons.cuda and v.variant != "cu" + cons.cuda.replace(".", ""):
             continue
-        torch = s.check_torch(rel, v.variant, channel)
-        brel = next((b for b in db.bnb_releases if b.version == v.bnb), None)
-        if torch is None or brel is None:
+        torch = s.check_torch(vrel, v.variant, channel)
+        vbnb = next((b for b in db.bnb_releases if b.version == v.bnb), None)
+        if torch is None or vbnb is None:
             continue
-        bnb = s.check_bnb(brel, torch)
+        bnb = s.check_bnb(vbnb, torch)
         if bnb is None:
             continue
         stack = s.hf_stack(torch.version, bnb.version)
@@ -504,68 +553,110 @@ def _search(db: CompatDB, target: Target, cons: Constraints) -> tuple[Plan | Non
     return plan, s
 
 
-def _explain(s: _Search, torch: TorchChoice, bnb: BnbChoice,
-             stack: tuple[tuple[str, str], ...], ver: Verified | None) -> Plan:
+def _explain(
+    s: _Search,
+    torch: TorchChoice,
+    bnb: BnbChoice,
+    stack: tuple[tuple[str, str], ...],
+    ver: Verified | None,
+) -> Plan:
     t, db = s.target, s.db
     reasons: list[str] = []
     warnings: list[str] = []
     if t.gpus:
         gpus = ", ".join(f"{n} ({_sm(cc)})" for n, cc in t.gpus)
-        reasons.append(f"GPUs: {gpus}; driver {t.driver}")
+        reasons.append(f"GPUs: {gpus}; driver {t.driver_text}")
     if torch.variant == "cpu":
-        reasons.append(f"torch {torch.version} CPU build"
-                       + (" from PyPI" if torch.channel == "pypi" else f" from {torch.index_url}")
-                       + ("" if t.gpus else ": no NVIDIA GPU on this machine"))
+        reasons.append(
+            f"torch {torch.version} CPU build"
+            + (" from PyPI" if torch.channel == "pypi" else f" from {torch.index_url}")
+            + ("" if t.gpus else ": no NVIDIA GPU on this machine")
+        )
     else:
         assert torch.cuda is not None
-        floor, why = db.min_driver(torch.cuda, t.os)
+        _floor, why = db.min_driver(torch.cuda, t.os)
         src = "PyPI (its default build here)" if torch.channel == "pypi" else torch.index_url
-        reasons.append(f"torch {torch.version}+{torch.variant} from {src}: {why}, and driver "
-                       f"{t.driver} has it; its kernels cover every GPU ("
-                       + ", ".join(f"{cc} by {how.upper()}" for cc, how in torch.coverage) + ")")
+        reasons.append(
+            f"torch {torch.version}+{torch.variant} from {src}: {why}, and driver "
+            f"{t.driver_text} has it; its kernels cover every GPU ("
+            + ", ".join(f"{cc} by {how.upper()}" for cc, how in torch.coverage)
+            + ")"
+        )
     lib = bnb.library or "-"
     reasons.append(
         f"bitsandbytes {bnb.version}: wheel for {t.platform}, accepts torch {torch.version} and "
         f"Python {t.python}; its loader ({bnb.rule} rule) picks {lib}"
         + (" as a same-major fallback" if bnb.fallback else "")
-        + ("" if not bnb.coverage else ", whose kernels cover every GPU ("
-           + ", ".join(f"{cc} by {how.upper()}" for cc, how in bnb.coverage) + ")"))
-    reasons.append("Hugging Face: " + ", ".join(f"{n} {v}" for n, v in stack)
-                   + f" (newest that fit Python {t.python}, torch and the DB's floors)")
+        + (
+            ""
+            if not bnb.coverage
+            else ", whose kernels cover every GPU ("
+            + ", ".join(f"{cc} by {how.upper()}" for cc, how in bnb.coverage)
+            + ")"
+        )
+    )
+    reasons.append(
+        "Hugging Face: "
+        + ", ".join(f"{n} {v}" for n, v in stack)
+        + f" (newest that fit Python {t.python}, torch and the DB's floors)"
+    )
     if ver is not None:
-        reasons.insert(0, f"VERIFIED on {ver.gpu} with driver {ver.driver}: {ver.evidence} "
-                       f"({ver.source}, {ver.checked})")
+        reasons.insert(
+            0,
+            f"VERIFIED on {ver.gpu} with driver {ver.driver}: {ver.evidence} "
+            f"({ver.source}, {ver.checked})",
+        )
     for cc, how in (*torch.coverage, *bnb.coverage):
         if how == "ptx":
-            warnings.append(f"compute capability {cc} runs only through PTX JIT in this build: "
-                            "slower first start (kernels are compiled and cached)")
+            warnings.append(
+                f"compute capability {cc} runs only through PTX JIT in this build: "
+                "slower first start (kernels are compiled and cached)"
+            )
     low = min(t.ccs) if t.ccs else None
     if low is not None:
         if low < _BF16_CC:
-            warnings.append(f"{_sm(low)} has no bfloat16: use bnb_4bit_compute_dtype=torch.float16 "
-                            "(bf16 compute fails with 'expected scalar type Half' or runs slowly)")
+            warnings.append(
+                f"{_sm(low)} has no bfloat16: use bnb_4bit_compute_dtype=torch.float16 "
+                "(bf16 compute fails with 'expected scalar type Half' or runs slowly)"
+            )
         int8 = next((f for f in db.bnb_features if f[0] == "llm_int8"), None)
         if int8 and low < int8[1]:
-            warnings.append(f"LLM.int8() (load_in_8bit) needs compute capability "
-                            f"{_cc_text(int8[1])}; {_sm(low)} can use 4-bit (NF4/FP4) only")
+            warnings.append(
+                f"LLM.int8() (load_in_8bit) needs compute capability "
+                f"{_cc_text(int8[1])}; {_sm(low)} can use 4-bit (NF4/FP4) only"
+            )
     if t.os == "windows" and t.msvc_runtime is False:
-        warnings.append("vcruntime140.dll is missing: install the Microsoft Visual C++ "
-                        "Redistributable (x64) or torch and bitsandbytes fail with "
-                        "'DLL load failed'")
+        warnings.append(
+            "vcruntime140.dll is missing: install the Microsoft Visual C++ "
+            "Redistributable (x64) or torch and bitsandbytes fail with "
+            "'DLL load failed'"
+        )
     if t.os == "windows" and torch.variant != "cpu":
-        warnings.append("PyPI's torch for Windows is CPU-only: install torch from "
-                        f"{torch.index_url} (the lock files do this)")
+        warnings.append(
+            "PyPI's torch for Windows is CPU-only: install torch from "
+            f"{torch.index_url} (the lock files do this)"
+        )
     if t.wsl:
-        warnings.append("WSL2: use the Windows NVIDIA driver; do not install a Linux driver "
-                        "inside WSL")
+        warnings.append(
+            "WSL2: use the Windows NVIDIA driver; do not install a Linux driver inside WSL"
+        )
     idx = db.torch_index(torch.version)
     if torch.channel == "index" and idx is None:
         warnings.append("the variant list of this torch release on the index is unknown")
     packages = (("torch", str(torch.version)), ("bitsandbytes", str(bnb.version)), *stack)
     return Plan(
-        target=t, python=t.python, profile=s.cons.profile, torch=torch, bitsandbytes=bnb,
-        packages=packages, verified=ver, reasons=tuple(reasons), warnings=tuple(warnings),
-        rejected=tuple(_dedupe(s.rejected)), constraints=s.cons, db_version=db.version,
+        target=t,
+        python=t.python,
+        profile=s.cons.profile,
+        torch=torch,
+        bitsandbytes=bnb,
+        packages=packages,
+        verified=ver,
+        reasons=tuple(reasons),
+        warnings=tuple(warnings),
+        rejected=tuple(_dedupe(s.rejected)),
+        constraints=s.cons,
+        db_version=db.version,
         snippet=_snippet(t, torch),
     )
 
@@ -583,7 +674,8 @@ def group_rejections(items: list[Rejection] | tuple[Rejection, ...]) -> list[str
     out = []
     for why in order:
         whats = groups[why]
-        shown = ", ".join(whats[:6]) + (f" and {len(whats) - 6} more" if len(whats) > 6 else "")
+        extra = len(whats) - _SHOWN
+        shown = ", ".join(whats[:_SHOWN]) + (f" and {extra} more" if extra > 0 else "")
         out.append(f"{shown}: {why}")
     return out
 
@@ -627,10 +719,13 @@ def make_plan(target: Target, db: CompatDB, constraints: Constraints | None = No
 
 
 def _no_plan_message(db: CompatDB, target: Target, cons: Constraints, s: _Search) -> str:
-    lines = [f"no known combination runs on this machine ({target.platform}, Python "
-             f"{cons.python or target.python}"
-             + (", " + ", ".join(f"{n} {_sm(cc)}" for n, cc in target.gpus) if target.gpus else "")
-             + (f", driver {target.driver}" if target.driver else "") + ")"]
+    lines = [
+        f"no known combination runs on this machine ({target.platform}, Python "
+        f"{cons.python or target.python}"
+        + (", " + ", ".join(f"{n} {_sm(cc)}" for n, cc in target.gpus) if target.gpus else "")
+        + (f", driver {target.driver_text}" if target.driver else "")
+        + ")"
+    ]
     if cons.describe():
         lines[0] += " under " + " ".join(cons.describe())
     lines.append("Blocking facts:")
@@ -642,31 +737,38 @@ def _no_plan_message(db: CompatDB, target: Target, cons: Constraints, s: _Search
         floors = sorted(f.windows if target.os == "windows" else f.linux for f in db.families)
         for drv in floors:
             if drv > target.driver:
-                plan, _ = _try(db, replace(target, driver=drv), cons)
+                plan, _ = _try(db, replace(target, driver=drv, driver_label=None), cons)
                 if plan is not None:
-                    outs.append(f"install NVIDIA driver >= {drv}: then torch {plan.torch.version}+"
-                                f"{plan.torch.variant} with bitsandbytes "
-                                f"{plan.bitsandbytes.version} fits")
+                    outs.append(
+                        f"install NVIDIA driver >= {drv}: then torch {plan.torch.version}+"
+                        f"{plan.torch.variant} with bitsandbytes "
+                        f"{plan.bitsandbytes.version} fits"
+                    )
                     break
     # 2) relax the pins
     if cons.describe():
         free = Constraints(profile=cons.profile, python=cons.python)
         plan, _ = _try(db, target, free)
         if plan is not None:
-            outs.append(f"drop {' '.join(c for c in cons.describe() if not c.startswith('--python'))}"
-                        f": torch {plan.torch.version}+{plan.torch.variant} with bitsandbytes "
-                        f"{plan.bitsandbytes.version} fits")
+            outs.append(
+                f"drop {' '.join(c for c in cons.describe() if not c.startswith('--python'))}"
+                f": torch {plan.torch.version}+{plan.torch.variant} with bitsandbytes "
+                f"{plan.bitsandbytes.version} fits"
+            )
     if cons.python:
         plan, _ = _try(db, target, replace(cons, python=None))
         if plan is not None:
-            outs.append(f"use Python {plan.python}: torch {plan.torch.version}+"
-                        f"{plan.torch.variant} fits")
+            outs.append(
+                f"use Python {plan.python}: torch {plan.torch.version}+{plan.torch.variant} fits"
+            )
     # 3) the CPU backend
     if target.gpus and cons.cuda != "cpu":
         plan, _ = _try(db, target, replace(cons, cuda="cpu"))
         if plan is not None:
-            outs.append(f"--cuda cpu: torch {plan.torch.version} CPU build with bitsandbytes "
-                        f"{plan.bitsandbytes.version}'s CPU backend (slow, but it runs)")
+            outs.append(
+                f"--cuda cpu: torch {plan.torch.version} CPU build with bitsandbytes "
+                f"{plan.bitsandbytes.version}'s CPU backend (slow, but it runs)"
+            )
     if not outs:
         outs.append("none found in the DB; see the blocking facts above")
     lines += [f"  - {o}" for o in outs]

@@ -29,12 +29,21 @@ DERIVED = ROOT / "compat_db" / "derived"
 
 @click.command()
 @click.option("--write", is_flag=True, help="Write the files (default: only show the diff).")
-@click.option("--only", type=click.Choice(["torch", "bitsandbytes", "hf"]), multiple=True,
-              help="Regenerate only these parts.")
+@click.option(
+    "--only",
+    type=click.Choice(["torch", "bitsandbytes", "hf"]),
+    multiple=True,
+    help="Regenerate only these parts.",
+)
 @click.option("--no-libraries", is_flag=True, help="Skip downloading bitsandbytes wheels.")
-@click.option("--cache", type=click.Path(path_type=Path),
-              default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-              / "bnb-provision" / "derive", show_default=True)
+@click.option(
+    "--cache",
+    type=click.Path(path_type=Path),
+    default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    / "bnb-provision"
+    / "derive",
+    show_default=True,
+)
 def main(write: bool, only: tuple[str, ...], no_libraries: bool, cache: Path) -> None:
     """Regenerate compat_db/derived/*.toml from PyPI."""
     session = requests.Session()
@@ -58,9 +67,14 @@ def main(write: bool, only: tuple[str, ...], no_libraries: bool, cache: Path) ->
         if old == new:
             continue
         changed += 1
-        sys.stdout.writelines(difflib.unified_diff(
-            old.splitlines(keepends=True), new.splitlines(keepends=True),
-            f"a/compat_db/derived/{name}", f"b/compat_db/derived/{name}"))
+        sys.stdout.writelines(
+            difflib.unified_diff(
+                old.splitlines(keepends=True),
+                new.splitlines(keepends=True),
+                f"a/compat_db/derived/{name}",
+                f"b/compat_db/derived/{name}",
+            )
+        )
         if write:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture(autouse=True)
+def _no_remote_network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside `-m network`, any connection beyond loopback fails the test."""
+    if request.node.get_closest_marker("network"):
+        return
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> None:
+        host = address[0] if isinstance(address, tuple) else None
+        if isinstance(host, str):
+            try:
+                ok = ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                ok = host == "localhost"
+            if not ok:
+                pytest.fail(f"test tried to reach {host} without the network marker")
+        real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture
+def python_exe() -> str:
+    return sys.executable

@@ -1,0 +1,250 @@
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.version import Version
+
+from bnb_provision._data import data_dir
+from bnb_provision.compat import load_db, parse_db, read_db_files
+from bnb_provision.errors import CompatDBError
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="module")
+def files() -> dict[str, dict[str, Any]]:
+    return read_db_files(data_dir("compat_db"))
+
+
+def test_shipped_db_loads_and_covers_the_required_range() -> None:
+    db = load_db()
+    torch = {str(r.version) for r in db.torch_releases}
+    assert {"2.1.0", "2.8.0", "2.11.0", "2.15.0"} <= torch
+    bnb = {str(r.version) for r in db.bnb_releases}
+    assert {"0.39.0", "0.43.0", "0.45.5", "0.50.2"} <= bnb
+    assert max(t.version for t in db.toolkits) >= Version("13.2")
+    assert any(r.version.major == 5 for r in db.package_releases("transformers"))
+    assert db.version
+
+
+def test_every_curated_row_has_a_source() -> None:
+    db = load_db()
+    rows: list[Any] = [
+        *db.toolkits,
+        *db.families,
+        *db.arch_changes,
+        *db.gpu_models,
+        *db.torch_indexes,
+        *db.torch_builds,
+        *db.loader_rules,
+        *db.hf_constraints,
+        *db.verified,
+        *db.known_bad,
+    ]
+    for row in rows:
+        assert re.match(r"^(https://|docs/)", row.source), row
+
+
+def test_derived_facts_match_the_reference(files: dict[str, Any]) -> None:
+    """Spot checks against shared/reference/compat-facts.md and gpu-ground-truth.md."""
+    db = load_db()
+    libs = {lib.file: lib for lib in db.bnb_libs(Version("0.50.2"), "linux-x86_64")}
+    assert libs["libbitsandbytes_cuda130.so"].sass == (75, 80, 86, 89, 90, 100, 120)
+    assert libs["libbitsandbytes_cuda126.so"].sass == (60, 70, 75, 80, 86, 89, 90)
+    assert libs["libbitsandbytes_cuda128.so"].sass == (70, 75, 80, 86, 89, 90, 100, 120)
+    assert libs["libbitsandbytes_cuda130.so"].rel_ptx == (120,)
+    # 0.46.0's cu128 dropped Volta; 0.47.0 re-added it
+    v46 = {lib.file: lib for lib in db.bnb_libs(Version("0.46.0"), "linux-x86_64")}
+    assert 70 not in v46["libbitsandbytes_cuda128.so"].sass
+    v47 = {lib.file: lib for lib in db.bnb_libs(Version("0.47.0"), "linux-x86_64")}
+    assert 70 in v47["libbitsandbytes_cuda128.so"].sass
+    # 0.45.4's Linux wheel lacks the CPU library
+    assert not [x for x in db.bnb_libs(Version("0.45.4"), "linux-x86_64") if x.backend == "cpu"]
+    # Windows DLLs from the win_amd64 wheel, read by the PE reader
+    win = {lib.file: lib for lib in db.bnb_libs(Version("0.50.2"), "windows-x86_64")}
+    assert win["libbitsandbytes_cuda126.dll"].sass == (60, 70, 75, 80, 86, 89, 90)
+    # 0.39-0.42 shipped one py3-none-any wheel of Linux libraries
+    assert db.bnb_libs(Version("0.41.1"), "linux-x86_64")
+    assert not db.bnb_libs(Version("0.41.1"), "windows-x86_64")
+    # torch: PyPI's Linux default build per release, and Python floors
+    rel = {str(r.version): r for r in db.torch_releases}
+    assert rel["2.11.0"].pypi_variant("linux-x86_64") == "cu130"
+    assert rel["2.15.0"].pypi_variant("linux-x86_64") == "cu132"
+    assert rel["2.10.0"].pypi_variant("linux-x86_64") == "cu128"
+    assert rel["2.11.0"].pypi_variant("windows-x86_64") == "cpu"
+    assert rel["2.11.0"].pypi_variant("linux-aarch64") == "cu130"
+    assert rel["2.10.0"].pypi_variant("linux-aarch64") == "cpu"
+    assert "3.10" not in rel["2.15.0"].pythons
+    b = {str(r.version): r for r in db.bnb_releases}
+    assert str(b["0.50.2"].torch) in (">=2.4,<3", "<3,>=2.4")
+    assert "windows-aarch64" in b["0.50.0"].platforms
+
+
+def test_gpu_names() -> None:
+    db = load_db()
+    cases = {
+        "NVIDIA H100 80GB HBM3": (9, 0),
+        "NVIDIA GeForce RTX 5090": (12, 0),
+        "NVIDIA GeForce RTX 4090": (8, 9),
+        "NVIDIA GeForce RTX 3090": (8, 6),
+        "NVIDIA A100-SXM4-80GB": (8, 0),
+        "Tesla V100-SXM2-32GB": (7, 0),
+        "Tesla T4": (7, 5),
+        "NVIDIA GeForce GTX 1080 Ti": (6, 1),
+        "Tesla P100-PCIE-16GB": (6, 0),
+        "Tesla K80": (3, 7),
+        "NVIDIA B200": (10, 0),
+        "NVIDIA GB10": (12, 1),
+        "NVIDIA RTX A6000": (8, 6),
+        "NVIDIA RTX 6000 Ada Generation": (8, 9),
+        "NVIDIA L4": (8, 9),
+        "NVIDIA RTX PRO 6000 Blackwell Workstation Edition": (12, 0),
+    }
+    for name, cc in cases.items():
+        model = db.gpu_cc(name)
+        assert model is not None and model.cc == cc, name
+    assert db.gpu_cc("Quantum GPU 9000") is None
+
+
+def _mutate(files: dict[str, Any], path: str, value: object) -> dict[str, Any]:
+    out = copy.deepcopy(files)
+    name, _, rest = path.partition(":")
+    node: Any = out[name]
+    keys = re.findall(r"[^.\[\]]+", rest)
+    for k in keys[:-1]:
+        node = node[int(k)] if k.isdigit() else node[k]
+    last = keys[-1]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[int(last) if last.isdigit() else last] = value
+    return out
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("meta.toml:schema", "other/9", "meta.toml: schema: expected"),
+        (
+            "nvidia.toml:toolkit.3.linux",
+            "five-three-five",
+            "nvidia.toml: toolkit[3].linux: not a version",
+        ),
+        (
+            "nvidia.toml:gpu.2.cc",
+            "9",
+            'nvidia.toml: gpu[2].cc: expected a compute capability "X.Y"',
+        ),
+        (
+            "nvidia.toml:gpu.0.pattern",
+            "([",
+            "nvidia.toml: gpu[0].pattern: not a regular expression",
+        ),
+        (
+            "torch.toml:build.1.platforms",
+            ["linux-risc"],
+            "torch.toml: build[1].platforms[0]: unknown platform",
+        ),
+        (
+            "torch.toml:build.1.sass",
+            [50, "sm_60"],
+            "torch.toml: build[1].sass[1]: expected an integer, got string",
+        ),
+        (
+            "torch.toml:index.0.checked",
+            "yesterday",
+            "torch.toml: index[0].checked: expected a date",
+        ),
+        (
+            "torch.toml:index.0.source",
+            "my memory",
+            "torch.toml: index[0].source: expected a public URL",
+        ),
+        ("torch.toml:index_url", "https://x/", "torch.toml: index_url: must contain {variant}"),
+        (
+            "bitsandbytes.toml:loader_rule.1.rule",
+            "fuzzy",
+            "bitsandbytes.toml: loader_rule[1].rule: expected 'exact'",
+        ),
+        (
+            "bitsandbytes.toml:loader_rule.1.bnb",
+            ">>0.4",
+            "bitsandbytes.toml: loader_rule[1].bnb: not a version specifier",
+        ),
+        (
+            "derived/bitsandbytes.toml:release.12.torch",
+            2,
+            "derived/bitsandbytes.toml: release[12].torch: expected a string, got integer",
+        ),
+        (
+            "derived/bitsandbytes.toml:library.5.sass",
+            "70",
+            "derived/bitsandbytes.toml: library[5].sass: expected an array",
+        ),
+        (
+            "derived/torch.toml:release.0.pypi",
+            ["linux=cu121"],
+            "derived/torch.toml: release[0].pypi[0]: expected PLATFORM=VARIANT",
+        ),
+        (
+            "huggingface.toml:constraint.0.requires",
+            ["bitsandbytes>=>0.46"],
+            "huggingface.toml: constraint[0].requires[0]: not a requirement",
+        ),
+        (
+            "combinations.toml:verified.0.evidence",
+            _DELETE,
+            "combinations.toml: verified[0].evidence: required field is missing",
+        ),
+        (
+            "combinations.toml:verified.0.sourse",
+            "x",
+            "combinations.toml: verified[0].sourse: unknown field (did you mean 'source'?)",
+        ),
+    ],
+)
+def test_bad_fields_name_their_path(
+    files: dict[str, Any], path: str, value: object, message: str
+) -> None:
+    with pytest.raises(CompatDBError) as info:
+        parse_db(_mutate(files, path, value))
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_missing_file(files: dict[str, Any]) -> None:
+    broken = dict(files)
+    del broken["torch.toml"]
+    with pytest.raises(CompatDBError, match=r"torch\.toml: file is missing"):
+        parse_db(broken)
+
+
+def test_unparsable_toml(tmp_path: Path) -> None:
+    (tmp_path / "meta.toml").write_text("schema = [unclosed\n")
+    with pytest.raises(CompatDBError, match=r"meta\.toml: cannot be read as TOML"):
+        read_db_files(tmp_path)
+
+
+def test_loader_rules_by_era() -> None:
+    db = load_db()
+    assert db.loader_rule("0.39.0") == "exact"
+    assert db.loader_rule("0.45.5") == "exact"
+    assert db.loader_rule("0.49.2") == "exact"
+    assert db.loader_rule("0.50.0") == "same-major"
+    assert db.loader_rule_row("0.42.0").nocublaslt_below == (7, 5)
+    assert db.loader_rule_row("0.45.0").nocublaslt_below is None
+
+
+def test_driver_floors() -> None:
+    db = load_db()
+    assert db.min_driver("12.6", "linux")[0] == Version("525.60.13")
+    assert db.min_driver("12.6", "windows")[0] == Version("528.33")
+    assert db.min_driver("13.2", "linux")[0] == Version("580")
+    assert db.min_driver("10.2", "linux")[0] is None
+    assert db.max_cuda_for_driver(Version("550.54.14"), "linux") == Version("12.4")

@@ -1,0 +1,654 @@
+"""The resolver over a table of machine profiles, each expectation justified by the facts
+(compat_db/ rows, shared/reference/compat-facts.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from packaging.version import Version
+
+from bnb_provision.compat import load_db
+from bnb_provision.errors import NoPlanError
+from bnb_provision.resolve import Constraints, Target, make_plan
+
+CUDA13 = ("cu130", "cu132")
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    os: str
+    arch: str
+    python: str
+    driver: str | None
+    gpus: tuple[tuple[str, tuple[int, int]], ...]
+    why: str
+    variants: tuple[str, ...] = ()  # torch variant must be one of these
+    torch_min: str | None = None
+    torch_max: str | None = None
+    bnb_min: str | None = None
+    bnb_max: str | None = None
+    library: str | None = None
+    error: str | None = None
+    constraints: Constraints = field(default_factory=Constraints)
+    verified: bool = False
+    jetson: bool = False
+    warning: str | None = None
+
+
+L, W, M = "linux", "windows", "macos"
+X86, ARM = "x86_64", "aarch64"
+GTX1080TI = ("GTX 1080 Ti", (6, 1))
+P100 = ("Tesla P100", (6, 0))
+V100 = ("Tesla V100", (7, 0))
+T4 = ("Tesla T4", (7, 5))
+RTX2080 = ("RTX 2080 Ti", (7, 5))
+A100 = ("A100", (8, 0))
+RTX3090 = ("RTX 3090", (8, 6))
+RTX4090 = ("RTX 4090", (8, 9))
+L4 = ("L4", (8, 9))
+H100 = ("NVIDIA H100 80GB HBM3", (9, 0))
+GH200 = ("GH200", (9, 0))
+B200 = ("B200", (10, 0))
+B300 = ("B300", (10, 3))
+RTX5090 = ("RTX 5090", (12, 0))
+GB10 = ("GB10", (12, 1))
+K80 = ("K80", (3, 7))
+M40 = ("M40", (5, 2))
+
+CASES = [
+    # --- acceptance examples of the issue ---------------------------------------
+    Case(
+        "gtx1080ti-550",
+        L,
+        X86,
+        "3.12",
+        "550.54.14",
+        (GTX1080TI,),
+        "driver 550 < 580 rules out CUDA 13; cu128+ lack sm_6x; cu126 (torch <= 2.14) has sm_60, "
+        "and bnb's cuda126 library has sm_60",
+        variants=("cu118", "cu121", "cu124", "cu126"),
+        library="libbitsandbytes_cuda126.so",
+    ),
+    Case(
+        "rtx5090-570",
+        L,
+        X86,
+        "3.12",
+        "570.133.07",
+        (RTX5090,),
+        "sm_120 needs cu128+; driver 570 rules out CUDA 13; torch cu128 exists for 2.7-2.11; "
+        "bnb cu128 libraries have sm_120 from 0.45.3",
+        variants=("cu128", "cu129"),
+        torch_min="2.7",
+        bnb_min="0.45.3",
+    ),
+    Case(
+        "h100-580",
+        L,
+        X86,
+        "3.12",
+        "580.159.04",
+        (H100,),
+        "the DB's verified row (torch 2.11.0+cu130, bnb 0.50.2 on an H100)",
+        verified=True,
+        variants=("cu130",),
+        torch_min="2.11.0",
+        torch_max="2.11.0",
+    ),
+    Case(
+        "v100-580",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (V100,),
+        "CUDA 13 builds start at sm_75: a V100 never gets cu13x",
+        variants=("cu126", "cu128", "cu129"),
+    ),
+    Case(
+        "a100-535",
+        L,
+        X86,
+        "3.12",
+        "535.104.05",
+        (A100,),
+        "535 < 580: never a CUDA 13 build",
+        variants=("cu118", "cu121", "cu124", "cu126", "cu128", "cu129"),
+    ),
+    Case(
+        "py310-no-2.15",
+        L,
+        X86,
+        "3.10",
+        "595.45.04",
+        (A100,),
+        "torch 2.15 requires Python >= 3.11",
+        torch_max="2.14.99",
+    ),
+    # --- Pascal / Maxwell / Kepler ----------------------------------------------
+    Case(
+        "p100-595",
+        L,
+        X86,
+        "3.12",
+        "595.58.03",
+        (P100,),
+        "sm_60: cu126 only (cu128+ start at sm_70)",
+        variants=("cu126",),
+    ),
+    Case(
+        "gtx1080ti-win-560",
+        W,
+        X86,
+        "3.11",
+        "560.94",
+        (GTX1080TI,),
+        "Windows cu126 from the PyTorch index; bnb win_amd64 cuda126.dll has sm_60",
+        variants=("cu126",),
+        library="libbitsandbytes_cuda126.dll",
+    ),
+    Case(
+        "m40-550",
+        L,
+        X86,
+        "3.11",
+        "550.54.14",
+        (M40,),
+        "sm_52: torch cu126 has sm_50 SASS; bnb dropped Maxwell from 0.48.0 (lowest SASS sm_60), "
+        "0.47.0 cu126 still has sm_50",
+        variants=("cu126", "cu124", "cu121", "cu118"),
+        bnb_max="0.47.99",
+    ),
+    Case(
+        "k80-470",
+        L,
+        X86,
+        "3.11",
+        "470.82.01",
+        (K80,),
+        "no verified torch build has sm_37 and no CUDA 12 driver",
+        error="no known combination",
+    ),
+    # --- Volta -----------------------------------------------------------------
+    Case(
+        "v100-550-bnb046",
+        L,
+        X86,
+        "3.12",
+        "550.54.14",
+        (V100,),
+        "bnb 0.46.x cu128 libraries lack sm_70 (known bad); with --bnb 0.46 and --cuda 12.8 nothing fits",
+        constraints=Constraints(bnb="0.46", cuda="12.8"),
+        error="no known combination",
+    ),
+    Case(
+        "v100-cu128-ok",
+        L,
+        X86,
+        "3.12",
+        "570.124.06",
+        (V100,),
+        "torch 2.8-2.10 cu128 has sm_70; bnb >= 0.47 cu128 has sm_70",
+        constraints=Constraints(cuda="12.8"),
+        variants=("cu128",),
+        torch_max="2.10.99",
+        bnb_min="0.47.0",
+    ),
+    # --- Turing ------------------------------------------------------------------
+    Case(
+        "t4-535",
+        L,
+        X86,
+        "3.11",
+        "535.104.05",
+        (T4,),
+        "535: CUDA 12 only; newest torch with a cu12 variant",
+        variants=("cu126", "cu128"),
+    ),
+    Case(
+        "t4-580",
+        L,
+        X86,
+        "3.12",
+        "580.82.07",
+        (T4,),
+        "sm_75 is in every cu13x build; PyPI 2.15 is cu132",
+        variants=("cu132",),
+        torch_min="2.15",
+    ),
+    Case(
+        "rtx2080-win-576",
+        W,
+        X86,
+        "3.12",
+        "576.57",
+        (RTX2080,),
+        "Windows: PyPI is CPU-only, so the index cu12x build",
+        variants=("cu126", "cu128"),
+    ),
+    Case(
+        "t4-int8-warning",
+        L,
+        X86,
+        "3.12",
+        "580.82.07",
+        (T4,),
+        "sm_75 has no bf16: warn to use float16",
+        warning="no bfloat16",
+    ),
+    # --- Ampere ----------------------------------------------------------------
+    Case(
+        "a100-525",
+        L,
+        X86,
+        "3.12",
+        "525.60.13",
+        (A100,),
+        "exactly the CUDA 12 minor-version floor",
+        variants=("cu126", "cu128"),
+    ),
+    Case(
+        "a100-524",
+        L,
+        X86,
+        "3.12",
+        "524.99",
+        (A100,),
+        "below 525.60.13: only CUDA 11.8 builds (torch <= 2.7)",
+        variants=("cu118",),
+        torch_max="2.7.99",
+    ),
+    Case(
+        "a100-450",
+        L,
+        X86,
+        "3.11",
+        "450.80.02",
+        (A100,),
+        "the CUDA 11 floor: cu118",
+        variants=("cu118",),
+    ),
+    Case(
+        "a100-449",
+        L,
+        X86,
+        "3.11",
+        "450.36.06",
+        (A100,),
+        "below every CUDA 11.x floor in the DB",
+        error="no known combination",
+    ),
+    Case(
+        "rtx3090-550",
+        L,
+        X86,
+        "3.12",
+        "550.120",
+        (RTX3090,),
+        "PyPI 2.10 is cu128 (runs on 525+), newest below the cu13 builds",
+        variants=("cu126", "cu128"),
+    ),
+    Case(
+        "rtx3090-wsl",
+        L,
+        X86,
+        "3.12",
+        "576.02",
+        (RTX3090,),
+        "WSL uses the Windows driver",
+        variants=("cu126", "cu128"),
+    ),
+    Case(
+        "rtx3090-win-595",
+        W,
+        X86,
+        "3.12",
+        "595.79",
+        (RTX3090,),
+        "Windows with a 13.x-capable driver: index cu132",
+        variants=("cu132", "cu130"),
+    ),
+    Case(
+        "a100-pin-torch-2.4",
+        L,
+        X86,
+        "3.11",
+        "550.54.14",
+        (A100,),
+        "pinned torch 2.4: PyPI cu121 build; bnb >= 0.43 accepts torch 2.4",
+        constraints=Constraints(torch="2.4"),
+        torch_min="2.4",
+        torch_max="2.4.99",
+    ),
+    Case(
+        "a100-pin-bnb-0.45.5",
+        L,
+        X86,
+        "3.11",
+        "550.54.14",
+        (A100,),
+        "pinned bnb 0.45.5: exact-rule loader needs a shipped cuda lib (<= 12.8)",
+        constraints=Constraints(bnb="0.45.5"),
+        bnb_min="0.45.5",
+        bnb_max="0.45.5",
+        variants=("cu118", "cu121", "cu124", "cu126", "cu128"),
+    ),
+    Case(
+        "a100-pin-cuda-12.6",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (A100,),
+        "pinned CUDA 12.6",
+        constraints=Constraints(cuda="12.6"),
+        variants=("cu126",),
+    ),
+    Case(
+        "a100-qlora",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (A100,),
+        "qlora profile adds peft (>= 0.14 with bnb >= 0.45)",
+        constraints=Constraints(profile="qlora"),
+    ),
+    # --- Ada ------------------------------------------------------------------
+    Case(
+        "rtx4090-win-572",
+        W,
+        X86,
+        "3.12",
+        "572.61",
+        (RTX4090,),
+        "Windows cu12x from the index",
+        variants=("cu126", "cu128"),
+    ),
+    Case(
+        "l4-580-py39",
+        L,
+        X86,
+        "3.9",
+        "580.65.06",
+        (L4,),
+        "Python 3.9: torch <= 2.8 (2.9 requires 3.10) and bnb <= 0.48.x (0.49 requires 3.10)",
+        torch_max="2.8.99",
+        bnb_max="0.48.99",
+    ),
+    Case(
+        "rtx4090-py314",
+        L,
+        X86,
+        "3.14",
+        "580.65.06",
+        (RTX4090,),
+        "Python 3.14 wheels exist from torch 2.9",
+        torch_min="2.9",
+    ),
+    Case(
+        "rtx4090-py38",
+        L,
+        X86,
+        "3.8",
+        "580.65.06",
+        (RTX4090,),
+        "bnb >= 0.45.1 requires Python >= 3.8 and transformers 4.30+ ... torch 2.4 is the last for 3.8",
+        torch_max="2.4.99",
+    ),
+    # --- Hopper ---------------------------------------------------------------
+    Case(
+        "h100-595",
+        L,
+        X86,
+        "3.12",
+        "595.45.04",
+        (H100,),
+        "verified combination still qualifies on a newer driver",
+        verified=True,
+    ),
+    Case(
+        "h100-575",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (H100,),
+        "driver < 580: the verified cu130 row does not qualify; cu12x instead",
+        variants=("cu126", "cu128", "cu129"),
+    ),
+    Case(
+        "h100-py311-pin-2.15",
+        L,
+        X86,
+        "3.11",
+        "580.95.05",
+        (H100,),
+        "pinned 2.15 (PyPI cu132) beats the verified 2.11 row",
+        constraints=Constraints(torch="2.15"),
+        variants=("cu132",),
+    ),
+    Case(
+        "gh200-aarch64",
+        L,
+        ARM,
+        "3.12",
+        "580.95.05",
+        (GH200,),
+        "aarch64 PyPI CUDA builds from torch 2.11; bnb aarch64 wheels from 0.46",
+        variants=CUDA13,
+        bnb_min="0.46.0",
+    ),
+    Case(
+        "gh200-aarch64-570",
+        L,
+        ARM,
+        "3.12",
+        "570.124.06",
+        (GH200,),
+        "aarch64 with a 12.x driver: index cu128/cu126 (sm_90)",
+        variants=("cu126", "cu128"),
+    ),
+    # --- Blackwell --------------------------------------------------------------
+    Case(
+        "b200-580",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (B200,),
+        "sm_100 in every cu13x build",
+        variants=CUDA13,
+    ),
+    Case(
+        "b200-560",
+        L,
+        X86,
+        "3.12",
+        "560.35.03",
+        (B200,),
+        "sm_100 needs cu128+, which needs a 12.x driver (525+): 560 qualifies",
+        variants=("cu128", "cu129"),
+    ),
+    Case(
+        "b300-580", L, X86, "3.12", "580.95.05", (B300,), "10.3 runs sm_100 SASS", variants=CUDA13
+    ),
+    Case(
+        "rtx5090-win-576",
+        W,
+        X86,
+        "3.12",
+        "576.02",
+        (RTX5090,),
+        "Windows Blackwell: index cu128, bnb cuda128.dll (>= 0.45.3)",
+        variants=("cu128",),
+        library="libbitsandbytes_cuda128.dll",
+    ),
+    Case(
+        "rtx5090-580",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (RTX5090,),
+        "sm_120 is in every cu13x build; PyPI 2.15 is cu132",
+        variants=CUDA13,
+        torch_min="2.15",
+    ),
+    Case(
+        "gb10-aarch64",
+        L,
+        ARM,
+        "3.12",
+        "580.95.05",
+        (GB10,),
+        "12.1 runs sm_120 SASS; aarch64 cu13x",
+        variants=CUDA13,
+    ),
+    Case(
+        "mixed-pascal-ampere",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (GTX1080TI, A100),
+        "every GPU must be covered: the Pascal card forces cu126",
+        variants=("cu126",),
+    ),
+    Case(
+        "mixed-volta-blackwell",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (V100, RTX5090),
+        "sm_70 and sm_120 together: only cu128 in torch 2.8-2.10",
+        variants=("cu128", "cu129"),
+        torch_max="2.10.99",
+    ),
+    # --- no GPU / macOS / Jetson -------------------------------------------------
+    Case("cpu-linux", L, X86, "3.12", None, (), "no GPU: CPU build", variants=("cpu",)),
+    Case("cpu-windows", W, X86, "3.12", None, (), "Windows CPU from PyPI", variants=("cpu",)),
+    Case(
+        "macos-arm64",
+        M,
+        ARM,
+        "3.12",
+        None,
+        (),
+        "MPS/CPU torch from PyPI, bnb >= 0.49 macOS wheel",
+        variants=("cpu",),
+        bnb_min="0.49.0",
+    ),
+    Case(
+        "macos-cuda",
+        M,
+        ARM,
+        "3.12",
+        None,
+        (),
+        "CUDA on macOS",
+        constraints=Constraints(cuda="12.6"),
+        error="CUDA is not available on macOS",
+    ),
+    Case(
+        "jetson-orin",
+        L,
+        ARM,
+        "3.10",
+        "540.4.0",
+        (("Jetson AGX Orin", (8, 7)),),
+        "PyPI aarch64 wheels are SBSA builds",
+        jetson=True,
+        error="Jetson",
+    ),
+    Case(
+        "a100-cpu-forced",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (A100,),
+        "--cuda cpu",
+        constraints=Constraints(cuda="cpu"),
+        variants=("cpu",),
+    ),
+    Case(
+        "t4-450-torch-2.9",
+        L,
+        X86,
+        "3.11",
+        "450.80.02",
+        (T4,),
+        "a 450 driver with torch 2.9 pinned: 2.9's builds need 525+",
+        error="install NVIDIA driver >= 525",
+        constraints=Constraints(torch="2.9"),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_profile(case: Case) -> None:
+    db = load_db()
+    target = Target(
+        os=case.os,
+        arch=case.arch,
+        python=case.python,
+        driver=Version(case.driver) if case.driver else None,
+        gpus=case.gpus,
+        jetson=case.jetson,
+    )
+    if case.error:
+        with pytest.raises(NoPlanError) as info:
+            make_plan(target, db, case.constraints)
+        assert case.error in str(info.value), str(info.value)
+        return
+    plan = make_plan(target, db, case.constraints)
+    t, b = plan.torch, plan.bitsandbytes
+    got = f"torch {t.version}+{t.variant}, bnb {b.version} ({b.library})"
+    if case.variants:
+        assert t.variant in case.variants, got
+    if case.torch_min:
+        assert t.version >= Version(case.torch_min), got
+    if case.torch_max:
+        assert t.version <= Version(case.torch_max), got
+    if case.bnb_min:
+        assert b.version >= Version(case.bnb_min), got
+    if case.bnb_max:
+        assert b.version <= Version(case.bnb_max), got
+    if case.library:
+        assert b.library == case.library, got
+    assert (plan.verified is not None) == case.verified, got
+    if case.warning:
+        assert any(case.warning in w for w in plan.warnings), plan.warnings
+    # invariants that hold for every plan
+    if t.variant != "cpu":
+        assert target.driver is not None
+        floor, _ = db.min_driver(t.cuda or "", case.os)
+        assert floor is not None and target.driver >= floor
+        assert {cc for cc, _ in t.coverage} == {f"{a}.{b}" for _, (a, b) in case.gpus}
+        assert {cc for cc, _ in b.coverage} == {f"{a}.{b}" for _, (a, b) in case.gpus}
+    if case.os == "windows" and t.variant != "cpu":
+        assert t.index_url == f"https://download.pytorch.org/whl/{t.variant}"
+    if case.constraints.profile == "qlora":
+        assert plan.package("peft") is not None
+        assert Version(plan.package("peft") or "0") >= Version("0.14.0")
+    tr = plan.package("transformers")
+    if tr and Version(tr).major >= 5:
+        assert b.version >= Version("0.46.1")
+
+
+def test_at_least_forty_profiles() -> None:
+    assert len(CASES) >= 40
+    covered = {cc[0] for c in CASES for _, cc in c.gpus}
+    assert {3, 5, 6, 7, 8, 9, 10, 12} <= covered
+    assert {c.os for c in CASES} == {L, W, M}
+    assert {c.python for c in CASES} >= {"3.9", "3.10", "3.11", "3.12", "3.14"}
+
+
+def test_plans_are_deterministic() -> None:
+    db = load_db()
+    t = Target(os=L, arch=X86, python="3.12", driver=Version("550.54.14"), gpus=(RTX3090,))
+    assert make_plan(t, db) == make_plan(t, db)
