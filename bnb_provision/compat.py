@@ -290,6 +290,7 @@ class CompatDB:
     _libs: dict[tuple[Version, str], tuple[BnbLibraryRow, ...]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    _memo: dict[tuple[object, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     # -- look-ups ------------------------------------------------------
 
@@ -319,15 +320,20 @@ class CompatDB:
     def torch_build(
         self, variant: str, torch: Version, platform: str, channel: str
     ) -> TorchBuild | None:
-        for b in self.torch_builds:
-            if (
-                b.variant == variant
-                and platform in b.platforms
-                and b.torch.contains(torch)
-                and b.channel in (channel, "any")
-            ):
-                return b
-        return None
+        key = ("build", variant, torch, platform, channel)
+        if key not in self._memo:
+            self._memo[key] = next(
+                (
+                    b
+                    for b in self.torch_builds
+                    if b.variant == variant
+                    and platform in b.platforms
+                    and b.channel in (channel, "any")
+                    and b.torch.contains(torch)
+                ),
+                None,
+            )
+        return self._memo[key]  # type: ignore[no-any-return]
 
     def bnb_libs(self, bnb: Version, platform: str) -> tuple[BnbLibraryRow, ...]:
         """The native libraries a bitsandbytes wheel ships for ``platform``.
@@ -352,6 +358,12 @@ class CompatDB:
         Minor-version compatibility lets any driver of the family's floor run
         any toolkit of that major (https://docs.nvidia.com/deploy/cuda-compatibility/).
         """
+        key = ("min_driver", cuda, os_name)
+        if key not in self._memo:
+            self._memo[key] = self._min_driver(cuda, os_name)
+        return self._memo[key]  # type: ignore[no-any-return]
+
+    def _min_driver(self, cuda: str, os_name: str) -> tuple[Version | None, str]:
         major = int(cuda.split(".", maxsplit=1)[0])
         fam = next((f for f in self.families if f.major == major), None)
         if fam is None:
@@ -373,7 +385,11 @@ class CompatDB:
 
 
 def _toml_load(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
+    return toml_loads(path.read_text(encoding="utf-8"))
+
+
+def toml_loads(text: str) -> dict[str, Any]:
+    """Parse TOML: tomllib where it exists (3.11+), tomlkit on Python 3.10."""
     if sys.version_info >= (3, 11):
         import tomllib
 

@@ -15,6 +15,7 @@ Among qualifying plans, verified combinations come first, then the newest.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field, replace
 from typing import Final
@@ -22,7 +23,14 @@ from typing import Final
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from bnb_provision.compat import BnbLibraryRow, BnbRelease, CompatDB, TorchRelease, Verified
+from bnb_provision.compat import (
+    BnbLibraryRow,
+    BnbRelease,
+    CompatDB,
+    KnownBad,
+    TorchRelease,
+    Verified,
+)
 from bnb_provision.errors import NoPlanError
 from bnb_provision.loader import choose_library
 from bnb_provision.machine import Machine
@@ -149,6 +157,10 @@ class Plan:
 # ---------------------------------------------------------------------------
 
 
+def _contains(spec: SpecifierSet, version: Version | str) -> bool:
+    return spec.contains(version, prereleases=True)
+
+
 def _cc_text(cc: tuple[int, int]) -> str:
     return f"{cc[0]}.{cc[1]}"
 
@@ -204,6 +216,17 @@ class _Search:
     target: Target
     cons: Constraints
     rejected: list[Rejection] = field(default_factory=list)
+    _bnb: list[BnbRelease] | None = None
+
+    @functools.cached_property
+    def known_bad(self) -> tuple[KnownBad, ...]:
+        """The known-bad rows that concern this platform and these GPUs."""
+        plat, ccs = self.target.platform, {_cc_text(cc) for cc in self.target.ccs}
+        return tuple(
+            b
+            for b in self.db.known_bad
+            if (not b.platforms or plat in b.platforms) and (not b.cc or ccs & set(b.cc))
+        )
 
     def reject(self, what: str, why: str) -> None:
         self.rejected.append(Rejection(what=what, why=why))
@@ -226,7 +249,7 @@ class _Search:
         if listed and py not in listed:
             self.reject(what, f"no wheels for Python {py} (has {', '.join(listed)})")
             return False
-        if str(spec) and not spec.contains(py + ".0", prereleases=True):
+        if len(spec) and not _contains(spec, py + ".0"):
             self.reject(what, f"requires Python {spec}, not {py}")
             return False
         return True
@@ -307,32 +330,35 @@ class _Search:
     # -- bitsandbytes --------------------------------------------------------
 
     def bnb_releases(self) -> list[BnbRelease]:
-        rels = [
-            r
-            for r in self.db.bnb_releases
-            if not self.cons.bnb or _prefix_match(r.version, self.cons.bnb)
-        ]
-        return sorted(rels, key=lambda r: r.version, reverse=True)
+        """bitsandbytes releases with a wheel here that accept this Python, newest first."""
+        if self._bnb is None:
+            plat = self.target.platform
+            out = []
+            for r in sorted(self.db.bnb_releases, key=lambda r: r.version, reverse=True):
+                if self.cons.bnb and not _prefix_match(r.version, self.cons.bnb):
+                    continue
+                what = f"bitsandbytes {r.version}"
+                plats = set(r.platforms)
+                if plat not in plats and not (plat == "linux-x86_64" and "any" in plats):
+                    self.reject(what, f"no wheel for {plat}")
+                    continue
+                if not self.python_ok(what, r.requires_python):
+                    continue
+                out.append(r)
+            self._bnb = out
+        return self._bnb
 
     def check_bnb(self, rel: BnbRelease, torch: TorchChoice) -> BnbChoice | None:
+        """Check a release from :meth:`bnb_releases` against one torch build."""
         t = self.target
         what = f"bitsandbytes {rel.version}"
         plat = t.platform
-        plats = set(rel.platforms)
-        if plat not in plats and not (plat == "linux-x86_64" and "any" in plats):
-            self.reject(what, f"no wheel for {plat}")
-            return None
-        if not self.python_ok(what, rel.requires_python):
-            return None
-        if str(rel.torch) and not rel.torch.contains(torch.version):
+        if len(rel.torch) and not _contains(rel.torch, torch.version):
             self.reject(what, f"requires torch {rel.torch}")
             return None
-        for bad in self.db.known_bad:
-            if (
-                bad.bnb.contains(rel.version, prereleases=True)
-                and (not bad.platforms or plat in bad.platforms)
-                and (not bad.torch_variants or torch.variant in bad.torch_variants)
-                and (not bad.cc or any(_cc_text(cc) in bad.cc for cc in t.ccs))
+        for bad in self.known_bad:
+            if (not bad.torch_variants or torch.variant in bad.torch_variants) and _contains(
+                bad.bnb, rel.version
             ):
                 self.reject(what, f"known bad: {bad.effect}")
                 return None
@@ -402,7 +428,7 @@ class _Search:
         pinned: dict[str, Version] = {"torch": torch, "bitsandbytes": bnb}
         floors = self.floors("bitsandbytes", bnb)
         for n, s in floors:
-            if n in pinned and not s.contains(pinned[n], prereleases=True):
+            if n in pinned and not _contains(s, pinned[n]):
                 self.reject(f"bitsandbytes {bnb}", f"needs {n}{s}")
                 return None
         chosen: list[tuple[str, str]] = []
@@ -411,14 +437,12 @@ class _Search:
             for rel in sorted(
                 self.db.package_releases(name), key=lambda r: r.version, reverse=True
             ):
-                if str(rel.requires_python) and not rel.requires_python.contains(py):
+                if len(rel.requires_python) and not _contains(rel.requires_python, py):
                     continue
                 reqs = list(rel.requires) + list(self.floors(name, rel.version))
                 if not all(_fits(n, s, pinned) for n, s in reqs):
                     continue
-                if not all(
-                    s.contains(rel.version, prereleases=True) for n, s in floors if n == name
-                ):
+                if not all(_contains(s, rel.version) for n, s in floors if n == name):
                     continue
                 pick = rel.version
                 break
@@ -440,7 +464,7 @@ class _Search:
             if (
                 c.package == package
                 and self.cons.profile in c.profiles
-                and c.versions.contains(version, prereleases=True)
+                and _contains(c.versions, version)
             ):
                 out += c.requires
         return tuple(out)
@@ -450,7 +474,7 @@ def _fits(name: str, spec: SpecifierSet, pinned: dict[str, Version]) -> bool:
     if name not in pinned:
         return True
     v = pinned[name]
-    return spec.contains(Version(v.public), prereleases=True)
+    return _contains(spec, Version(v.public))
 
 
 def _variant_key(variant: str) -> tuple[int, int]:
@@ -489,6 +513,7 @@ def _search(db: CompatDB, target: Target, cons: Constraints) -> tuple[Plan | Non
     if cons.python and target.python != cons.python:
         target = replace(target, python=cons.python)
         s.target = target
+        s._bnb = None  # noqa: SLF001 - the candidates depend on the Python version
     candidates: list[tuple[TorchChoice, BnbChoice, tuple[tuple[str, str], ...]]] = []
     for rel in s.torch_releases():
         if not s.python_ok(f"torch {rel.version}", rel.requires_python, rel.pythons):
@@ -531,7 +556,7 @@ def _search(db: CompatDB, target: Target, cons: Constraints) -> tuple[Plan | Non
         if cons.cuda and v.variant != "cu" + cons.cuda.replace(".", ""):
             continue
         torch = s.check_torch(vrel, v.variant, channel)
-        vbnb = next((b for b in db.bnb_releases if b.version == v.bnb), None)
+        vbnb = next((b for b in s.bnb_releases() if b.version == v.bnb), None)
         if torch is None or vbnb is None:
             continue
         bnb = s.check_bnb(vbnb, torch)

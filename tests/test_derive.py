@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+
+from bnb_provision.compat import toml_loads
+from bnb_provision.derive import Deriver, _cuda_from_requires, platform_of_wheel
+from tests.support.index import make_wheel, serve_index
+
+KERNELS = Path(__file__).parent / "fixtures" / "kernels"
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.mark.parametrize(
+    ("filename", "platform"),
+    [
+        ("bitsandbytes-0.50.2-py3-none-manylinux_2_24_x86_64.whl", "linux-x86_64"),
+        ("bitsandbytes-0.50.2-py3-none-manylinux_2_24_aarch64.whl", "linux-aarch64"),
+        ("bitsandbytes-0.50.2-py3-none-win_amd64.whl", "windows-x86_64"),
+        ("bitsandbytes-0.50.2-py3-none-win_arm64.whl", "windows-aarch64"),
+        ("bitsandbytes-0.50.2-py3-none-macosx_14_0_arm64.whl", "macos-arm64"),
+        ("bitsandbytes-0.41.1-py3-none-any.whl", "any"),
+        ("torch-2.2.2-cp311-none-macosx_10_9_x86_64.whl", "macos-x86_64"),
+        ("torch-2.1.0-cp311-cp311-manylinux1_x86_64.whl", "linux-x86_64"),
+    ],
+)
+def test_platform_of_wheel(filename: str, platform: str) -> None:
+    assert platform_of_wheel(filename) == platform
+
+
+# Requires-Dist lines as torch's real METADATA carries them
+TORCH_21 = [
+    'nvidia-cuda-runtime-cu12 (==12.1.105) ; platform_system == "Linux" and '
+    'platform_machine == "x86_64"',
+    "filelock",
+]
+TORCH_211 = [
+    'cuda-toolkit[cublas,cudart,cufft]==13.0.2; platform_system == "Linux"',
+    'cuda-bindings<14,>=13.0.3; platform_system == "Linux"',
+]
+
+
+def test_cuda_from_requires_honours_markers() -> None:
+    assert _cuda_from_requires(TORCH_21, "linux-x86_64", "3.11") == "12.1"
+    assert _cuda_from_requires(TORCH_21, "linux-aarch64", "3.11") is None
+    assert _cuda_from_requires(TORCH_21, "macos-arm64", "3.11") is None
+    assert _cuda_from_requires(TORCH_211, "linux-aarch64", "3.12") == "13.0"
+    assert _cuda_from_requires(TORCH_211, "windows-x86_64", "3.12") is None
+
+
+def test_bnb_derivation_against_a_local_index(tmp_path: Path) -> None:
+    """The whole path: simple API, PEP 658 metadata, wheel download, fatbin reading, cache."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(
+        wheels,
+        "bitsandbytes",
+        "0.50.2",
+        {
+            "bitsandbytes/__init__.py": b"",
+            "bitsandbytes/libbitsandbytes_cpu.so": b"\x7fELF" + b"\0" * 100,
+            "bitsandbytes/libbitsandbytes_cuda130.so": (KERNELS / "whole.so").read_bytes(),
+            "bitsandbytes/libbitsandbytes_cuda126.so": (KERNELS / "rdc.so").read_bytes(),
+        },
+        tag="py3-none-manylinux_2_24_x86_64",
+        requires=("torch<3,>=2.4", "numpy>=1.17"),
+        requires_python=">=3.10",
+    )
+    with serve_index(list(wheels.iterdir())) as (url, seen):
+        d = Deriver(cache=tmp_path / "cache", session=requests.Session(), index=url)
+        text = d.bnb_toml()
+        downloads = sum(1 for p in seen if p.startswith("/files/") and p.endswith(".whl"))
+        again = d.bnb_toml()
+        downloads_again = sum(1 for p in seen if p.startswith("/files/") and p.endswith(".whl"))
+    assert text == again
+    assert downloads == 1 and downloads_again == 1  # the re-run downloaded nothing
+    data = toml_loads(text)
+    rel = data["release"][0]
+    assert rel["version"] == "0.50.2" and rel["torch"] == "<3,>=2.4"
+    assert rel["requires_python"] == ">=3.10" and rel["platforms"] == ["linux-x86_64"]
+    libs = {lib["file"]: lib for lib in data["library"]}
+    assert libs["libbitsandbytes_cuda130.so"]["sass"] == [75, 90]
+    assert libs["libbitsandbytes_cuda130.so"]["ptx"] == [90]
+    assert libs["libbitsandbytes_cuda126.so"]["rel_ptx"] == [80]
+    assert libs["libbitsandbytes_cpu.so"]["backend"] == "cpu"
+
+
+def test_metadata_by_range_requests_when_no_pep658(tmp_path: Path) -> None:
+    wheels = tmp_path / "w"
+    wheels.mkdir()
+    w = make_wheel(
+        wheels,
+        "peft",
+        "0.21.2",
+        {"peft/__init__.py": b"x" * 5000},
+        requires=("torch>=1.13.0", "accelerate>=0.21.0"),
+        requires_python=">=3.10",
+    )
+    with serve_index([w]) as (url, _):
+        d = Deriver(cache=tmp_path / "cache", session=requests.Session(), index=url)
+        file = d.releases("peft")["0.21.2"][0]
+        file["url"] = file["url"].replace("/files/", "/files/")  # the real file
+        member = d._zip_member(file, ".dist-info/METADATA").decode()
+    assert "Requires-Dist: accelerate>=0.21.0" in member
+
+
+@pytest.mark.network
+def test_regeneration_reproduces_the_shipped_release_lists(tmp_path: Path) -> None:
+    """Against real PyPI: the derived torch file and bitsandbytes' release rows match."""
+    session = requests.Session()
+    d = Deriver(cache=tmp_path / "cache", session=session)
+    shipped_torch = (ROOT / "compat_db/derived/torch.toml").read_text()
+    assert d.torch_toml() == shipped_torch
+    fresh = toml_loads(d.bnb_toml(libraries=False))["release"]
+    shipped = toml_loads((ROOT / "compat_db/derived/bitsandbytes.toml").read_text())["release"]
+    assert fresh[: len(shipped)] == shipped
+
+
+@pytest.mark.network
+def test_regeneration_reproduces_one_wheels_kernels(tmp_path: Path) -> None:
+    """Against real PyPI: the 1 MB win_arm64 wheel of 0.50.2 gives the shipped library rows."""
+    d = Deriver(cache=tmp_path / "cache", session=requests.Session())
+    files = d.releases("bitsandbytes")["0.50.2"]
+    arm = next(f for f in files if f["filename"].endswith("win_arm64.whl"))
+    fresh = [{k: v for k, v in lib.items() if v is not None} for lib in d.wheel_libraries(arm)]
+    shipped = [
+        lib
+        for lib in toml_loads((ROOT / "compat_db/derived/bitsandbytes.toml").read_text())["library"]
+        if lib["bnb"] == "0.50.2" and lib["platform"] == "windows-aarch64"
+    ]
+    for lib in shipped:
+        del lib["bnb"], lib["platform"]
+    assert fresh == shipped
