@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, ClassVar
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
@@ -33,7 +34,7 @@ def make_wheel(
     """Write a valid wheel (METADATA, WHEEL, RECORD with hashes)."""
     dist = name.replace("-", "_")
     info = f"{dist}-{version}.dist-info"
-    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     if requires_python:
         meta.append(f"Requires-Python: {requires_python}")
     meta += [f"Requires-Dist: {r}" for r in requires]
@@ -62,9 +63,9 @@ def _metadata(path: Path) -> bytes:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    wheels: dict[str, list[Path]] = {}
-    files: dict[str, Path] = {}
-    requests_seen: list[str] = []
+    wheels: ClassVar[dict[str, list[Path]]] = {}
+    files: ClassVar[dict[str, Path]] = {}
+    requests_seen: ClassVar[list[str]] = []
 
     def log_message(self, *args: object) -> None:
         pass
@@ -80,7 +81,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         self.requests_seen.append(self.path)
         parts = [p for p in self.path.split("?")[0].split("/") if p]
         if len(parts) == 2 and parts[0] == "simple":
@@ -89,7 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
             if wheels is None:
                 self._send(404, b"not found", "text/plain")
                 return
-            entries = []
+            entries: list[dict[str, Any]] = []
             for w in wheels:
                 sha = hashlib.sha256(w.read_bytes()).hexdigest()
                 entries.append(
