@@ -32,8 +32,10 @@ def test_platform_of_wheel(filename: str, platform: str) -> None:
 
 # Requires-Dist lines as torch's real METADATA carries them
 TORCH_21 = [
-    'nvidia-cuda-runtime-cu12 (==12.1.105) ; platform_system == "Linux" and '
-    'platform_machine == "x86_64"',
+    (
+        'nvidia-cuda-runtime-cu12 (==12.1.105) ; platform_system == "Linux" and '
+        'platform_machine == "x86_64"'
+    ),
     "filelock",
 ]
 TORCH_211 = [
