@@ -39,8 +39,10 @@ def cli() -> None:
     """Set up, lock and repair bitsandbytes / PyTorch / CUDA stacks.
 
     \b
-    detect  what this machine and an environment have
-    plan    the combination that runs here, and why
+    detect   what this machine and an environment have
+    plan     the combination that runs here, and why
+    doctor   what is wrong with an environment, and the fix
+    explain  the cause of an error message, and the fix
     """
 
 
@@ -166,6 +168,162 @@ def plan(
     from bnb_provision.render import render_plan
 
     click.echo(render_plan(result, all_rejected=all_rejected))
+
+
+def _target_machine(python: str | None, env_dir: str | None, machine_file: Path | None) -> Any:
+    from bnb_provision.machine import detect_machine, load_machine
+
+    if sum(x is not None for x in (python, env_dir, machine_file)) > 1:
+        raise click.UsageError("give one of --python, --env, --machine")
+    if machine_file is not None:
+        return load_machine(machine_file)
+    return detect_machine(python=python, env_dir=env_dir)
+
+
+@cli.command()
+@click.option("--python", "python", metavar="PATH", help="The environment's Python interpreter.")
+@click.option("--env", "env_dir", metavar="DIR", help="The virtual environment's folder.")
+@click.option(
+    "--machine",
+    "machine_file",
+    metavar="FILE",
+    type=click.Path(path_type=Path),
+    help="A snapshot (detect --json --python ...) taken where the environment is.",
+)
+@click.option("--model-params", type=float, metavar="N", help="Model size, e.g. 7e9.")
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    type=click.Path(path_type=Path),
+    help="A model's config.json (or its folder) for the memory check.",
+)
+@click.option(
+    "--quant",
+    type=click.Choice(["nf4", "fp4", "int8"]),
+    default="nf4",
+    show_default=True,
+    help="Quantization for the memory check.",
+)
+@click.option(
+    "--report",
+    is_flag=True,
+    help="Print a block safe to paste into a public issue (paths, user, values redacted).",
+)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def doctor(
+    python: str | None,
+    env_dir: str | None,
+    machine_file: Path | None,
+    model_params: float | None,
+    config_path: Path | None,
+    quant: str,
+    report: bool,
+    as_json: bool,
+) -> None:
+    """Diagnose a bitsandbytes / torch / CUDA environment: the cause and the fix, in order.
+
+    Exits 9 when an error-severity finding stands.
+
+    \b
+    Example:
+        bnb-provision doctor --python .venv/bin/python
+        bnb-provision doctor --env .venv --model-params 70e9 --quant nf4
+        bnb-provision doctor --machine snapshot.json --json
+    """
+    from bnb_provision.compat import load_db
+    from bnb_provision.doctor import DoctorOptions, diagnose
+    from bnb_provision.errors import FindingsError
+    from bnb_provision.memory import read_model_shape, shape_from_params
+    from bnb_provision.stamp import read_stamp
+
+    machine = _target_machine(python, env_dir, machine_file)
+    if machine.env is None:
+        raise click.UsageError(
+            "doctor needs an environment: --python PATH, --env DIR, or a "
+            "--machine snapshot taken with --python"
+        )
+    model = None
+    if config_path is not None:
+        try:
+            model = read_model_shape(config_path)
+        except (OSError, ValueError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--config") from exc
+    elif model_params is not None:
+        model = shape_from_params(model_params)
+    stamp = read_stamp(machine.env.prefix) if machine.env.prefix and machine_file is None else None
+    findings = diagnose(machine, load_db(), DoctorOptions(model=model, quant=quant, stamp=stamp))
+    _emit_findings(
+        findings,
+        machine=machine,
+        as_json=as_json,
+        report=report,
+        header=f"bnb-provision doctor: {machine.env.python.executable or 'snapshot'}",
+    )
+    if any(f.severity == "error" for f in findings):
+        raise FindingsError(f"{sum(f.severity == 'error' for f in findings)} error(s) found")
+
+
+@cli.command()
+@click.option(
+    "--log",
+    "log_file",
+    metavar="FILE",
+    default="-",
+    type=click.File("r", encoding="utf-8", errors="replace"),
+    help="Read the error text from FILE (default: standard input).",
+)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def explain(log_file: Any, as_json: bool) -> None:
+    """Explain an error message or a whole traceback: its cause and the fix.
+
+    \b
+    Example:
+        python train.py 2>&1 | bnb-provision explain
+        bnb-provision explain --log error.txt --json
+    """
+    from bnb_provision.compat import load_db
+    from bnb_provision.doctor import explain_text
+
+    text = log_file.read()
+    if not text.strip():
+        raise click.UsageError("no error text: pipe it in or give --log FILE")
+    findings = explain_text(text, load_db())
+    _emit_findings(
+        findings, machine=None, as_json=as_json, report=False, header="bnb-provision explain"
+    )
+
+
+def _emit_findings(
+    findings: Any, *, machine: Any, as_json: bool, report: bool, header: str
+) -> None:
+    import getpass
+
+    from bnb_provision.findings import findings_to_dict
+    from bnb_provision.render import redact, render_findings
+
+    subject: dict[str, Any] = {}
+    if machine is not None:
+        subject = {"machine": machine.to_dict()}
+    if as_json:
+        _emit_json(findings_to_dict(findings, subject=subject))
+        return
+    text = render_findings(findings, header)
+    if report and machine is not None:
+        from bnb_provision.render import render_machine
+
+        env_values = tuple(v for _, v in machine.env.variables) if machine.env else ()
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # pragma: no cover - no passwd entry
+            user = ""
+        body = render_machine(machine) + "\n\n" + text
+        text = (
+            "<details><summary>bnb-provision doctor report</summary>\n\n```\n"
+            + redact(body, home=str(Path.home()), user=user, secrets=env_values)
+            + "\n```\n</details>"
+        )
+    click.echo(text)
 
 
 def main() -> None:

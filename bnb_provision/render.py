@@ -9,10 +9,11 @@ from bnb_provision.fatbin import describe_archs
 
 if TYPE_CHECKING:
     from bnb_provision.analysis import BnbLoadReport
+    from bnb_provision.findings import Finding
     from bnb_provision.machine import Machine
     from bnb_provision.resolve import Plan
 
-__all__ = ["render_machine", "render_plan", "table"]
+__all__ = ["redact", "render_findings", "render_machine", "render_plan", "table"]
 
 
 def table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...] | None = None) -> str:
@@ -171,3 +172,34 @@ def render_plan(plan: Plan, *, all_rejected: bool = False) -> str:
     out.append("\nBitsAndBytesConfig for this machine")
     out += ["  " + line if line else "" for line in plan.snippet.rstrip().splitlines()]
     return "\n".join(out)
+
+
+def render_findings(findings: tuple[Finding, ...], header: str) -> str:
+    if not findings:
+        return header + "\n\nNo problems found."
+    out = [header, ""]
+    marks = {"error": "ERROR", "warning": "WARN ", "info": "info "}
+    for f in findings:
+        out.append(f"{marks[f.severity]}  [{f.category}] {f.title}")
+        out += [f"         - {e}" for e in f.evidence]
+        if f.fix:
+            out.append(f"         fix: {f.fix}")
+        if f.source:
+            out.append(f"         see: {f.source}")
+        out.append("")
+    errors = sum(1 for f in findings if f.severity == "error")
+    out.append(f"{errors} error(s), {len(findings) - errors} other finding(s)")
+    return "\n".join(out)
+
+
+def redact(text: str, *, home: str, user: str, secrets: tuple[str, ...] = ()) -> str:
+    """Make text safe for a public issue: home paths, the user name, variable values, UUIDs."""
+    import re
+
+    for value in sorted((s for s in secrets if len(s) > 3), key=len, reverse=True):  # noqa: PLR2004
+        text = text.replace(value, "<redacted>")
+    if home and home not in ("/", ""):
+        text = text.replace(home, "~")
+    if user and len(user) > 2:  # noqa: PLR2004 - too short a name would redact everything
+        text = re.sub(rf"\b{re.escape(user)}\b", "<user>", text)
+    return re.sub(r"GPU-[0-9a-f]{8}-[0-9a-f-]{27}", "GPU-<uuid>", text)

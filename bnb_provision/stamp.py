@@ -1,0 +1,84 @@
+"""The machine stamp written into each environment bnb-provision builds.
+
+``<env>/bnb-provision-stamp.json`` records what the environment was built and
+verified for (driver, GPUs, torch build, bitsandbytes library, lock hash, DB
+version), so ``doctor`` and ``rebuild`` can tell when the machine drifted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from bnb_provision._fields import FieldError, Fields
+from bnb_provision.errors import SnapshotError
+
+__all__ = ["STAMP_FILE", "STAMP_SCHEMA", "Stamp", "read_stamp"]
+
+STAMP_FILE: Final = "bnb-provision-stamp.json"
+STAMP_SCHEMA: Final = "bnb-provision.stamp/1"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Stamp:
+    created: str
+    driver: str | None
+    gpus: tuple[tuple[str, str], ...]  # (name, "X.Y")
+    torch: str | None
+    bitsandbytes: str | None
+    library: str | None
+    lock_sha256: str | None
+    db_version: str
+    verified: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": STAMP_SCHEMA,
+            "created": self.created,
+            "driver": self.driver,
+            "gpus": [{"name": n, "compute_capability": c} for n, c in self.gpus],
+            "torch": self.torch,
+            "bitsandbytes": self.bitsandbytes,
+            "library": self.library,
+            "lock_sha256": self.lock_sha256,
+            "db_version": self.db_version,
+            "verified": self.verified,
+        }
+
+
+def stamp_from_dict(data: object) -> Stamp:
+    f = Fields(data, "")
+    schema = f.text("schema")
+    f.check(schema == STAMP_SCHEMA, "schema", f"expected {STAMP_SCHEMA!r}")
+    gpus = []
+    for g in f.tables("gpus", []):
+        gpus.append((str(g.text("name")), str(g.text("compute_capability"))))
+        g.done()
+    s = Stamp(
+        created=f.text("created"),
+        driver=f.text("driver", None),
+        gpus=tuple(gpus),
+        torch=f.text("torch", None),
+        bitsandbytes=f.text("bitsandbytes", None),
+        library=f.text("library", None),
+        lock_sha256=f.text("lock_sha256", None),
+        db_version=f.text("db_version"),
+        verified=f.flag("verified", False),
+    )
+    f.done()
+    return s
+
+
+def read_stamp(env_prefix: str | Path) -> Stamp | None:
+    """The stamp of an environment, or None when it has none."""
+    path = Path(env_prefix) / STAMP_FILE
+    if not path.exists():
+        return None
+    try:
+        return stamp_from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, FieldError) as exc:
+        raise SnapshotError(
+            f"{path}: unreadable stamp ({exc}); delete it or run bnb-provision rebuild"
+        ) from exc
