@@ -7,6 +7,7 @@ Library errors become ``Error: ...`` on stderr and their own exit code (see
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ def cli() -> None:
     plan     the combination that runs here, and why
     doctor   what is wrong with an environment, and the fix
     explain  the cause of an error message, and the fix
+    verify   prove bitsandbytes' kernels run in an environment
     """
 
 
@@ -324,6 +326,38 @@ def _emit_findings(
             + "\n```\n</details>"
         )
     click.echo(text)
+
+
+@cli.command()
+@click.option("--python", "python", metavar="PATH", help="The environment's Python interpreter.")
+@click.option("--env", "env_dir", metavar="DIR", help="The virtual environment's folder.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def verify(python: str | None, env_dir: str | None, as_json: bool) -> None:
+    """Prove bitsandbytes' kernels run: NF4/FP4, Linear4bit, LLM.int8(), 8-bit Adam.
+
+    Runs inside the environment on every visible GPU (or the CPU backend); exits 9
+    when a check fails.
+
+    \b
+    Example:
+        bnb-provision verify --env .venv-bnb
+        bnb-provision verify --python /opt/conda/bin/python --json
+    """
+    from bnb_provision.environment import find_env_python
+    from bnb_provision.errors import FindingsError
+    from bnb_provision.render import render_verify
+    from bnb_provision.verify import run_verify
+
+    if python and env_dir:
+        raise click.UsageError("give --python or --env, not both")
+    exe = str(find_env_python(env_dir)) if env_dir else (python or sys.executable)
+    report = run_verify(exe)
+    if as_json:
+        _emit_json(report.data)
+    else:
+        click.echo(render_verify(report.data))
+    if not report.ok:
+        raise FindingsError("verify failed: " + "; ".join(report.failures()[:3]))
 
 
 def main() -> None:

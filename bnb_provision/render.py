@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bnb_provision.fatbin import describe_archs
 
@@ -13,7 +13,14 @@ if TYPE_CHECKING:
     from bnb_provision.machine import Machine
     from bnb_provision.resolve import Plan
 
-__all__ = ["redact", "render_findings", "render_machine", "render_plan", "table"]
+__all__ = [
+    "redact",
+    "render_findings",
+    "render_machine",
+    "render_plan",
+    "render_verify",
+    "table",
+]
 
 
 def table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...] | None = None) -> str:
@@ -203,3 +210,37 @@ def redact(text: str, *, home: str, user: str, secrets: tuple[str, ...] = ()) ->
     if user and len(user) > 2:  # noqa: PLR2004 - too short a name would redact everything
         text = re.sub(rf"\b{re.escape(user)}\b", "<user>", text)
     return re.sub(r"GPU-[0-9a-f]{8}-[0-9a-f-]{27}", "GPU-<uuid>", text)
+
+
+def render_verify(data: dict[str, Any]) -> str:
+    imp = data.get("import", {})
+    head = [
+        f"torch {imp.get('torch', '?')} (CUDA {imp.get('torch_cuda') or 'none'}), "
+        f"bitsandbytes {imp.get('bitsandbytes', '?')}, library {imp.get('library') or 'unknown'}"
+    ]
+    if not imp.get("ok"):
+        head.append(f"FAILED at import: {imp.get('error')}")
+    for d in data.get("devices", []):
+        rows = []
+        for c in d.get("checks", []):
+            status = "ok" if c.get("ok") else "FAIL"
+            if c.get("skipped"):
+                status = "skipped"
+            detail = (
+                c.get("skipped")
+                or c.get("error")
+                or (f"rel. error {c['rel_error']} (bound {c['bound']})" if "rel_error" in c else "")
+            )
+            rows.append((c.get("check", "?"), status, f"{c.get('seconds', 0):.3f} s", str(detail)))
+        head.append(
+            f"\n{d.get('device')}: {d.get('name')} "
+            + (
+                f"(compute capability {d['compute_capability']}) "
+                if d.get("compute_capability")
+                else ""
+            )
+            + f"compute dtype {d.get('compute_dtype')}"
+        )
+        head.append(table(rows, ("check", "result", "time", "")))
+    head.append("\nPASS" if data.get("ok") else "\nFAIL")
+    return "\n".join(head)
