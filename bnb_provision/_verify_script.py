@@ -49,7 +49,7 @@ def check(name, fn, device):
         entry["ok"] = True
         if detail:
             entry.update(detail)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a result
+    except Exception as exc:
         entry["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:500]
         entry["type"] = type(exc).__name__
         entry["trace"] = traceback.format_exc().splitlines()[-3:]
@@ -66,7 +66,7 @@ def main():
     t0 = time.perf_counter()
     try:
         import torch
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         RESULT["import"] = {"ok": False, "error": "import torch: %s" % exc}
         return
     RESULT["import"]["torch"] = torch.__version__
@@ -74,7 +74,7 @@ def main():
     try:
         import bitsandbytes as bnb
         import bitsandbytes.functional as F
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         RESULT["import"].update(ok=False, error="import bitsandbytes: %s" % exc)
         return
     RESULT["import"].update(

@@ -215,8 +215,11 @@ def redact(text: str, *, home: str, user: str, secrets: tuple[str, ...] = ()) ->
 def render_verify(data: dict[str, Any]) -> str:
     imp = data.get("import", {})
     head = [
-        f"torch {imp.get('torch', '?')} (CUDA {imp.get('torch_cuda') or 'none'}), "
-        f"bitsandbytes {imp.get('bitsandbytes', '?')}, library {imp.get('library') or 'unknown'}"
+        (
+            f"torch {imp.get('torch', '?')} (CUDA {imp.get('torch_cuda') or 'none'}), "
+            f"bitsandbytes {imp.get('bitsandbytes', '?')}, "
+            f"library {imp.get('library') or 'unknown'}"
+        )
     ]
     if not imp.get("ok"):
         head.append(f"FAILED at import: {imp.get('error')}")

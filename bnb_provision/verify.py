@@ -38,10 +38,12 @@ class VerifyReport:
         imp = self.data.get("import", {})
         if not imp.get("ok"):
             out.append(str(imp.get("error", "import failed")))
-        for d in self.data.get("devices", []):
-            for c in d.get("checks", []):
-                if not c.get("ok"):
-                    out.append(f"{d.get('device')}: {c.get('check')}: {c.get('error')}")
+        out += [
+            f"{d.get('device')}: {c.get('check')}: {c.get('error')}"
+            for d in self.data.get("devices", [])
+            for c in d.get("checks", [])
+            if not c.get("ok")
+        ]
         return out
 
 
