@@ -7,6 +7,7 @@ Library errors become ``Error: ...`` on stderr and their own exit code (see
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ def cli() -> None:
     doctor   what is wrong with an environment, and the fix
     explain  the cause of an error message, and the fix
     verify   prove bitsandbytes' kernels run in an environment
+    lock     hash-pinned lock files for this machine or a team's machines
+    bundle   a wheelhouse of a lock, for air-gapped machines
     """
 
 
@@ -358,6 +361,223 @@ def verify(python: str | None, env_dir: str | None, as_json: bool) -> None:
         click.echo(render_verify(report.data))
     if not report.ok:
         raise FindingsError("verify failed: " + "; ".join(report.failures()[:3]))
+
+
+def _machines_from(machine_files: tuple[Path, ...], flags: Any, db: Any) -> list[Any]:
+    from bnb_provision.machine import detect_machine, load_machine
+    from bnb_provision.planning import apply_flags
+
+    machines = []
+    for path in machine_files:
+        if path.is_dir():
+            found = sorted(path.glob("*.json"))
+            if not found:
+                raise click.BadParameter(f"{path} holds no *.json snapshot", param_hint="--machine")
+            machines += [load_machine(p) for p in found]
+        else:
+            machines.append(load_machine(path))
+    if machines:
+        return [apply_flags(m, flags, db) for m in machines]
+    if flags.any_machine_flag:
+        return [apply_flags(None, flags, db)]
+    return [apply_flags(detect_machine(), flags, db)]
+
+
+@cli.command()
+@click.option(
+    "--machine",
+    "machine_files",
+    multiple=True,
+    metavar="FILE|DIR",
+    type=click.Path(path_type=Path, exists=True),
+    help="A detect snapshot, or a folder of them; repeatable.",
+)
+@click.option("--os", "os_name", type=click.Choice(["linux", "windows", "macos"]))
+@click.option("--arch", type=click.Choice(["x86_64", "aarch64"]))
+@click.option("--driver", metavar="VERSION")
+@click.option("--gpu", "gpus", multiple=True, metavar="NAME|X.Y")
+@click.option("--python", "python", metavar="X.Y")
+@click.option("--torch", "torch", metavar="VERSION")
+@click.option("--bnb", "bnb", metavar="VERSION")
+@click.option("--cuda", "cuda", metavar="X.Y|cpu")
+@click.option(
+    "--profile", type=click.Choice(["inference", "qlora"]), default="inference", show_default=True
+)
+@click.option(
+    "--stack",
+    type=click.Choice(["bnb", "gptq", "awq"]),
+    default="bnb",
+    show_default=True,
+    help="Which quantization stack the lock is for.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("locks"),
+    show_default=True,
+    help="Folder for the lock files and the manifest.",
+)
+@click.option("--offline", is_flag=True, help="Resolve from --find-links only, no index.")
+@click.option(
+    "--find-links",
+    "find_links",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="A wheelhouse (bnb-provision bundle writes one).",
+)
+@click.option(
+    "--index-url",
+    "index_url",
+    default="https://pypi.org/simple",
+    show_default=True,
+    help="The default index (a PyPI mirror).",
+)
+@click.option(
+    "--torch-index-url",
+    "torch_index",
+    metavar="URL",
+    help="PyTorch index template, {variant} replaced (a mirror of download.pytorch.org).",
+)
+@click.option("--force", is_flag=True, help="Replace existing lock files (old ones kept as .bak).")
+@click.option("--dockerfile", is_flag=True, help="Also write a Dockerfile per Linux lock.")
+@click.option("--uv-project", is_flag=True, help="Also write the uv pyproject.toml of each lock.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def lock(
+    machine_files: tuple[Path, ...],
+    os_name: str | None,
+    arch: str | None,
+    driver: str | None,
+    gpus: tuple[str, ...],
+    python: str | None,
+    torch: str | None,
+    bnb: str | None,
+    cuda: str | None,
+    profile: str,
+    stack: str,
+    output: Path,
+    offline: bool,
+    find_links: tuple[Path, ...],
+    index_url: str,
+    torch_index: str | None,
+    force: bool,
+    dockerfile: bool,
+    uv_project: bool,
+    as_json: bool,
+) -> None:
+    """Write hash-pinned lock files (requirements.txt + pylock.toml) through uv.
+
+    Machines that need the same plan share a lock; a manifest maps each machine class
+    to its lock so init can pick it.
+
+    \b
+    Example:
+        bnb-provision lock -o locks
+        bnb-provision lock --machine snapshots/ -o locks --dockerfile
+        bnb-provision lock --os windows --gpu "RTX 4090" --driver 572.61 --python 3.12
+    """
+    from bnb_provision.compat import load_db
+    from bnb_provision.lock import LockOptions, lock_machines
+    from bnb_provision.planning import MachineFlags
+    from bnb_provision.resolve import Constraints
+
+    if offline and not find_links:
+        raise click.UsageError("--offline needs --find-links DIR (a wheelhouse)")
+    db = load_db()
+    flags = MachineFlags(os=os_name, arch=arch, driver=driver, gpus=gpus, python=python)
+    machines = _machines_from(machine_files, flags, db)
+    opts = LockOptions(
+        output=output,
+        stack=stack,
+        default_index=index_url,
+        torch_index_template=torch_index,
+        offline=offline,
+        find_links=tuple(p.resolve() for p in find_links),
+        force=force,
+        dockerfile=dockerfile,
+        uv_project=uv_project,
+        regenerate=shlex.join(["bnb-provision", *sys.argv[1:]]),
+    )
+    result = lock_machines(
+        machines,
+        db,
+        Constraints(torch=torch, bnb=bnb, cuda=cuda, python=python, profile=profile),
+        opts,
+        log=lambda m: None if as_json else click.echo(m, err=True),
+    )
+    if as_json:
+        _emit_json(
+            {
+                "schema": "bnb-provision.lock/1",
+                "manifest": str(result.manifest),
+                "locks": [
+                    {
+                        "name": r.group.name,
+                        "requirements": str(r.requirements),
+                        "pylock": str(r.pylock),
+                        "machines": list(r.group.machines),
+                        "packages": dict(r.packages),
+                        "changed": list(r.changed),
+                        "seconds": round(r.seconds, 3),
+                    }
+                    for r in result.results
+                ],
+                "unplanned": [{"machine": m, "why": w} for m, w in result.unplanned],
+            }
+        )
+        return
+    for r in result.results:
+        click.echo(
+            f"{r.requirements}\n{r.pylock}\n  for: {', '.join(r.group.machines)} "
+            f"({len(r.packages)} packages, {r.seconds:.1f} s)"
+        )
+        for change in r.changed:
+            click.echo(f"  {change}")
+    for m, why in result.unplanned:
+        click.echo(f"not locked: {m}: {why}", err=True)
+    click.echo(f"manifest: {result.manifest}")
+
+
+@cli.command()
+@click.argument("lock_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("wheelhouse"),
+    show_default=True,
+    help="The wheelhouse folder.",
+)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def bundle(lock_file: Path, output: Path, as_json: bool) -> None:
+    """Download every file of a pylock.toml into a wheelhouse, checking each sha256.
+
+    \b
+    Example:
+        bnb-provision bundle locks/pylock.bnb-linux-x86_64-py3.12-....toml -o wheelhouse
+        # then, on the air-gapped machine:
+        bnb-provision init --offline --find-links wheelhouse
+    """
+    from bnb_provision.bundle import bundle_lock
+
+    result = bundle_lock(
+        lock_file, output, log=lambda m: None if as_json else click.echo(m, err=True)
+    )
+    if as_json:
+        _emit_json(
+            {
+                "schema": "bnb-provision.bundle/1",
+                "directory": str(result.directory),
+                "downloaded": list(result.downloaded),
+                "present": list(result.present),
+            }
+        )
+        return
+    click.echo(
+        f"{output}: {len(result.downloaded)} downloaded, {len(result.present)} already "
+        "there, all sha256-checked"
+    )
 
 
 def main() -> None:

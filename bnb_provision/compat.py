@@ -806,7 +806,59 @@ def read_db_files(root: Path) -> dict[str, dict[str, Any]]:
     return files
 
 
+def _cache_file(root: Path) -> Path | None:
+    """Where the validated DB is cached, keyed by every file's size and mtime."""
+    import hashlib
+    import os
+
+    from bnb_provision import __version__
+
+    if os.environ.get("BNB_PROVISION_NO_DB_CACHE"):
+        return None
+    h = hashlib.sha256(f"{__version__}\0{root.resolve()}".encode())
+    for path in sorted(root.rglob("*.toml")):
+        st = path.stat()
+        h.update(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "bnb-provision" / f"compat-db-{h.hexdigest()[:24]}.pickle"
+
+
 @functools.cache
 def load_db(root: Path | None = None) -> CompatDB:
-    """Load and validate the compat DB (the shipped one unless ``root`` is given)."""
-    return parse_db(read_db_files(root or data_dir("compat_db")))
+    """Load and validate the compat DB (the shipped one unless ``root`` is given).
+
+    Validation runs once per DB content; the validated value is then cached in the
+    user's cache folder (``BNB_PROVISION_NO_DB_CACHE=1`` turns that off).
+    """
+    import pickle
+
+    folder = root or data_dir("compat_db")
+    try:
+        cache = _cache_file(folder)
+    except OSError:
+        cache = None
+    if cache is not None and cache.exists():
+        try:
+            with cache.open("rb") as fh:
+                db = pickle.load(fh)  # noqa: S301 - our own cache, keyed by the DB's files
+            if isinstance(db, CompatDB):
+                return db
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError):
+            pass
+    db = parse_db(read_db_files(folder))
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os_getpid()}.tmp")
+            with tmp.open("wb") as fh:
+                pickle.dump(db, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            tmp.replace(cache)
+        except OSError:
+            pass
+    return db
+
+
+def os_getpid() -> int:
+    import os
+
+    return os.getpid()

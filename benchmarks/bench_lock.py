@@ -1,0 +1,150 @@
+"""Overhead of `bnb-provision lock` over the bare `uv pip compile` of the same input.
+
+Both run as whole processes, interleaved, with a warm uv cache (one untimed run of
+each first). The bare command compiles the exact pyproject.toml that lock generates,
+with the same flags. Then N groups (machines needing different plans) are locked
+in one call, against the time of the slowest single group.
+
+    python benchmarks/bench_lock.py --runs 5            # against PyPI (network)
+Goal (issue 4): at most 10% overhead; N groups take about the time of the slowest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bnb_provision.compat import load_db
+from bnb_provision.lock import LockGroup, LockOptions, lock_input, uv_compile_args
+from bnb_provision.machine import machine_from_dict
+from bnb_provision.planning import plan_for
+from bnb_provision.resolve import Constraints
+from bnb_provision.uv import find_uv
+
+MACHINES = {  # all on PyPI's own CUDA builds, so the run needs no PyTorch index
+    "a100": ("linux", "x86_64", "NVIDIA A100", "580.95.05", "3.11"),
+    "gh200": ("linux", "aarch64", "NVIDIA GH200 480GB", "580.95.05", "3.12"),
+    "b200-py3.13": ("linux", "x86_64", "NVIDIA B200", "590.44.01", "3.13"),
+}
+
+
+def snapshot(
+    system: str, arch: str, gpu: str | None, driver: str | None, python: str
+) -> dict[str, object]:
+    snap: dict[str, object] = {
+        "os": {"system": system, "arch": arch},
+        "python": {"version": python},
+    }
+    if gpu:
+        snap["nvidia"] = {"driver": driver}
+        snap["gpus"] = [{"name": gpu}]
+    return snap
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--json", dest="json_out")
+    args = ap.parse_args()
+    db = load_db()
+    work = Path(tempfile.mkdtemp(prefix="bench-lock-"))
+    cache = work / "uv-cache"
+    snaps = work / "snaps"
+    snaps.mkdir()
+    for name, (system, arch, gpu, driver, py) in MACHINES.items():
+        (snaps / f"{name}.json").write_text(json.dumps(snapshot(system, arch, gpu, driver, py)))
+    one = snaps / "a100.json"
+    machine = machine_from_dict(json.loads(one.read_text()))
+    plan = plan_for(machine, db, Constraints())
+    group = LockGroup(name="bench", plan=plan, machines=("a100",))
+    (work / "in").mkdir()
+    input_file = work / "in" / "pyproject.toml"
+    input_file.write_text(lock_input(plan, "bnb", torch_index=None, offline=False))
+    opts = LockOptions(output=work / "out", cache_dir=cache)
+    bare = [find_uv(), *uv_compile_args(group, input_file, work / "pylock.toml", opts)]
+    tool = [
+        sys.executable,
+        "-m",
+        "bnb_provision",
+        "lock",
+        "--machine",
+        str(one),
+        "-o",
+        str(work / "out"),
+        "--force",
+    ]
+    # the tool passes no --cache-dir: point uv at the same cache through UV_CACHE_DIR
+    os.environ["UV_CACHE_DIR"] = str(cache)
+    timed(bare, work)
+    timed(tool, work)
+    t_bare, t_tool = [], []
+    for _ in range(args.runs):
+        t_bare.append(timed(bare, work))
+        t_tool.append(timed(tool, work))
+    mb, mt = statistics.median(t_bare), statistics.median(t_tool)
+    print(f"bare uv pip compile : median {mb:.3f} s over {args.runs} runs")
+    print(
+        f"bnb-provision lock  : median {mt:.3f} s  (overhead {100 * (mt - mb) / mb:.0f}%, "
+        f"+{mt - mb:.3f} s); goal <= 10%"
+    )
+    groups_cmd = [
+        sys.executable,
+        "-m",
+        "bnb_provision",
+        "lock",
+        "--machine",
+        str(snaps),
+        "-o",
+        str(work / "out-n"),
+        "--force",
+        "--json",
+    ]
+    timed(groups_cmd, work)
+    t_n = []
+    for _ in range(args.runs):
+        t_n.append(timed(groups_cmd, work))
+    singles = []
+    for snap in sorted(snaps.glob("*.json")):
+        cmd = [
+            sys.executable,
+            "-m",
+            "bnb_provision",
+            "lock",
+            "--machine",
+            str(snap),
+            "-o",
+            str(work / f"out-{snap.stem}"),
+            "--force",
+        ]
+        timed(cmd, work)
+        singles.append(statistics.median(timed(cmd, work) for _ in range(args.runs)))
+    mn = statistics.median(t_n)
+    print(
+        f"{len(singles)} groups in one call: median {mn:.3f} s; slowest single group "
+        f"{max(singles):.3f} s; sum of singles {sum(singles):.3f} s"
+    )
+    if args.json_out:
+        Path(args.json_out).write_text(
+            json.dumps(
+                {"bare_s": t_bare, "lock_s": t_tool, "groups_s": t_n, "singles_median_s": singles}
+            )
+        )
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

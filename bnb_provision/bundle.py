@@ -1,0 +1,105 @@
+"""bundle: every file of a lock in a wheelhouse, hash-checked, for air-gapped machines."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import requests
+
+from bnb_provision.compat import toml_loads
+from bnb_provision.errors import ExternalToolError, LockfileError
+
+__all__ = ["BundleResult", "bundle_lock"]
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BundleResult:
+    directory: Path
+    downloaded: tuple[str, ...]
+    present: tuple[str, ...]
+
+
+def _files(pylock: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(url, file name, sha256) of every wheel and sdist in a pylock.toml."""
+    out = []
+    for pkg in pylock.get("packages", []):
+        entries = list(pkg.get("wheels", []))
+        if pkg.get("sdist"):
+            entries.append(pkg["sdist"])
+        for e in entries:
+            url = e.get("url") or e.get("path")
+            sha = e.get("hashes", {}).get("sha256")
+            if not url or not sha:
+                raise LockfileError(f"{pkg.get('name')}: a file without url or sha256 in the lock")
+            name = e.get("name") or unquote(Path(urlparse(url).path).name)
+            out.append((url, name, sha))
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def bundle_lock(
+    lock: Path,
+    directory: Path,
+    *,
+    session: requests.Session | None = None,
+    log: Log = lambda _m: None,
+) -> BundleResult:
+    """Fetch the files of ``lock`` (a pylock.toml) into ``directory``; verify each sha256."""
+    try:
+        data = toml_loads(lock.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LockfileError(f"{lock}: cannot read it as a pylock.toml ({exc})") from exc
+    s = session or requests.Session()
+    directory.mkdir(parents=True, exist_ok=True)
+    downloaded, present = [], []
+    for url, name, sha in _files(data):
+        target = directory / name
+        if target.exists() and _sha256(target) == sha:
+            present.append(name)
+            continue
+        log(f"downloading {name}")
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".part")
+        h = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                if urlparse(url).scheme in ("http", "https"):
+                    try:
+                        with s.get(url, stream=True, timeout=120) as r:
+                            r.raise_for_status()
+                            for chunk in r.iter_content(1 << 20):
+                                fh.write(chunk)
+                                h.update(chunk)
+                    except requests.RequestException as exc:
+                        raise ExternalToolError(f"could not download {url}: {exc}") from exc
+                else:
+                    src = Path(unquote(urlparse(url).path) if url.startswith("file:") else url)
+                    if not src.is_absolute():
+                        src = lock.parent / src
+                    data_bytes = src.read_bytes()
+                    fh.write(data_bytes)
+                    h.update(data_bytes)
+            if h.hexdigest() != sha:
+                raise LockfileError(
+                    f"{name}: sha256 {h.hexdigest()} does not match the lock's {sha}"
+                )
+            Path(tmp).replace(target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        downloaded.append(name)
+    return BundleResult(directory=directory, downloaded=tuple(downloaded), present=tuple(present))

@@ -1,0 +1,356 @@
+"""lock against real HTTP indexes on 127.0.0.1 (a PyPI stand-in and a PyTorch-index stand-in)
+serving valid wheel files, and (network) against real PyPI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from packaging.pylock import Pylock
+
+from bnb_provision.bundle import bundle_lock
+from bnb_provision.cli import cli
+from bnb_provision.compat import load_db, toml_loads
+from bnb_provision.errors import ExternalToolError, LockfileError
+from bnb_provision.lock import LockOptions, lock_machines, write_atomic
+from bnb_provision.machine import machine_from_dict
+from bnb_provision.resolve import Constraints
+from bnb_provision.uv import find_uv
+from tests.support.index import make_wheel, serve_index
+
+# the lock targets this interpreter's Python, so the dry run can install it here
+PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
+TAG = f"cp{sys.version_info[0]}{sys.version_info[1]}-cp{sys.version_info[0]}{sys.version_info[1]}"
+
+
+def _snapshot(
+    system: str, gpu: str | None, driver: str | None, arch: str = "x86_64"
+) -> dict[str, Any]:
+    snap: dict[str, Any] = {"os": {"system": system, "arch": arch}, "python": {"version": PY}}
+    if gpu:
+        snap["nvidia"] = {"driver": driver}
+        snap["gpus"] = [{"name": gpu}]
+    return snap
+
+
+@pytest.fixture(scope="module")
+def indexes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, list[str]]]:
+    """(pypi url, pytorch url, requests seen by the pytorch index)."""
+    root = tmp_path_factory.mktemp("idx")
+    pypi, pt = root / "pypi", root / "pt"
+    pypi.mkdir()
+    pt.mkdir()
+    deps = ("filelock",)
+    # the PyTorch index: local-version CUDA builds, plus a decoy filelock that must not be used
+    make_wheel(
+        pt,
+        "torch",
+        "2.14.1+cu126",
+        {"torch/__init__.py": b"cu126"},
+        tag=f"{TAG}-manylinux_2_28_x86_64",
+        requires=deps,
+    )
+    make_wheel(
+        pt,
+        "torch",
+        "2.14.1+cu126",
+        {"torch/__init__.py": b"cu126 win"},
+        tag=f"{TAG}-win_amd64",
+        requires=deps,
+    )
+    make_wheel(
+        pt,
+        "torch",
+        "2.11.0+cu128",
+        {"torch/__init__.py": b"cu128"},
+        tag=f"{TAG}-manylinux_2_28_x86_64",
+        requires=deps,
+    )
+    make_wheel(pt, "filelock", "99.0.0", {"filelock/__init__.py": b"decoy"})
+    # the PyPI stand-in: PyPI's own builds, decoys of the index builds, and everything else
+    make_wheel(
+        pypi,
+        "torch",
+        "2.15.0",
+        {"torch/__init__.py": b"pypi"},
+        tag=f"{TAG}-manylinux_2_28_x86_64",
+        requires=deps,
+    )
+    make_wheel(
+        pypi,
+        "torch",
+        "2.15.0",
+        {"torch/__init__.py": b"mac"},
+        tag=f"{TAG}-macosx_11_0_arm64",
+        requires=deps,
+    )
+    make_wheel(
+        pypi,
+        "torch",
+        "2.14.1",
+        {"torch/__init__.py": b"decoy"},
+        tag=f"{TAG}-manylinux_2_28_x86_64",
+        requires=deps,
+    )
+    make_wheel(pypi, "filelock", "3.16.1", {"filelock/__init__.py": b""})
+    make_wheel(
+        pypi,
+        "bitsandbytes",
+        "0.50.2",
+        {"bitsandbytes/__init__.py": b""},
+        requires=("torch<3,>=2.4",),
+    )
+    make_wheel(pypi, "transformers", "5.24.0", {"transformers/__init__.py": b""})
+    make_wheel(
+        pypi, "accelerate", "1.15.0", {"accelerate/__init__.py": b""}, requires=("torch>=2.0.0",)
+    )
+    wheels = [*pypi.iterdir(), *pt.iterdir()]
+    with (
+        serve_index([w for w in wheels if w.parent == pypi]) as (pypi_url, _),
+        serve_index([w for w in wheels if w.parent == pt]) as (pt_url, seen),
+    ):
+        yield f"{pypi_url}/simple", f"{pt_url}/simple", seen
+
+
+def _opts(tmp: Path, indexes: tuple[str, str, list[str]], *, force: bool = False) -> LockOptions:
+    return LockOptions(
+        output=tmp / "locks",
+        default_index=indexes[0],
+        torch_index_template=indexes[1],
+        cache_dir=tmp / "uv-cache",
+        force=force,
+    )
+
+
+def test_torch_comes_from_the_pytorch_index_and_nothing_else(
+    tmp_path: Path, indexes: tuple[str, str, list[str]]
+) -> None:
+    pascal = machine_from_dict(_snapshot("linux", "NVIDIA GeForce GTX 1080 Ti", "550.54.14"))
+    result = lock_machines([pascal], load_db(), Constraints(), _opts(tmp_path, indexes))
+    (r,) = result.results
+    lock = toml_loads(r.pylock.read_text())
+    Pylock.from_dict(lock)  # PEP 751 validation
+    by_name = {p["name"]: p for p in lock["packages"]}
+    assert by_name["torch"]["version"] == "2.14.1+cu126"
+    pt_host = indexes[1].rsplit("/simple", 1)[0]
+    assert by_name["torch"]["wheels"][0]["url"].startswith(pt_host)
+    for name, pkg in by_name.items():
+        if name != "torch":
+            assert not pkg["wheels"][0]["url"].startswith(pt_host), name
+    assert by_name["filelock"]["version"] == "3.16.1"  # not the index's decoy
+    req = r.requirements.read_text()
+    assert f"--index-url {indexes[0]}" in req and f"--extra-index-url {indexes[1]}" in req
+    assert "torch==2.14.1+cu126 \\\n    --hash=sha256:" in req
+    assert lock["tool"]["bnb-provision"]["machines"] == ["machine0-linux-sm_61"]
+
+
+def test_lock_installs_with_pip_dry_run(
+    tmp_path: Path, indexes: tuple[str, str, list[str]]
+) -> None:
+    ampere = machine_from_dict(_snapshot("linux", "NVIDIA A100", "580.95.05"))
+    result = lock_machines([ampere], load_db(), Constraints(), _opts(tmp_path, indexes))
+    env = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env)
+    done = subprocess.run(
+        [
+            find_uv(),
+            "pip",
+            "install",
+            "--dry-run",
+            "--python",
+            str(env / "bin" / "python"),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "-r",
+            str(result.results[0].requirements),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "torch==2.15.0" in done.stderr
+
+
+def test_five_snapshots_windows_and_macos_with_a_manifest(
+    tmp_path: Path, indexes: tuple[str, str, list[str]]
+) -> None:
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    for name, snap in {
+        "pascal.json": _snapshot("linux", "NVIDIA GeForce GTX 1080 Ti", "550.54.14"),
+        "pascal-2.json": _snapshot("linux", "NVIDIA TITAN Xp", "550.120"),
+        "ampere.json": _snapshot("linux", "NVIDIA A100-SXM4-80GB", "580.95.05"),
+        "blackwell.json": _snapshot("linux", "NVIDIA GeForce RTX 5090", "570.133.07"),
+        "windows-4090.json": _snapshot("windows", "NVIDIA GeForce RTX 4090", "572.61"),
+        "mac.json": _snapshot("macos", None, None, arch="arm64"),
+    }.items():
+        (snaps / name).write_text(json.dumps(snap))
+    out = tmp_path / "locks"
+    res = CliRunner().invoke(
+        cli,
+        [
+            "lock",
+            "--machine",
+            str(snaps),
+            "-o",
+            str(out),
+            "--index-url",
+            indexes[0],
+            "--torch-index-url",
+            indexes[1],
+            "--dockerfile",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    groups = {tuple(sorted(lk["machines"])): lk for lk in data["locks"]}
+    assert groups[("pascal", "pascal-2")]["packages"]["torch"] == "2.14.1+cu126"
+    assert groups[("ampere",)]["packages"]["torch"] == "2.15.0"
+    assert groups[("blackwell",)]["packages"]["torch"] == "2.11.0+cu128"
+    assert groups[("windows-4090",)]["packages"]["torch"] == "2.14.1+cu126"
+    assert groups[("mac",)]["packages"]["torch"] == "2.15.0"
+    manifest = toml_loads((out / "bnb-provision-locks.toml").read_text())
+    assert manifest["schema"] == "bnb-provision.locks/1"
+    classes = {tuple(sorted(c["machines"])): c for c in manifest["class"]}
+    assert classes[("pascal", "pascal-2")]["gpu-archs"] == ["6.1"]
+    assert classes[("blackwell",)]["driver-floor"] == "525.60.13"
+    assert classes[("windows-4090",)]["driver-floor"] == "528.33"
+    assert classes[("mac",)]["os"] == "macos" and classes[("mac",)]["variant"] == "cpu"
+    win = toml_loads((out / classes[("windows-4090",)]["pylock"]).read_text())
+    torch_wheel = next(p for p in win["packages"] if p["name"] == "torch")["wheels"][0]
+    assert torch_wheel["url"].endswith("win_amd64.whl")
+    assert len(list(out.glob("Dockerfile.*"))) == 3  # Linux groups only
+
+
+def test_existing_locks_are_kept_unless_forced(
+    tmp_path: Path, indexes: tuple[str, str, list[str]]
+) -> None:
+    m = machine_from_dict(_snapshot("linux", "NVIDIA A100", "580.95.05"))
+    lock_machines([m], load_db(), Constraints(), _opts(tmp_path, indexes))
+    req = next((tmp_path / "locks").glob("*.requirements.txt"))
+    req.write_text(req.read_text() + "# a local edit\n")
+    with pytest.raises(LockfileError, match="exists; pass --force"):
+        lock_machines([m], load_db(), Constraints(), _opts(tmp_path, indexes))
+    lock_machines([m], load_db(), Constraints(), _opts(tmp_path, indexes, force=True))
+    backups = list((tmp_path / "locks").glob("*.requirements.txt.*.bak"))
+    assert len(backups) == 1 and backups[0].read_text().endswith("# a local edit\n")
+
+
+def test_write_atomic_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "lock.txt"
+    target.write_text("old")
+    assert write_atomic(target, "old", force=False) is None  # unchanged: nothing to do
+    backup = write_atomic(target, "new", force=True)
+    assert target.read_text() == "new" and backup is not None and backup.read_text() == "old"
+
+
+def test_unreachable_index_names_it_and_the_way_out(tmp_path: Path) -> None:
+    m = machine_from_dict(_snapshot("linux", "NVIDIA A100", "580.95.05"))
+    opts = LockOptions(
+        output=tmp_path / "locks",
+        default_index="http://127.0.0.1:9/simple",
+        cache_dir=tmp_path / "c",
+    )
+    with pytest.raises(ExternalToolError, match=r"could not reach .*--offline --find-links DIR"):
+        lock_machines([m], load_db(), Constraints(), opts)
+
+
+def test_bundle_then_lock_offline(tmp_path: Path, indexes: tuple[str, str, list[str]]) -> None:
+    m = machine_from_dict(_snapshot("linux", "NVIDIA GeForce GTX 1080 Ti", "550.54.14"))
+    first = lock_machines([m], load_db(), Constraints(), _opts(tmp_path, indexes))
+    house = tmp_path / "wheelhouse"
+    got = bundle_lock(first.results[0].pylock, house)
+    assert len(got.downloaded) == 5 and not got.present
+    again = bundle_lock(first.results[0].pylock, house)
+    assert again.present and not again.downloaded
+    offline = LockOptions(
+        output=tmp_path / "offline",
+        offline=True,
+        find_links=(house,),
+        cache_dir=tmp_path / "uv-cache-2",
+    )
+    res = lock_machines([m], load_db(), Constraints(), offline)
+    lock = toml_loads(res.results[0].pylock.read_text())
+    assert {p["name"]: p["version"] for p in lock["packages"]}["torch"] == "2.14.1+cu126"
+    req = res.results[0].requirements.read_text()
+    assert "--index-url" not in req
+
+
+def test_bundle_refuses_a_tampered_file(
+    tmp_path: Path, indexes: tuple[str, str, list[str]]
+) -> None:
+    m = machine_from_dict(_snapshot("linux", "NVIDIA A100", "580.95.05"))
+    res = lock_machines([m], load_db(), Constraints(), _opts(tmp_path, indexes))
+    text = res.results[0].pylock.read_text()
+    sha = toml_loads(text)["packages"][0]["wheels"][0]["hashes"]["sha256"]
+    bad = tmp_path / "pylock.bad.toml"
+    bad.write_text(text.replace(sha, "0" * 64))
+    with pytest.raises(LockfileError, match="does not match the lock"):
+        bundle_lock(bad, tmp_path / "house")
+    assert not any((tmp_path / "house").glob("*.part"))
+
+
+def test_gptq_stack_pins_torch_and_excludes_bitsandbytes(
+    tmp_path: Path, indexes: tuple[str, str, list[str]]
+) -> None:
+    from bnb_provision.lock import stack_requirements
+    from bnb_provision.planning import plan_for
+
+    m = machine_from_dict(_snapshot("linux", "NVIDIA A100", "580.95.05"))
+    plan = plan_for(m, load_db(), Constraints())
+    reqs = stack_requirements(plan, "gptq")
+    assert reqs[0] == "torch==2.15.0" and "gptqmodel" in reqs
+    assert not any(r.startswith("bitsandbytes") for r in reqs)
+    assert not any(r.startswith(("gptqmodel", "autoawq")) for r in stack_requirements(plan, "bnb"))
+
+
+@pytest.mark.network
+def test_real_pypi_lock_installs_and_validates(tmp_path: Path) -> None:
+    """Linux x86_64 on PyPI's default torch: hashes, pip-installable, valid pylock."""
+    res = CliRunner().invoke(
+        cli,
+        [
+            "lock",
+            "--gpu",
+            "NVIDIA A100",
+            "--driver",
+            "580.95.05",
+            "--python",
+            "3.11",
+            "-o",
+            str(tmp_path / "locks"),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    lk = json.loads(res.stdout)["locks"][0]
+    Pylock.from_dict(toml_loads(Path(lk["pylock"]).read_text()))
+    req = Path(lk["requirements"]).read_text()
+    assert "--hash=sha256:" in req and "--extra-index-url" not in req
+    env = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env)
+    done = subprocess.run(
+        [
+            find_uv(),
+            "pip",
+            "install",
+            "--dry-run",
+            "--python",
+            str(env / "bin" / "python"),
+            "-r",
+            lk["requirements"],
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
