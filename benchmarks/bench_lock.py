@@ -114,9 +114,7 @@ def main() -> None:
         "--json",
     ]
     timed(groups_cmd, work)
-    t_n = []
-    for _ in range(args.runs):
-        t_n.append(timed(groups_cmd, work))
+    t_n = [timed(groups_cmd, work) for _ in range(args.runs)]
     singles = []
     for snap in sorted(snaps.glob("*.json")):
         cmd = [
