@@ -48,6 +48,8 @@ def cli() -> None:
     verify   prove bitsandbytes' kernels run in an environment
     lock     hash-pinned lock files for this machine or a team's machines
     bundle   a wheelhouse of a lock, for air-gapped machines
+    init     a verified environment per stack, from a plan or a lock
+    rebuild  rebuild after upgrades, swapping atomically, keeping backups
     """
 
 
@@ -578,6 +580,175 @@ def bundle(lock_file: Path, output: Path, as_json: bool) -> None:
         f"{output}: {len(result.downloaded)} downloaded, {len(result.present)} already "
         "there, all sha256-checked"
     )
+
+
+def _env_options(f: Any) -> Any:
+    options = [
+        click.option(
+            "--env",
+            "env_dir",
+            type=click.Path(path_type=Path),
+            help="The environment's path (default .venv-<stack>).",
+        ),
+        click.option(
+            "--stack", type=click.Choice(["bnb", "gptq", "awq"]), default="bnb", show_default=True
+        ),
+        click.option(
+            "--lock",
+            "lock_path",
+            type=click.Path(path_type=Path, exists=True),
+            help="Install this lock (requirements.txt, pylock.toml, or a lock folder "
+            "with its manifest) instead of planning.",
+        ),
+        click.option(
+            "--torch",
+            "torch",
+            metavar="VERSION|system",
+            help="Pin torch, or 'system' to adopt the torch already installed.",
+        ),
+        click.option(
+            "--system-python",
+            type=click.Path(path_type=Path),
+            help="With --torch system: the interpreter holding torch (default: python3).",
+        ),
+        click.option("--bnb", "bnb", metavar="VERSION"),
+        click.option("--cuda", "cuda", metavar="X.Y|cpu"),
+        click.option("--python", "python", metavar="X.Y"),
+        click.option(
+            "--profile",
+            type=click.Choice(["inference", "qlora"]),
+            default="inference",
+            show_default=True,
+        ),
+        click.option("--offline", is_flag=True, help="Install from --find-links only."),
+        click.option(
+            "--find-links",
+            "find_links",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            metavar="DIR",
+        ),
+        click.option("--index-url", default="https://pypi.org/simple", show_default=True),
+        click.option("--torch-index-url", "torch_index", metavar="URL"),
+        click.option("--no-verify", is_flag=True, help="Skip the kernel checks (not advised)."),
+        click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing."),
+        click.option("--json", "as_json", is_flag=True, help=JSON_HELP),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _build_options(kw: dict[str, Any], keep: int = 2) -> Any:
+    from bnb_provision.envbuild import BuildOptions, default_env_path
+    from bnb_provision.resolve import Constraints
+
+    torch = kw["torch"]
+    system = None
+    if torch == "system":
+        exe = kw["system_python"] or Path(_subprocess_which("python3"))
+        system = exe
+        torch = None
+    if kw["offline"] and not kw["find_links"]:
+        raise click.UsageError("--offline needs --find-links DIR")
+    return BuildOptions(
+        env=kw["env_dir"] or default_env_path(kw["stack"]),
+        stack=kw["stack"],
+        constraints=Constraints(
+            torch=torch, bnb=kw["bnb"], cuda=kw["cuda"], python=kw["python"], profile=kw["profile"]
+        ),
+        lock=kw["lock_path"],
+        torch_system=system,
+        offline=kw["offline"],
+        find_links=tuple(p.resolve() for p in kw["find_links"]),
+        index_url=kw["index_url"],
+        torch_index_template=kw["torch_index"],
+        verify=not kw["no_verify"],
+        keep=keep,
+        dry_run=kw["dry_run"],
+    )
+
+
+def _subprocess_which(name: str) -> str:
+    import shutil
+
+    found = shutil.which(name)
+    if found is None:
+        raise click.UsageError(f"--torch system: no {name} on PATH; give --system-python PATH")
+    return found
+
+
+def _report_build(result: Any, as_json: bool) -> None:
+    from bnb_provision.envbuild import describe
+    from bnb_provision.render import render_verify
+
+    if as_json:
+        _emit_json(describe(result))
+        return
+    p = result.plan
+    what = (
+        f"torch {p.torch.version}+{p.torch.variant}, bitsandbytes {p.bitsandbytes.version}"
+        if p
+        else ""
+    )
+    click.echo(f"{result.env}: {result.action} ({what})")
+    for r in result.reasons:
+        click.echo(f"  - {r}")
+    if result.report is not None:
+        click.echo(render_verify(result.report.data))
+    if result.backups:
+        click.echo("backups kept: " + ", ".join(str(b) for b in result.backups))
+
+
+@cli.command()
+@_env_options
+def init(**kw: Any) -> None:
+    """Create a verified environment for a stack: detect, plan, lock, install, verify, stamp.
+
+    \b
+    Example:
+        bnb-provision init                          # .venv-bnb for this machine
+        bnb-provision init --lock locks/            # the team's lock for this machine
+        bnb-provision init --torch system --offline --find-links wheelhouse
+    """
+    from bnb_provision.compat import load_db
+    from bnb_provision.envbuild import init_env
+
+    opts = _build_options(kw)
+    result = init_env(
+        opts, load_db(), log=lambda m: None if kw["as_json"] else click.echo(m, err=True)
+    )
+    _report_build(result, kw["as_json"])
+
+
+@cli.command()
+@_env_options
+@click.option(
+    "--keep",
+    type=int,
+    default=2,
+    show_default=True,
+    help="How many old environments to keep as backups.",
+)
+def rebuild(keep: int, **kw: Any) -> None:
+    """Rebuild after a driver or torch upgrade, without ever losing the working environment.
+
+    Re-plans; if the plan changed or verify fails, builds the new environment beside the
+    old one, verifies it, then swaps them atomically and keeps the old one as a backup.
+
+    \b
+    Example:
+        bnb-provision rebuild --dry-run
+        bnb-provision rebuild --env .venv-bnb --keep 3
+    """
+    from bnb_provision.compat import load_db
+    from bnb_provision.envbuild import rebuild_env
+
+    opts = _build_options(kw, keep=keep)
+    result = rebuild_env(
+        opts, load_db(), log=lambda m: None if kw["as_json"] else click.echo(m, err=True)
+    )
+    _report_build(result, kw["as_json"])
 
 
 def main() -> None:

@@ -1,0 +1,253 @@
+"""init and rebuild: real environments created with uv from a local wheelhouse of valid wheels."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bnb_provision.compat import load_db
+from bnb_provision.envbuild import BuildOptions, init_env, rebuild_env
+from bnb_provision.errors import FindingsError, TargetEnvError
+from bnb_provision.host import OSInfo, PythonInfo
+from bnb_provision.machine import Machine
+from bnb_provision.resolve import Constraints
+from bnb_provision.stamp import read_stamp
+from tests.support.index import make_wheel
+
+PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
+TAG = f"cp{sys.version_info[0]}{sys.version_info[1]}-cp{sys.version_info[0]}{sys.version_info[1]}"
+ROOT = Path(__file__).parent.parent
+CPU = Machine(
+    os=OSInfo(system="linux", arch="x86_64", libc="glibc 2.36"),
+    python=PythonInfo(version=PY),
+    nvidia=None,
+    gpus=(),
+)
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("wheelhouse")
+    make_wheel(
+        d,
+        "torch",
+        "2.13.0+cpu",
+        {
+            "torch/__init__.py": b"__version__ = '2.13.0+cpu'\n",
+            "torch/version.py": b"__version__ = '2.13.0+cpu'\ncuda = None\n",
+        },
+        tag=f"{TAG}-manylinux_2_28_x86_64",
+    )
+    for v in ("0.50.2", "0.48.2"):
+        make_wheel(
+            d,
+            "bitsandbytes",
+            v,
+            {"bitsandbytes/__init__.py": f"__version__ = '{v}'\n".encode()},
+            requires=("torch<3,>=2.3",),
+        )
+    make_wheel(d, "transformers", "5.24.0", {"transformers/__init__.py": b""})
+    make_wheel(
+        d, "accelerate", "1.15.0", {"accelerate/__init__.py": b""}, requires=("torch>=2.0.0",)
+    )
+    return d
+
+
+def _opts(
+    tmp: Path,
+    house: Path,
+    *,
+    bnb: str | None = None,
+    dry_run: bool = False,
+    keep: int = 2,
+    verify: bool = False,
+) -> BuildOptions:
+    cons = Constraints(torch="2.13.0", python=PY, cuda="cpu", bnb=bnb)
+    return BuildOptions(
+        env=tmp / ".venv-bnb",
+        constraints=cons,
+        offline=True,
+        find_links=(house,),
+        verify=verify,
+        dry_run=dry_run,
+        keep=keep,
+    )
+
+
+def _import_version(env: Path) -> str:
+    done = subprocess.run(
+        [
+            str(env / "bin" / "python"),
+            "-c",
+            "import bitsandbytes, torch; print(bitsandbytes.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_init_creates_a_linked_stamped_environment(tmp_path: Path, wheelhouse: Path) -> None:
+    res = init_env(_opts(tmp_path, wheelhouse), load_db(), machine=CPU)
+    env = tmp_path / ".venv-bnb"
+    assert res.action == "created" and env.is_symlink()
+    assert env.resolve() == res.real and res.real.parent.name == ".venv-bnb.d"
+    assert _import_version(env) == "0.50.2"
+    stamp = read_stamp(env)
+    assert stamp is not None and stamp.torch == "2.13.0+cpu" and stamp.bitsandbytes == "0.50.2"
+    assert stamp.lock_sha256 is not None and stamp.verified is False
+    with pytest.raises(TargetEnvError, match="already exists: use bnb-provision rebuild"):
+        init_env(_opts(tmp_path, wheelhouse), load_db(), machine=CPU)
+
+
+def test_rebuild_swaps_and_keeps_a_backup(tmp_path: Path, wheelhouse: Path) -> None:
+    init_env(_opts(tmp_path, wheelhouse), load_db(), machine=CPU)
+    env = tmp_path / ".venv-bnb"
+    first = env.resolve()
+    same = rebuild_env(_opts(tmp_path, wheelhouse), load_db(), machine=CPU)
+    assert same.action == "unchanged" and env.resolve() == first
+    dry = rebuild_env(_opts(tmp_path, wheelhouse, bnb="0.48", dry_run=True), load_db(), machine=CPU)
+    assert dry.action == "would-rebuild" and dry.reasons == ("bitsandbytes 0.50.2 -> 0.48.2",)
+    assert env.resolve() == first
+    res = rebuild_env(_opts(tmp_path, wheelhouse, bnb="0.48"), load_db(), machine=CPU)
+    assert res.action == "rebuilt" and env.resolve() == res.real != first
+    assert _import_version(env) == "0.48.2"
+    assert res.backups == (first,) and _import_version(first) == "0.50.2"
+    pruned = rebuild_env(_opts(tmp_path, wheelhouse, keep=0), load_db(), machine=CPU)
+    assert pruned.action == "rebuilt" and not first.exists() and not res.real.exists()
+
+
+def test_a_new_environment_that_fails_verify_is_never_swapped_in(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    init_env(_opts(tmp_path, wheelhouse), load_db(), machine=CPU)
+    env = tmp_path / ".venv-bnb"
+    before = env.resolve()
+    # the wheelhouse's torch is a stand-in without kernels: verify of the new env fails
+    with pytest.raises(FindingsError, match="usual path is unchanged"):
+        rebuild_env(_opts(tmp_path, wheelhouse, bnb="0.48", verify=True), load_db(), machine=CPU)
+    assert env.resolve() == before and _import_version(env) == "0.50.2"
+
+
+def test_rebuild_refuses_a_plain_folder(tmp_path: Path, wheelhouse: Path) -> None:
+    (tmp_path / ".venv-bnb" / "bin").mkdir(parents=True)
+    with pytest.raises(TargetEnvError, match="plain folder"):
+        rebuild_env(_opts(tmp_path, wheelhouse), load_db(), machine=CPU)
+
+
+def test_sigkill_during_rebuild_leaves_a_working_environment(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    init_env(_opts(tmp_path, wheelhouse), load_db(), machine=CPU)
+    env = tmp_path / ".venv-bnb"
+    cmd = [
+        sys.executable,
+        "-m",
+        "bnb_provision",
+        "rebuild",
+        "--env",
+        str(env),
+        "--torch",
+        "2.13.0",
+        "--python",
+        PY,
+        "--cuda",
+        "cpu",
+        "--offline",
+        "--find-links",
+        str(wheelhouse),
+        "--no-verify",
+    ]
+    versions = ["0.48", "0.50"]
+    seen_partial = False
+    for i, delay in enumerate((0.05, 0.3, 0.6, 0.9, 1.2, 1.6, 2.5)):
+        bnb = versions[i % 2]
+        proc = subprocess.Popen(
+            [*cmd, "--bnb", bnb],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline and proc.poll() is None:
+            seen_partial |= any(
+                p.name.endswith(".partial") for p in (tmp_path / ".venv-bnb.d").iterdir()
+            )
+            time.sleep(0.01)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        # whatever moment it died at, the usual path is a complete, importable environment
+        assert env.is_symlink() and not env.resolve().name.endswith(".partial")
+        assert _import_version(env) in ("0.50.2", "0.48.2")
+        assert read_stamp(env) is not None
+    assert seen_partial  # at least one kill landed mid-build
+
+
+def test_init_from_a_manifest_picks_this_machines_lock(tmp_path: Path, wheelhouse: Path) -> None:
+    from bnb_provision.lock import LockOptions, lock_machines
+
+    lock_machines(
+        [CPU],
+        load_db(),
+        Constraints(torch="2.13.0", python=PY, cuda="cpu"),
+        LockOptions(output=tmp_path / "locks", offline=True, find_links=(wheelhouse,)),
+    )
+    opts = BuildOptions(
+        env=tmp_path / ".venv-bnb",
+        lock=tmp_path / "locks",
+        offline=True,
+        find_links=(wheelhouse,),
+        verify=False,
+    )
+    res = init_env(opts, load_db(), machine=CPU)
+    assert res.action == "created" and _import_version(tmp_path / ".venv-bnb") == "0.50.2"
+
+
+@pytest.mark.network
+def test_cpu_end_to_end_with_real_wheels(tmp_path: Path) -> None:
+    """torch's CPU build, bitsandbytes, transformers, accelerate, peft, trl and their
+    dependencies as real wheels in a wheelhouse (pip finds them as it is configured); then
+    init offline, verify on the CPU backend, stamp; rebuild after a changed plan swaps."""
+    house = tmp_path / "wheelhouse"
+    from bnb_provision.planning import plan_for
+
+    plan = plan_for(
+        CPU, load_db(), Constraints(torch="2.13.0", python=PY, cuda="cpu", profile="qlora")
+    )
+    pins = [f"{n}=={v}" for n, v in plan.packages]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "-d", str(house), *pins],
+        check=True,
+        timeout=1200,
+    )
+
+    def opts(profile: str) -> BuildOptions:
+        return BuildOptions(
+            env=tmp_path / ".venv-bnb",
+            offline=True,
+            find_links=(house,),
+            constraints=Constraints(torch="2.13.0", python=PY, cuda="cpu", profile=profile),
+        )
+
+    res = init_env(opts("inference"), load_db(), machine=CPU)
+    assert res.report is not None and res.report.ok, res.report.failures() if res.report else ""
+    assert res.report.library == "libbitsandbytes_cpu.so"
+    env = tmp_path / ".venv-bnb"
+    old = env.resolve()
+    stamp = read_stamp(env)
+    assert stamp is not None and stamp.verified and stamp.bitsandbytes == "0.50.2"
+    # the plan changed (the qlora profile adds peft and trl): built beside, verified, swapped
+    res2 = rebuild_env(opts("qlora"), load_db(), machine=CPU)
+    assert res2.action == "rebuilt" and res2.report is not None and res2.report.ok
+    assert any(r.startswith("peft missing") for r in res2.reasons)
+    assert env.resolve() == res2.real and res2.backups == (old,)
+    assert rebuild_env(opts("qlora"), load_db(), machine=CPU).action == "unchanged"
