@@ -48,20 +48,40 @@ def main() -> None:
 
     def run_init() -> float:
         env = fresh("init-env")
-        return timed([sys.executable, "-m", "bnb_provision", "init", "--lock", str(lock),
-                      "--offline", "--find-links", str(house), "--no-verify", "--env", str(env)],
-                     work)
+        return timed(
+            [
+                sys.executable,
+                "-m",
+                "bnb_provision",
+                "init",
+                "--lock",
+                str(lock),
+                "--offline",
+                "--find-links",
+                str(house),
+                "--no-verify",
+                "--env",
+                str(env),
+            ],
+            work,
+        )
 
     def run_uv() -> float:
         env = fresh("uv-env")
-        return timed(f"{uv} venv -q --no-python-downloads --python {sys.executable} {env} && "
-                     f"{uv} pip sync -q --python {env}/bin/python --require-hashes --offline "
-                     f"--no-index --find-links {house} {lock}", work)
+        return timed(
+            f"{uv} venv -q --no-python-downloads --python {sys.executable} {env} && "
+            f"{uv} pip sync -q --python {env}/bin/python --require-hashes --offline "
+            f"--no-index --find-links {house} {lock}",
+            work,
+        )
 
     def run_pip() -> float:
         env = fresh("pip-env")
-        return timed(f"{sys.executable} -m venv {env} && {env}/bin/python -m pip install -q "
-                     f"--no-index --find-links {house} --require-hashes -r {lock}", work)
+        return timed(
+            f"{sys.executable} -m venv {env} && {env}/bin/python -m pip install -q "
+            f"--no-index --find-links {house} --require-hashes -r {lock}",
+            work,
+        )
 
     import os
 
@@ -79,8 +99,11 @@ def main() -> None:
     print(f"pip install -r lock   : {mp:.2f} s  ({mp / mu:.2f}x uv sync, {mp / mi:.2f}x init)")
     env = work / "init-env"
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bnb_provision", "verify", "--env", str(env)],
-                   capture_output=True, check=False)
+    subprocess.run(
+        [sys.executable, "-m", "bnb_provision", "verify", "--env", str(env)],
+        capture_output=True,
+        check=False,
+    )
     print(f"verify (not in the above): {time.perf_counter() - t0:.2f} s")
     shutil.rmtree(work, ignore_errors=True)
 

@@ -209,8 +209,9 @@ def _run_probe(python: str) -> dict[str, Any]:
         )
     except ExternalToolError as exc:
         raise TargetEnvError(
-            f"--python {python}: could not run it as a Python interpreter ({exc}). "
-            "Check that the path points at python, not at a folder or script."
+            f"--python {python}: could not run it as a Python 3.8+ interpreter ({exc}). "
+            "Check that the path points at python, not at a folder or script; environments "
+            "of Python 2 are not supported."
         ) from exc
     try:
         data = json.loads(done.stdout.strip().splitlines()[-1])

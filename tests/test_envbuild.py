@@ -33,6 +33,9 @@ CPU = Machine(
 
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Valid stand-in wheels for exactly what the plans of these tests pin, on this Python."""
+    from bnb_provision.planning import plan_for
+
     d = tmp_path_factory.mktemp("wheelhouse")
     make_wheel(
         d,
@@ -44,18 +47,21 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
         },
         tag=f"{TAG}-manylinux_2_28_x86_64",
     )
-    for v in ("0.50.2", "0.48.2"):
-        make_wheel(
-            d,
-            "bitsandbytes",
-            v,
-            {"bitsandbytes/__init__.py": f"__version__ = '{v}'\n".encode()},
-            requires=("torch<3,>=2.3",),
-        )
-    make_wheel(d, "transformers", "5.24.0", {"transformers/__init__.py": b""})
-    make_wheel(
-        d, "accelerate", "1.15.0", {"accelerate/__init__.py": b""}, requires=("torch>=2.0.0",)
-    )
+    made: set[tuple[str, str]] = set()
+    for bnb in ("0.50", "0.48"):
+        plan = plan_for(CPU, load_db(), Constraints(torch="2.13.0", python=PY, cuda="cpu", bnb=bnb))
+        for name, version in plan.packages:
+            if (name, version) in made or name == "torch":
+                continue
+            made.add((name, version))
+            module = name.replace("-", "_")
+            make_wheel(
+                d,
+                name,
+                version,
+                {f"{module}/__init__.py": f"__version__ = '{version}'\n".encode()},
+                requires=("torch>=2.0",) if name in ("bitsandbytes", "accelerate") else (),
+            )
     return d
 
 

@@ -25,9 +25,10 @@ from bnb_provision.resolve import Constraints
 from bnb_provision.uv import find_uv
 from tests.support.index import make_wheel, serve_index
 
-# the lock targets this interpreter's Python, so the dry run can install it here
-PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
-TAG = f"cp{sys.version_info[0]}{sys.version_info[1]}-cp{sys.version_info[0]}{sys.version_info[1]}"
+# the machines' Python (locks target it; no interpreter of it is needed)
+PY = "3.12"
+TAG = "cp312-cp312"
+HERE = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 def _snapshot(
@@ -151,32 +152,51 @@ def test_torch_comes_from_the_pytorch_index_and_nothing_else(
     assert lock["tool"]["bnb-provision"]["machines"] == ["machine0-linux-sm_61"]
 
 
-def test_lock_installs_with_pip_dry_run(
-    tmp_path: Path, indexes: tuple[str, str, list[str]]
-) -> None:
-    ampere = machine_from_dict(_snapshot("linux", "NVIDIA A100", "580.95.05"))
-    result = lock_machines([ampere], load_db(), Constraints(), _opts(tmp_path, indexes))
-    env = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=False).create(env)
-    done = subprocess.run(
-        [
-            find_uv(),
-            "pip",
-            "install",
-            "--dry-run",
-            "--python",
-            str(env / "bin" / "python"),
-            "--cache-dir",
-            str(tmp_path / "c"),
-            "-r",
-            str(result.results[0].requirements),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def test_lock_installs_with_pip_dry_run(tmp_path: Path) -> None:
+    """A lock for this interpreter's Python installs with uv's pip interface (dry run)."""
+    from bnb_provision.planning import plan_for
+
+    snap = _snapshot("linux", "NVIDIA A100", "580.95.05")
+    snap["python"] = {"version": HERE}
+    ampere = machine_from_dict(snap)
+    plan = plan_for(ampere, load_db(), Constraints())
+    house = tmp_path / "pypi"
+    house.mkdir()
+    tag = f"cp{HERE.replace('.', '')}-cp{HERE.replace('.', '')}-manylinux_2_28_x86_64"
+    for name, version in plan.packages:
+        make_wheel(
+            house,
+            name,
+            version,
+            {f"{name}/__init__.py": b""},
+            tag=tag if name == "torch" else "py3-none-any",
+        )
+    with serve_index(list(house.iterdir())) as (url, _):
+        opts = LockOptions(
+            output=tmp_path / "locks", default_index=f"{url}/simple", cache_dir=tmp_path / "c"
+        )
+        result = lock_machines([ampere], load_db(), Constraints(), opts)
+        env = tmp_path / "venv"
+        venv.EnvBuilder(with_pip=False).create(env)
+        done = subprocess.run(
+            [
+                find_uv(),
+                "pip",
+                "install",
+                "--dry-run",
+                "--python",
+                str(env / "bin" / "python"),
+                "--cache-dir",
+                str(tmp_path / "c"),
+                "-r",
+                str(result.results[0].requirements),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     assert done.returncode == 0, done.stderr
-    assert "torch==2.15.0" in done.stderr
+    assert f"torch=={plan.torch.version}" in done.stderr
 
 
 def test_five_snapshots_windows_and_macos_with_a_manifest(
