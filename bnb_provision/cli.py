@@ -31,6 +31,43 @@ class _Group(click.Group):
             ctx.exit(exc.exit_code)
 
 
+def _machine_and_pin_options(f: Any) -> Any:
+    """The machine flags and the plan constraints shared by plan and lock."""
+    options = [
+        click.option(
+            "--os",
+            "os_name",
+            type=click.Choice(["linux", "windows", "macos"]),
+            help="Plan for this OS instead of this machine's.",
+        ),
+        click.option("--arch", type=click.Choice(["x86_64", "aarch64"]), help="CPU architecture."),
+        click.option("--driver", metavar="VERSION", help="NVIDIA driver version, e.g. 570.133.07."),
+        click.option(
+            "--gpu",
+            "gpus",
+            multiple=True,
+            metavar="NAME|X.Y",
+            help="A GPU by name ('RTX 3090') or compute capability ('8.6'); repeatable.",
+        ),
+        click.option(
+            "--python", "python", metavar="X.Y", help="Python version of the environment."
+        ),
+        click.option("--torch", "torch", metavar="VERSION", help="Pin torch (2.8 or 2.8.0)."),
+        click.option("--bnb", "bnb", metavar="VERSION", help="Pin bitsandbytes (0.45 or 0.45.5)."),
+        click.option("--cuda", "cuda", metavar="X.Y|cpu", help="Pin the CUDA build (12.6) or cpu."),
+        click.option(
+            "--profile",
+            type=click.Choice(["inference", "qlora"]),
+            default="inference",
+            show_default=True,
+            help="inference, or qlora (adds peft and trl).",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def _emit_json(data: object) -> None:
     click.echo(json.dumps(data, indent=2))
 
@@ -103,32 +140,7 @@ def detect(python: str | None, env_dir: str | None, as_json: bool) -> None:
     type=click.Path(path_type=Path),
     help="Plan for the machine in this snapshot (bnb-provision detect --json).",
 )
-@click.option(
-    "--os",
-    "os_name",
-    type=click.Choice(["linux", "windows", "macos"]),
-    help="Plan for this OS instead of this machine's.",
-)
-@click.option("--arch", type=click.Choice(["x86_64", "aarch64"]), help="CPU architecture.")
-@click.option("--driver", metavar="VERSION", help="NVIDIA driver version, e.g. 570.133.07.")
-@click.option(
-    "--gpu",
-    "gpus",
-    multiple=True,
-    metavar="NAME|X.Y",
-    help="A GPU by name ('RTX 3090') or compute capability ('8.6'); repeatable.",
-)
-@click.option("--python", "python", metavar="X.Y", help="Python version of the environment.")
-@click.option("--torch", "torch", metavar="VERSION", help="Pin torch (2.8 or 2.8.0).")
-@click.option("--bnb", "bnb", metavar="VERSION", help="Pin bitsandbytes (0.45 or 0.45.5).")
-@click.option("--cuda", "cuda", metavar="X.Y|cpu", help="Pin the CUDA build (12.6) or cpu.")
-@click.option(
-    "--profile",
-    type=click.Choice(["inference", "qlora"]),
-    default="inference",
-    show_default=True,
-    help="inference, or qlora (adds peft and trl).",
-)
+@_machine_and_pin_options
 @click.option("--all-rejected", is_flag=True, help="List every rejected alternative.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def plan(
@@ -394,17 +406,7 @@ def _machines_from(machine_files: tuple[Path, ...], flags: Any, db: Any) -> list
     type=click.Path(path_type=Path, exists=True),
     help="A detect snapshot, or a folder of them; repeatable.",
 )
-@click.option("--os", "os_name", type=click.Choice(["linux", "windows", "macos"]))
-@click.option("--arch", type=click.Choice(["x86_64", "aarch64"]))
-@click.option("--driver", metavar="VERSION")
-@click.option("--gpu", "gpus", multiple=True, metavar="NAME|X.Y")
-@click.option("--python", "python", metavar="X.Y")
-@click.option("--torch", "torch", metavar="VERSION")
-@click.option("--bnb", "bnb", metavar="VERSION")
-@click.option("--cuda", "cuda", metavar="X.Y|cpu")
-@click.option(
-    "--profile", type=click.Choice(["inference", "qlora"]), default="inference", show_default=True
-)
+@_machine_and_pin_options
 @click.option(
     "--stack",
     type=click.Choice(["bnb", "gptq", "awq"]),

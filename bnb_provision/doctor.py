@@ -27,6 +27,7 @@ from packaging.version import InvalidVersion, Version
 
 from bnb_provision.analysis import bnb_load_report
 from bnb_provision.compat import CompatDB
+from bnb_provision.environment import GPTQ_AWQ
 from bnb_provision.fatbin import describe_archs
 from bnb_provision.findings import Finding
 from bnb_provision.loader import cuda_tag
@@ -38,17 +39,6 @@ __all__ = ["DoctorOptions", "diagnose", "explain_text"]
 
 REBUILD: Final = "bnb-provision rebuild"
 _SEVERITY_ORDER: Final = {"error": 0, "warning": 1, "info": 2}
-# torch pins of the other quantization stacks: they replace torch when installed beside it
-GPTQ_AWQ: Final = (
-    "auto-gptq",
-    "gptqmodel",
-    "autoawq",
-    "autoawq-kernels",
-    "exllamav2",
-    "exllama",
-    "llm-awq",
-    "awq",
-)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -34,21 +34,25 @@ __all__ = [
 
 PROBE_TIMEOUT: Final = 60.0
 
-# Other quantization stacks that pin torch or ship their own kernels.
-QUANT_LIBS: Final = (
+# GPTQ/AWQ stacks: they pin their own torch builds and replace torch when installed beside it.
+GPTQ_AWQ: Final = (
     "auto-gptq",
     "gptqmodel",
     "autoawq",
     "autoawq-kernels",
     "exllamav2",
     "exllama",
+    "llm-awq",
+    "awq",
+)
+# Every other quantization or kernel library worth reporting.
+QUANT_LIBS: Final = (
+    *GPTQ_AWQ,
     "optimum",
     "hqq",
     "aqlm",
     "quanto",
     "optimum-quanto",
-    "llm-awq",
-    "awq",
     "marlin",
     "compressed-tensors",
     "torchao",
