@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from bnb_provision import __version__
@@ -19,19 +19,15 @@ __all__ = ["PLAN_SCHEMA", "MachineFlags", "apply_flags", "plan_for", "plan_to_di
 PLAN_SCHEMA: Final = "bnb-provision.plan/1"
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
 class MachineFlags:
     """``--os/--arch/--driver/--gpu/--python`` given on the command line."""
 
-    def __init__(
-        self,
-        *,
-        os: str | None = None,
-        arch: str | None = None,
-        driver: str | None = None,
-        gpus: tuple[str, ...] = (),
-        python: str | None = None,
-    ) -> None:
-        self.os, self.arch, self.driver, self.gpus, self.python = os, arch, driver, gpus, python
+    os: str | None = None
+    arch: str | None = None
+    driver: str | None = None
+    gpus: tuple[str, ...] = ()
+    python: str | None = None
 
     @property
     def any_machine_flag(self) -> bool:
