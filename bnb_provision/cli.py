@@ -196,11 +196,21 @@ def _target_machine(python: str | None, env_dir: str | None, machine_file: Path 
         raise click.UsageError("give one of --python, --env, --machine")
     if machine_file is not None:
         return load_machine(machine_file)
+    if python is None and env_dir is None:
+        # the environment the user is in: an activated venv's python comes first on PATH
+        import shutil
+
+        python = shutil.which("python") or shutil.which("python3")
     return detect_machine(python=python, env_dir=env_dir)
 
 
 @cli.command()
-@click.option("--python", "python", metavar="PATH", help="The environment's Python interpreter.")
+@click.option(
+    "--python",
+    "python",
+    metavar="PATH",
+    help="The environment's Python interpreter (default: python on PATH).",
+)
 @click.option("--env", "env_dir", metavar="DIR", help="The virtual environment's folder.")
 @click.option(
     "--machine",

@@ -853,6 +853,14 @@ def load_db(root: Path | None = None) -> CompatDB:
             with tmp.open("wb") as fh:
                 pickle.dump(db, fh, protocol=pickle.HIGHEST_PROTOCOL)
             tmp.replace(cache)
+            # keep the newest few (other installs, other DB versions); drop the rest
+            others = sorted(
+                cache.parent.glob("compat-db-*.pickle"),
+                key=lambda p: p.stat().st_mtime,
+                reverse=True,
+            )
+            for stale in others[4:]:
+                stale.unlink(missing_ok=True)
         except OSError:
             pass
     return db

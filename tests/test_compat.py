@@ -248,3 +248,24 @@ def test_driver_floors() -> None:
     assert db.min_driver("13.2", "linux")[0] == Version("580")
     assert db.min_driver("10.2", "linux")[0] is None
     assert db.max_cuda_for_driver(Version("550.54.14"), "linux") == Version("12.4")
+
+
+def test_validated_db_is_cached_and_a_broken_cache_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    root = tmp_path / "compat_db"
+    shutil.copytree(data_dir("compat_db"), root)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("BNB_PROVISION_NO_DB_CACHE", raising=False)
+    first = load_db.__wrapped__(root)
+    (cache,) = (tmp_path / "cache" / "bnb-provision").glob("compat-db-*.pickle")
+    again = load_db.__wrapped__(root)
+    assert again == first and again is not first
+    cache.write_bytes(b"not a pickle")
+    assert load_db.__wrapped__(root) == first
+    # editing a file changes the key: the edit is validated, not served from the cache
+    meta = root / "meta.toml"
+    meta.write_text(meta.read_text().replace('version = "', 'version = "9'))
+    assert load_db.__wrapped__(root).version.startswith("9")
