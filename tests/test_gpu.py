@@ -57,7 +57,7 @@ def _site_file(python: str, rel: str) -> Path | None:
         "import importlib.util, sys; s = importlib.util.find_spec(sys.argv[1]); "
         "print(s.submodule_search_locations[0] if s else '')"
     )
-    top = rel.split("/")[0]
+    top = rel.split("/", maxsplit=1)[0]
     done = subprocess.run([python, "-c", code, top], capture_output=True, text=True, check=False)
     base = done.stdout.strip()
     if not base:
