@@ -67,7 +67,12 @@ def _site_file(python: str, rel: str) -> Path | None:
 
 
 def test_torch_cuda_library_covers_this_gpu() -> None:
-    """Our fatbin reader on torch's own (very large) CUDA library agrees with torch's arch list."""
+    """Our fatbin reader on torch's own (very large) CUDA library covers torch's arch list.
+
+    The library also holds SASS for more architectures than ``get_arch_list()`` names
+    (kernels of bundled libraries built with their own targets), so the check is "at
+    least": torch's coverage in the DB comes from the arch list, not from this file.
+    """
     lib = _site_file("python3", "torch/lib/libtorch_cuda.so")
     if lib is None:
         pytest.skip("no CUDA torch in python3")
@@ -81,7 +86,8 @@ def test_torch_cuda_library_covers_this_gpu() -> None:
         subprocess.run(["python3", "-c", code], capture_output=True, text=True, check=True).stdout
     )
     sass = sorted(int(a[3:]) for a in arch if a.startswith("sm_"))
-    assert list(k.sass) == sass
+    assert set(sass) <= set(k.sass), (sass, k.sass)
+    print(f"libtorch_cuda.so SASS: {k.sass}; PTX: {k.ptx}; get_arch_list(): {arch}")
 
 
 def test_verify_passes_on_every_gpu() -> None:

@@ -5,4 +5,4 @@
 set -u
 PY=$(command -v python3)
 "$PY" -m pip install -q --no-index --no-deps --no-compile .whl/tomlkit-*.whl .whl/uv-*.whl .whl/bitsandbytes-*.whl 2>&1 | tail -2
-"$PY" -m pytest -p no:cacheprovider -o addopts="" -m gpu -v tests/test_gpu.py 2>&1
+"$PY" -m pytest -p no:cacheprovider -o addopts="" -m gpu -v -s tests/test_gpu.py 2>&1
