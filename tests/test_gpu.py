@@ -87,7 +87,6 @@ def test_torch_cuda_library_covers_this_gpu() -> None:
     )
     sass = sorted(int(a[3:]) for a in arch if a.startswith("sm_"))
     assert set(sass) <= set(k.sass), (sass, k.sass)
-    print(f"libtorch_cuda.so SASS: {k.sass}; PTX: {k.ptx}; get_arch_list(): {arch}")
 
 
 def test_verify_passes_on_every_gpu() -> None:
