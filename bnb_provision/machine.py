@@ -223,15 +223,25 @@ def _kernels(f: Fields | None) -> KernelInventory | None:
     return k
 
 
+def _python(f: Fields) -> PythonInfo:
+    python = PythonInfo(
+        version=f.text("version"),
+        executable=f.text("executable", None),
+        implementation=f.text("implementation", "cpython"),
+    )
+    f.check(
+        bool(re.match(r"^3\.\d+", python.version)),
+        "version",
+        f"expected a Python 3 version such as '3.12', got {python.version!r}",
+    )
+    f.done()
+    return python
+
+
 def _env(f: Fields) -> EnvInfo:
     py = f.table("python")
     assert py is not None
-    python = PythonInfo(
-        version=py.text("version"),
-        executable=py.text("executable", None),
-        implementation=py.text("implementation", "cpython"),
-    )
-    py.done()
+    python = _python(py)
     packages_t = f.table("packages", {})
     assert packages_t is not None
     packages = tuple(sorted((k, packages_t.text(k)) for k in list(packages_t.data)))
@@ -333,17 +343,7 @@ def machine_from_dict(data: object, *, label: str | None = None) -> Machine:
             raise FieldError(
                 'python: required field is missing (give at least {"version": "3.12"})'
             )
-        python = PythonInfo(
-            version=pyf.text("version"),
-            executable=pyf.text("executable", None),
-            implementation=pyf.text("implementation", "cpython"),
-        )
-        pyf.check(
-            bool(re.match(r"^3\.\d+", python.version)),
-            "version",
-            f"expected a Python 3 version such as '3.12', got {python.version!r}",
-        )
-        pyf.done()
+        python = _python(pyf)
         nvidia = None
         nf = f.table("nvidia", None)
         if nf is not None:

@@ -417,6 +417,16 @@ class _Search:
         del torch
         return tuple(out)
 
+    def complete(
+        self, torch: TorchChoice, rel: BnbRelease
+    ) -> tuple[BnbChoice, tuple[tuple[str, str], ...]] | None:
+        """bitsandbytes ``rel`` with this torch, and the Hugging Face stack, if both fit."""
+        bnb = self.check_bnb(rel, torch)
+        if bnb is None:
+            return None
+        stack = self.hf_stack(torch.version, bnb.version)
+        return None if stack is None else (bnb, stack)
+
     # -- Hugging Face ------------------------------------------------------
 
     def hf_stack(self, torch: Version, bnb: Version) -> tuple[tuple[str, str], ...] | None:
@@ -526,14 +536,10 @@ def _search(db: CompatDB, target: Target, cons: Constraints) -> tuple[Plan | Non
             if torch is None:
                 continue
             for brel in s.bnb_releases():
-                bnb = s.check_bnb(brel, torch)
-                if bnb is None:
-                    continue
-                stack = s.hf_stack(torch.version, bnb.version)
-                if stack is None:
-                    continue
-                candidates.append((torch, bnb, stack))
-                break
+                found = s.complete(torch, brel)
+                if found is not None:
+                    candidates.append((torch, *found))
+                    break
         if candidates:
             break
     # a verified combination wins when it qualifies on this machine
@@ -559,14 +565,10 @@ def _search(db: CompatDB, target: Target, cons: Constraints) -> tuple[Plan | Non
         vbnb = next((b for b in s.bnb_releases() if b.version == v.bnb), None)
         if torch is None or vbnb is None:
             continue
-        bnb = s.check_bnb(vbnb, torch)
-        if bnb is None:
-            continue
-        stack = s.hf_stack(torch.version, bnb.version)
-        if stack is None:
-            continue
-        verified_hit = (torch, bnb, stack, v)
-        break
+        found = s.complete(torch, vbnb)
+        if found is not None:
+            verified_hit = (torch, *found, v)
+            break
     if verified_hit is None and not candidates:
         return None, s
     if verified_hit is not None:

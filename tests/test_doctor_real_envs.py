@@ -8,7 +8,6 @@ finds torch as it is configured); each environment is then built offline from it
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -82,25 +81,13 @@ def _env(tmp: Path, house: Path, name: str, *specs: str) -> Path:
 
 
 def _doctor(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, object]]:
-    old = dict(os.environ)
-    os.environ.update(env or {})
-    try:
-        res = CliRunner().invoke(cli, ["doctor", *args, "--json"])
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+    res = CliRunner().invoke(cli, ["doctor", *args, "--json"], env=env)
     return res.exit_code, json.loads(res.stdout)
 
 
 def _with_gpu(python: Path, tmp: Path, extra_env: dict[str, str] | None = None) -> Path:
     """This environment's real detect snapshot, on the H100's driver and GPU."""
-    old = dict(os.environ)
-    os.environ.update(extra_env or {})
-    try:
-        res = CliRunner().invoke(cli, ["detect", "--json", "--python", str(python)])
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+    res = CliRunner().invoke(cli, ["detect", "--json", "--python", str(python)], env=extra_env)
     snap = json.loads(res.stdout)
     h100 = json.loads((FIX / "snapshots" / "h100-bnb-0.50.2.json").read_text())
     snap["nvidia"], snap["gpus"], snap["os"] = h100["nvidia"], h100["gpus"], h100["os"]
