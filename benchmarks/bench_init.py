@@ -10,6 +10,8 @@ the same work is compared; verify's own time is reported separately.
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
 import shutil
 import statistics
 import subprocess
@@ -31,23 +33,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--lock", type=Path, required=True)
     ap.add_argument("--wheelhouse", type=Path, required=True)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--pip-runs", type=int, default=1, help="pip is slow: fewer runs of it")
     args = ap.parse_args()
     lock, house = args.lock.resolve(), args.wheelhouse.resolve()
     uv = find_uv()
     work = Path(tempfile.mkdtemp(prefix="bench-init-"))
     cache = work / "cache"
 
+    counter = itertools.count()
+
     def fresh(name: str) -> Path:
-        p = work / name
-        shutil.rmtree(p, ignore_errors=True)
-        shutil.rmtree(work / f"{name}.d", ignore_errors=True)
-        if p.is_symlink():
-            p.unlink()
+        # a new folder per run, all removed at the end: deleting ~10,000 hard links between
+        # runs makes the disk (mounted with online discard here) slow the next run down
+        p = work / f"{name}-{next(counter)}"
+        os.sync()  # no timed run pays for the previous run's writes
         return p
+
+    inits: list[Path] = []
 
     def run_init() -> float:
         env = fresh("init-env")
+        inits.append(env)
         return timed(
             [
                 sys.executable,
@@ -83,21 +90,27 @@ def main() -> None:
             work,
         )
 
-    import os
-
     os.environ["UV_CACHE_DIR"] = str(cache)
+    # an installed tool has its bytecode compiled (pip does it at install time); let the
+    # warm-up runs write it here too, so no run pays for compiling our modules
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     run_uv()  # warm the cache
     run_init()
     t_init, t_uv, t_pip = [], [], []
-    for _ in range(args.runs):
+    for i in range(args.runs):
         t_uv.append(run_uv())
         t_init.append(run_init())
-        t_pip.append(run_pip())
-    mi, mu, mp = (statistics.median(x) for x in (t_init, t_uv, t_pip))
-    print(f"uv venv + uv pip sync : {mu:.2f} s")
-    print(f"bnb-provision init    : {mi:.2f} s  ({mi / mu:.2f}x uv sync; goal <= 1.15x)")
-    print(f"pip install -r lock   : {mp:.2f} s  ({mp / mu:.2f}x uv sync, {mp / mi:.2f}x init)")
-    env = work / "init-env"
+        if i < args.pip_runs:
+            t_pip.append(run_pip())
+    print("uv   runs:", " ".join(f"{t:.3f}" for t in t_uv))
+    print("init runs:", " ".join(f"{t:.3f}" for t in t_init))
+    mi, mu = statistics.median(t_init), statistics.median(t_uv)
+    print(f"uv venv + uv pip sync : median {mu:.3f} s over {len(t_uv)} runs")
+    print(f"bnb-provision init    : median {mi:.3f} s  ({mi / mu:.2f}x uv sync; goal <= 1.15x)")
+    if t_pip:
+        mp = statistics.median(t_pip)
+        print(f"pip install -r lock   : {mp:.2f} s  ({mp / mu:.1f}x uv sync, {mp / mi:.1f}x init)")
+    env = inits[-1]
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "bnb_provision", "verify", "--env", str(env)],

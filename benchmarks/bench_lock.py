@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 from bnb_provision.compat import load_db
+from bnb_provision.constraints import Constraints
 from bnb_provision.lock import LockGroup, LockOptions, lock_input, uv_compile_args
 from bnb_provision.machine import machine_from_dict
 from bnb_provision.planning import plan_for
-from bnb_provision.resolve import Constraints
 from bnb_provision.uv import find_uv
 
 MACHINES = {  # all on PyPI's own CUDA builds, so the run needs no PyTorch index

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from bnb_provision.errors import ExternalToolError
 
-__all__ = ["Completed", "find_program", "run"]
+__all__ = ["Completed", "Running", "find_program", "run", "start"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -34,6 +34,96 @@ def find_program(name: str, *extra_dirs: str) -> str | None:
     return None
 
 
+class Running:
+    """A started program; :meth:`wait` finishes it like :func:`run`, :meth:`cancel` stops it."""
+
+    def __init__(
+        self,
+        argv: tuple[str, ...],
+        proc: subprocess.Popen[str],
+        *,
+        timeout: float | None,
+        check: bool,
+        input_text: str | None,
+    ) -> None:
+        self.argv = argv
+        self._proc = proc
+        self._timeout = timeout
+        self._check = check
+        self._input = input_text
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Stop the program (terminate, then kill); :meth:`wait` then raises."""
+        self.cancelled = True
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+
+    def wait(self) -> Completed:
+        argv = self.argv
+        try:
+            stdout, stderr = self._proc.communicate(self._input, timeout=self._timeout)
+        except subprocess.TimeoutExpired as exc:
+            self._proc.kill()
+            self._proc.communicate()
+            raise ExternalToolError(
+                f"{argv[0]} did not finish within {self._timeout:g} s", command=argv
+            ) from exc
+        done = Completed(
+            args=argv, returncode=self._proc.returncode, stdout=stdout or "", stderr=stderr or ""
+        )
+        if self.cancelled:
+            raise ExternalToolError(f"{' '.join(argv[:3])} was cancelled", command=argv)
+        if self._check and done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip()[-2000:]
+            raise ExternalToolError(
+                f"{' '.join(argv[:3])} exited with status {done.returncode}"
+                + (f":\n{tail}" if tail else " (its own output is above)"),
+                command=argv,
+                returncode=done.returncode,
+                output=tail,
+            )
+        return done
+
+
+def start(
+    args: list[str] | tuple[str, ...],
+    *,
+    timeout: float | None = None,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    input_text: str | None = None,
+    capture: bool = True,
+) -> Running:
+    """Start a program; with ``capture=False`` its output goes to this terminal.
+
+    Raises :class:`ExternalToolError` when the program is missing or not executable.
+    """
+    argv = tuple(str(a) for a in args)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env=env,
+            cwd=cwd,
+        )
+    except FileNotFoundError as exc:
+        raise ExternalToolError(f"{argv[0]} was not found", command=argv) from exc
+    except PermissionError as exc:
+        raise ExternalToolError(f"{argv[0]} is not executable: {exc}", command=argv) from exc
+    return Running(argv, proc, timeout=timeout, check=check, input_text=input_text)
+
+
 def run(
     args: list[str] | tuple[str, ...],
     *,
@@ -42,42 +132,19 @@ def run(
     env: dict[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     input_text: str | None = None,
+    capture: bool = True,
 ) -> Completed:
-    """Run a program and capture its output as text.
+    """Run a program and capture its output as text (or show it, ``capture=False``).
 
     Raises :class:`ExternalToolError` when the program is missing, exceeds
     ``timeout`` seconds, or (with ``check``) exits non-zero.
     """
-    argv = tuple(str(a) for a in args)
-    try:
-        proc = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=timeout,
-            env=env,
-            cwd=cwd,
-            input=input_text,
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise ExternalToolError(f"{argv[0]} was not found", command=argv) from exc
-    except PermissionError as exc:
-        raise ExternalToolError(f"{argv[0]} is not executable: {exc}", command=argv) from exc
-    except subprocess.TimeoutExpired as exc:
-        raise ExternalToolError(
-            f"{argv[0]} did not finish within {timeout:g} s", command=argv
-        ) from exc
-    done = Completed(args=argv, returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)
-    if check and proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip()[-2000:]
-        raise ExternalToolError(
-            f"{' '.join(argv[:3])} exited with status {proc.returncode}"
-            + (f":\n{tail}" if tail else ""),
-            command=argv,
-            returncode=proc.returncode,
-            output=tail,
-        )
-    return done
+    return start(
+        args,
+        timeout=timeout,
+        check=check,
+        env=env,
+        cwd=cwd,
+        input_text=input_text,
+        capture=capture,
+    ).wait()

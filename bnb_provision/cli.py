@@ -166,9 +166,9 @@ def plan(
         bnb-provision plan --machine machine.json --torch 2.8 --json
     """
     from bnb_provision.compat import load_db
+    from bnb_provision.constraints import Constraints
     from bnb_provision.machine import detect_machine, load_machine
     from bnb_provision.planning import MachineFlags, apply_flags, plan_for, plan_to_dict
-    from bnb_provision.resolve import Constraints
 
     db = load_db()
     flags = MachineFlags(os=os_name, arch=arch, driver=driver, gpus=gpus, python=python)
@@ -492,9 +492,9 @@ def lock(
         bnb-provision lock --os windows --gpu "RTX 4090" --driver 572.61 --python 3.12
     """
     from bnb_provision.compat import load_db
+    from bnb_provision.constraints import Constraints
     from bnb_provision.lock import LockOptions, lock_machines
     from bnb_provision.planning import MachineFlags
-    from bnb_provision.resolve import Constraints
 
     if offline and not find_links:
         raise click.UsageError("--offline needs --find-links DIR (a wheelhouse)")
@@ -652,8 +652,8 @@ def _env_options(f: Any) -> Any:
 
 
 def _build_options(kw: dict[str, Any], keep: int = 2) -> Any:
+    from bnb_provision.constraints import Constraints
     from bnb_provision.envbuild import BuildOptions, default_env_path
-    from bnb_provision.resolve import Constraints
 
     torch = kw["torch"]
     system = None
@@ -678,6 +678,8 @@ def _build_options(kw: dict[str, Any], keep: int = 2) -> Any:
         verify=not kw["no_verify"],
         keep=keep,
         dry_run=kw["dry_run"],
+        # uv draws its own progress when a person watches; --json stays quiet
+        progress=not kw["as_json"] and sys.stderr.isatty(),
     )
 
 
@@ -723,13 +725,10 @@ def init(**kw: Any) -> None:
         bnb-provision init --lock locks/            # the team's lock for this machine
         bnb-provision init --torch system --offline --find-links wheelhouse
     """
-    from bnb_provision.compat import load_db
     from bnb_provision.envbuild import init_env
 
     opts = _build_options(kw)
-    result = init_env(
-        opts, load_db(), log=lambda m: None if kw["as_json"] else click.echo(m, err=True)
-    )
+    result = init_env(opts, log=lambda m: None if kw["as_json"] else click.echo(m, err=True))
     _report_build(result, kw["as_json"])
 
 
@@ -753,13 +752,10 @@ def rebuild(keep: int, **kw: Any) -> None:
         bnb-provision rebuild --dry-run
         bnb-provision rebuild --env .venv-bnb --keep 3
     """
-    from bnb_provision.compat import load_db
     from bnb_provision.envbuild import rebuild_env
 
     opts = _build_options(kw, keep=keep)
-    result = rebuild_env(
-        opts, load_db(), log=lambda m: None if kw["as_json"] else click.echo(m, err=True)
-    )
+    result = rebuild_env(opts, log=lambda m: None if kw["as_json"] else click.echo(m, err=True))
     _report_build(result, kw["as_json"])
 
 

@@ -18,18 +18,16 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
-
-from packaging.version import Version
+from typing import TYPE_CHECKING, Any, Final
 
 from bnb_provision import _subprocess
-from bnb_provision.compat import CompatDB, toml_loads
-from bnb_provision.environment import EnvInfo, find_env_python, inspect_env
 from bnb_provision.errors import (
     ExternalToolError,
     FindingsError,
@@ -37,18 +35,20 @@ from bnb_provision.errors import (
     NoPlanError,
     TargetEnvError,
 )
-from bnb_provision.lock import (
-    MANIFEST_FILE,
-    LockGroup,
-    LockOptions,
-    compile_group,
-)
-from bnb_provision.machine import Machine, detect_machine
-from bnb_provision.planning import plan_for
-from bnb_provision.resolve import Constraints, Plan
-from bnb_provision.stamp import STAMP_FILE, Stamp, read_stamp
-from bnb_provision.uv import run_uv
-from bnb_provision.verify import VerifyReport, run_verify
+from bnb_provision.lockfiles import MANIFEST_FILE, LockPins, read_lock_pins, requirements_for
+from bnb_provision.uv import find_uv, run_uv
+
+# The resolver, the DB, the machine, the lock writer, the verifier and the environment
+# reader load inside the functions that use them: with a lock given, init starts uv
+# first and loads them while uv installs.
+if TYPE_CHECKING:
+    from bnb_provision.compat import CompatDB
+    from bnb_provision.constraints import Constraints
+    from bnb_provision.environment import EnvInfo
+    from bnb_provision.machine import Machine
+    from bnb_provision.resolve import Plan
+    from bnb_provision.stamp import Stamp
+    from bnb_provision.verify import VerifyReport
 
 __all__ = ["BuildOptions", "BuildResult", "default_env_path", "init_env", "rebuild_env"]
 
@@ -59,8 +59,8 @@ SYSTEM_PTH: Final = "bnb_provision_system_site.pth"
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BuildOptions:
     env: Path
+    constraints: Constraints
     stack: str = "bnb"
-    constraints: Constraints = dataclasses.field(default_factory=Constraints)
     lock: Path | None = None  # a requirements.txt, a pylock.toml or a manifest
     torch_system: Path | None = None  # the interpreter whose torch is adopted
     offline: bool = False
@@ -70,6 +70,7 @@ class BuildOptions:
     verify: bool = True
     keep: int = 2
     dry_run: bool = False
+    progress: bool = False  # let uv draw its progress on this terminal
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -97,31 +98,26 @@ def _store(env: Path) -> Path:
 
 
 def _python_in(env: Path) -> Path:
+    from bnb_provision.environment import find_env_python
+
     return find_env_python(env).absolute()
 
 
+def _venv_python(env: Path) -> Path:
+    """Where ``uv venv`` puts the interpreter (known before the environment exists)."""
+    return env / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
 # -- the lock to install ------------------------------------------------------------
-
-
-def _requirements_from(lock: Path) -> Path:
-    if lock.name.endswith(".requirements.txt") or lock.suffix == ".txt":
-        return lock
-    if lock.name.startswith("pylock.") and lock.suffix == ".toml":
-        sibling = lock.with_name(
-            lock.name.removeprefix("pylock.").removesuffix(".toml") + ".requirements.txt"
-        )
-        if sibling.exists():
-            return sibling
-    raise LockfileError(
-        f"{lock}: expected a <group>.requirements.txt, its pylock.<group>.toml, "
-        f"or a folder with {MANIFEST_FILE}"
-    )
 
 
 def select_from_manifest(
     manifest: Path, machine: Machine, db: CompatDB, constraints: Constraints
 ) -> Path:
     """The lock of the manifest's class that runs on ``machine``."""
+    from bnb_provision.compat import toml_loads
+    from bnb_provision.planning import plan_for
+
     data = toml_loads(manifest.read_text(encoding="utf-8"))
     reasons = []
     for cls in data.get("class", []):
@@ -129,9 +125,7 @@ def select_from_manifest(
             constraints,
             torch=cls["torch"],
             bnb=cls["bitsandbytes"],
-            cuda="cpu"
-            if cls["variant"] == "cpu"
-            else f"{cls['variant'][2:-1]}.{cls['variant'][-1]}",
+            cuda=_cuda_of(cls["variant"]) or constraints.cuda,
             python=cls["python"],
         )
         try:
@@ -143,6 +137,60 @@ def select_from_manifest(
             return manifest.parent / str(cls["requirements"])
         reasons.append(f"{cls['name']}: for {cls['os']}-{cls['arch']}")
     raise NoPlanError(f"{manifest}: no lock class fits this machine:\n  " + "\n  ".join(reasons))
+
+
+def _cuda_of(variant: str) -> str | None:
+    """``cu128`` -> ``12.8``, ``cpu`` -> ``cpu``, anything else -> None."""
+    if variant == "cpu":
+        return "cpu"
+    m = re.fullmatch(r"cu(\d+)(\d)", variant)
+    return f"{m.group(1)}.{m.group(2)}" if m else None
+
+
+# -- uv steps in the background -------------------------------------------------------
+
+
+class _Steps(threading.Thread):
+    """uv commands run one after the other in a worker thread, cancellable.
+
+    init starts them as soon as it knows what to install, and plans (the DB, the
+    resolver, the machine) while they run; a plan that rejects the lock cancels them.
+    """
+
+    def __init__(self, steps: Sequence[Sequence[str]], *, progress: bool) -> None:
+        super().__init__(name="bnb-provision-uv", daemon=True)
+        self._steps = [list(a) for a in steps]
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._current: _subprocess.Running | None = None
+        self._cancelled = False
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for args in self._steps:
+                with self._lock:
+                    if self._cancelled:
+                        return
+                    self._current = _subprocess.start(
+                        args, timeout=1800.0, capture=not self._progress
+                    )
+                self._current.wait()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by finish()
+            self.error = exc
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            if self._current is not None:
+                self._current.cancel()
+        self.join()
+
+    def finish(self) -> None:
+        """Wait for the steps; re-raise the first failure in the calling thread."""
+        self.join()
+        if self.error is not None:
+            raise self.error
 
 
 # -- building one environment -----------------------------------------------------------
@@ -175,6 +223,36 @@ def _uv_index_args(opts: BuildOptions) -> list[str]:
     return args
 
 
+def _venv_step(real: Path, interpreter: str) -> list[str]:
+    # built as <timestamp>.partial and renamed when complete: relocatable, so that its
+    # scripts' shebangs and activation scripts do not name the .partial path
+    return [
+        find_uv(),
+        "venv",
+        "--relocatable",
+        "--quiet",
+        "--no-python-downloads",
+        "--python",
+        interpreter,
+        str(real),
+    ]
+
+
+def _sync_step(real: Path, req: Path, opts: BuildOptions) -> list[str]:
+    return [
+        find_uv(),
+        "pip",
+        "sync",
+        "--python",
+        str(_venv_python(real)),
+        "--require-hashes",
+        "--no-python-downloads",
+        *(["--quiet"] if not opts.progress else []),
+        *_uv_index_args(opts),
+        str(req),
+    ]
+
+
 def _system_site_dirs(python: Path) -> list[str]:
     code = (
         "import json, site, sysconfig; p = sysconfig.get_paths(); "
@@ -184,106 +262,102 @@ def _system_site_dirs(python: Path) -> list[str]:
     return [d for d in json.loads(done.stdout.strip().splitlines()[-1]) if Path(d).is_dir()]
 
 
-def _build(
-    real: Path, plan: Plan, opts: BuildOptions, db: CompatDB, log: Log, system_env: EnvInfo | None
+def _adopt_system_torch(
+    real: Path, plan: Plan, opts: BuildOptions, db: CompatDB, log: Log, system_env: EnvInfo
 ) -> Path:
-    """Create ``real`` and install into it; returns the requirements file installed."""
-    interpreter = _interpreter_for(plan.python, opts.torch_system)
-    run_uv(["venv", "--quiet", "--no-python-downloads", "--python", interpreter, str(real)])
+    """--torch system: see the system torch through a .pth; add only what is missing."""
+    from packaging.version import Version
+
+    assert opts.torch_system is not None
+    _subprocess.run(_venv_step(real, str(opts.torch_system)), timeout=600)
     py = _python_in(real)
     workdir = real / ".bnb-provision"
-    workdir.mkdir()
-    if opts.torch_system is not None:
-        assert system_env is not None
-        site = json.loads(
-            _subprocess.run(
-                [
-                    str(py),
-                    "-c",
-                    "import json, sysconfig; print(json.dumps(sysconfig.get_paths()['purelib']))",
-                ],
-                timeout=60,
-            ).stdout
-        )
-        dirs = _system_site_dirs(opts.torch_system)
-        Path(site, SYSTEM_PTH).write_text("\n".join(dirs) + "\n", encoding="utf-8")
-        have = dict(system_env.packages)
-        wanted = []
-        for name, version in plan.packages:
-            if name == "torch":
-                continue
-            if (
-                name == "bitsandbytes"
-                or have.get(name) is None
-                or (
-                    Version(have[name]) < Version(version)
-                    and not _satisfies_floors(db, plan, name, have[name])
-                )
-            ):
-                wanted.append(f"{name}=={version}")
-        overrides = workdir / "provided-by-system.txt"
-        keep = {w.split("==")[0] for w in wanted}
-        overrides.write_text(
-            "".join(f'{n} ; python_version < "0"\n' for n in sorted(have) if n not in keep),
-            encoding="utf-8",
-        )
-        reqs = workdir / "requirements.in"
-        reqs.write_text("\n".join(wanted) + "\n", encoding="utf-8")
-        log(
-            f"adopting {system_env.torch.version if system_env.torch else 'torch'} from "
-            f"{opts.torch_system}; installing {', '.join(wanted)}"
-        )
-        run_uv(
+    workdir.mkdir(exist_ok=True)
+    site = json.loads(
+        _subprocess.run(
             [
-                "pip",
-                "install",
-                "--python",
                 str(py),
-                "--override",
-                str(overrides),
-                "-r",
-                str(reqs),
-                "--no-python-downloads",
-                *_uv_index_args(opts),
-            ]
-            + ([] if opts.offline else ["--default-index", opts.index_url])
-        )
-        return reqs
-    if opts.lock is not None:
-        req = opts.lock
-    else:
-        group = LockGroup(
-            name=f"{opts.stack}-{plan.target.platform}-py{plan.python}",
-            plan=plan,
-            machines=("this machine",),
-        )
-        lock_opts = LockOptions(
-            output=workdir,
-            stack=opts.stack,
-            default_index=opts.index_url,
-            torch_index_template=opts.torch_index_template,
-            offline=opts.offline,
-            find_links=opts.find_links,
-            regenerate="bnb-provision init",
-        )
-        req = compile_group(group, db, lock_opts).requirements
-    log(f"installing {req.name} into {real}")
-    run_uv(
+                "-c",
+                "import json, sysconfig; print(json.dumps(sysconfig.get_paths()['purelib']))",
+            ],
+            timeout=60,
+        ).stdout
+    )
+    dirs = _system_site_dirs(opts.torch_system)
+    Path(site, SYSTEM_PTH).write_text("\n".join(dirs) + "\n", encoding="utf-8")
+    have = dict(system_env.packages)
+    wanted = []
+    for name, version in plan.packages:
+        if name == "torch":
+            continue
+        if (
+            name == "bitsandbytes"
+            or have.get(name) is None
+            or (
+                Version(have[name]) < Version(version)
+                and not _satisfies_floors(db, plan, name, have[name])
+            )
+        ):
+            wanted.append(f"{name}=={version}")
+    overrides = workdir / "provided-by-system.txt"
+    keep = {w.split("==")[0] for w in wanted}
+    overrides.write_text(
+        "".join(f'{n} ; python_version < "0"\n' for n in sorted(have) if n not in keep),
+        encoding="utf-8",
+    )
+    reqs = workdir / "requirements.in"
+    reqs.write_text("\n".join(wanted) + "\n", encoding="utf-8")
+    log(
+        f"adopting {system_env.torch.version if system_env.torch else 'torch'} from "
+        f"{opts.torch_system}; installing {', '.join(wanted)}"
+    )
+    _subprocess.run(
         [
+            find_uv(),
             "pip",
-            "sync",
+            "install",
             "--python",
             str(py),
-            "--require-hashes",
+            "--override",
+            str(overrides),
+            "-r",
+            str(reqs),
             "--no-python-downloads",
             *_uv_index_args(opts),
-            str(req),
-        ]
+            *([] if opts.offline else ["--default-index", opts.index_url]),
+        ],
+        timeout=1800.0,
+        capture=not opts.progress,
     )
-    return req
+    return reqs
+
+
+def _lock_for_plan(real: Path, plan: Plan, opts: BuildOptions, db: CompatDB) -> Path:
+    """No lock given: compile one for this machine's plan into the new environment."""
+    from bnb_provision.lock import LockGroup, LockOptions, compile_group
+
+    workdir = real / ".bnb-provision"
+    workdir.mkdir(parents=True, exist_ok=True)
+    group = LockGroup(
+        name=f"{opts.stack}-{plan.target.platform}-py{plan.python}",
+        plan=plan,
+        machines=("this machine",),
+    )
+    lock_opts = LockOptions(
+        output=workdir,
+        stack=opts.stack,
+        default_index=opts.index_url,
+        torch_index_template=opts.torch_index_template,
+        offline=opts.offline,
+        find_links=opts.find_links,
+        regenerate="bnb-provision init",
+    )
+    return compile_group(group, db, lock_opts).requirements
 
 
 def _satisfies_floors(db: CompatDB, plan: Plan, name: str, version: str) -> bool:
+    from packaging.version import Version
+
     v = Version(version)
     for c in db.hf_constraints:
         for n, spec in c.requires:
@@ -296,23 +370,50 @@ def _satisfies_floors(db: CompatDB, plan: Plan, name: str, version: str) -> bool
     )
 
 
+def _installed(env: Path, system: Path | None) -> tuple[str | None, str | None, dict[str, str]]:
+    """(torch version, bitsandbytes version, all packages) of an environment.
+
+    Read from its files; an environment that adopts a system torch is asked through its
+    interpreter, since its torch lives in the system's site-packages.
+    """
+    from bnb_provision.environment import inspect_env, installed_from_files, site_packages
+
+    site = site_packages(env)
+    if system is None and site is not None:
+        packages, torch = installed_from_files(site)
+        return (
+            torch.version if torch else packages.get("torch"),
+            packages.get("bitsandbytes"),
+            packages,
+        )
+    info = inspect_env(str(_python_in(env)), [], read_binaries=False)
+    return (
+        info.torch.version if info.torch else info.version_of("torch"),
+        info.version_of("bitsandbytes"),
+        dict(info.packages),
+    )
+
+
 def _write_stamp(
     real: Path,
     machine: Machine,
     plan: Plan | None,
-    env: EnvInfo,
     report: VerifyReport | None,
     req: Path | None,
     db: CompatDB,
+    system: Path | None,
 ) -> Stamp:
     import hashlib
 
+    from bnb_provision.stamp import STAMP_FILE, Stamp
+
+    torch, bnb, _ = _installed(real, system)
     stamp = Stamp(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         driver=machine.nvidia.driver if machine.nvidia else None,
         gpus=tuple((g.name, g.cc_text or "?") for g in machine.gpus),
-        torch=env.torch.version if env.torch else env.version_of("torch"),
-        bitsandbytes=env.version_of("bitsandbytes"),
+        torch=torch,
+        bitsandbytes=bnb,
         library=report.library if report else (plan.bitsandbytes.library if plan else None),
         lock_sha256=hashlib.sha256(req.read_bytes()).hexdigest() if req and req.exists() else None,
         db_version=db.version,
@@ -351,46 +452,101 @@ def _prune(env: Path, keep: int, current: Path) -> tuple[Path, ...]:
     return tuple(backups)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Context:
+    """What planning found: the machine, the DB, the plan, an adopted system torch."""
+
+    machine: Machine
+    db: CompatDB
+    plan: Plan
+    system_env: EnvInfo | None = None
+
+
 def _make(
-    machine: Machine,
-    plan: Plan | None,
     opts: BuildOptions,
-    db: CompatDB,
+    req: Path | None,
+    context: Callable[[], _Context],
     log: Log,
-    system_env: EnvInfo | None,
-) -> tuple[Path, VerifyReport | None, Stamp]:
+) -> tuple[Path, _Context, VerifyReport | None, Stamp]:
+    """Build a new environment in ``<env>.d/<timestamp>.partial``, verify and stamp it.
+
+    With a requirements lock whose Python is known, uv starts at once and ``context``
+    (the machine, the DB, the plan) is worked out while it installs; a plan that rejects
+    the lock cancels uv. Otherwise the plan comes first. Only a finished environment
+    loses the ``.partial`` suffix; any failure removes the partial one.
+    """
     store = _store(opts.env)
     store.mkdir(parents=True, exist_ok=True)
-    stamp_name = _now()
-    partial = store / f"{stamp_name}.partial"
-    real = store / stamp_name
+    name = _now()
+    partial = store / f"{name}.partial"
+    real = store / name
     try:
-        assert plan is not None
-        req = _build(partial, plan, opts, db, log, system_env)
+        pins = read_lock_pins(req) if req is not None else None
+        if req is not None and pins is not None and pins.python and opts.torch_system is None:
+            log(f"installing {req.name} into {real}")
+            steps = _Steps(
+                [
+                    _venv_step(partial, _interpreter_for(pins.python, None)),
+                    _sync_step(partial, req, opts),
+                ],
+                progress=opts.progress,
+            )
+            steps.start()
+            try:
+                ctx = context()
+            except BaseException:
+                steps.cancel()
+                raise
+            steps.finish()
+        else:
+            ctx = context()
+            if opts.torch_system is not None:
+                assert ctx.system_env is not None
+                req = _adopt_system_torch(partial, ctx.plan, opts, ctx.db, log, ctx.system_env)
+            else:
+                _subprocess.run(
+                    _venv_step(partial, _interpreter_for(ctx.plan.python, None)), timeout=600
+                )
+                if req is None:
+                    req = _lock_for_plan(partial, ctx.plan, opts, ctx.db)
+                log(f"installing {req.name} into {real}")
+                _subprocess.run(
+                    _sync_step(partial, req, opts), timeout=1800.0, capture=not opts.progress
+                )
         partial.rename(real)  # a finished environment never has .partial in its name
         if req.is_relative_to(partial):
             req = real / req.relative_to(partial)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    py = _python_in(real)
     report = None
     if opts.verify:
+        from bnb_provision.verify import run_verify
+
         log("verifying")
-        report = run_verify(str(py))
-    env_info = inspect_env(str(py), [], read_binaries=False)
+        report = run_verify(str(_python_in(real)))
     stamp = _write_stamp(
-        real, machine, plan, env_info, report, req if req.suffix == ".txt" else None, db
+        real,
+        ctx.machine,
+        ctx.plan,
+        report,
+        req if req.suffix == ".txt" else None,
+        ctx.db,
+        opts.torch_system,
     )
     if report is not None and not report.ok:
         raise FindingsError(
             f"verify failed in the new environment {real} (left there; the "
             "usual path is unchanged): " + "; ".join(report.failures()[:3])
         )
-    return real, report, stamp
+    return real, ctx, report, stamp
 
 
 def _plan(machine: Machine, opts: BuildOptions, db: CompatDB, system_env: EnvInfo | None) -> Plan:
+    from packaging.version import Version
+
+    from bnb_provision.planning import plan_for
+
     cons = opts.constraints
     if system_env is not None:
         if system_env.torch is None:
@@ -403,10 +559,76 @@ def _plan(machine: Machine, opts: BuildOptions, db: CompatDB, system_env: EnvInf
     return plan_for(machine, db, cons)
 
 
+def _plan_for_lock(machine: Machine, db: CompatDB, pins: LockPins, opts: BuildOptions) -> Plan:
+    """The plan this machine gets under the lock's own pins: it must exist, or the lock
+    does not run here (a CUDA build too new for the driver, a GPU its kernels lack)."""
+    from packaging.version import Version
+
+    from bnb_provision.planning import plan_for
+
+    cons = dataclasses.replace(
+        opts.constraints,
+        torch=Version(pins.torch).public if pins.torch else opts.constraints.torch,
+        bnb=pins.bitsandbytes or opts.constraints.bnb,
+        cuda=_cuda_of(pins.torch_variant) or opts.constraints.cuda,
+        python=pins.python or opts.constraints.python,
+    )
+    try:
+        return plan_for(machine, db, cons)
+    except NoPlanError as exc:
+        raise NoPlanError(f"the lock does not run on this machine: {exc}") from exc
+
+
+def _resolve_lock(
+    opts: BuildOptions, machine: Callable[[], Machine], db: Callable[[], CompatDB], log: Log
+) -> Path | None:
+    """The requirements file to install: the given one, or this machine's from a manifest."""
+    lock = opts.lock
+    if lock is None:
+        return None
+    if lock.is_dir() or lock.name == MANIFEST_FILE:
+        manifest = lock / MANIFEST_FILE if lock.is_dir() else lock
+        if not manifest.is_file():
+            raise LockfileError(f"{lock}: no {MANIFEST_FILE} in it (bnb-provision lock writes one)")
+        lock = select_from_manifest(manifest, machine(), db(), opts.constraints)
+        log(f"manifest: this machine uses {lock.name}")
+    return requirements_for(lock).resolve()
+
+
+class _Lazy:
+    """The machine and the DB, each worked out once, when first needed."""
+
+    def __init__(self, machine: Machine | None, db: CompatDB | None) -> None:
+        self._machine = machine
+        self._db = db
+
+    def machine(self) -> Machine:
+        if self._machine is None:
+            from bnb_provision.machine import detect_machine
+
+            self._machine = detect_machine()
+        return self._machine
+
+    def db(self) -> CompatDB:
+        if self._db is None:
+            from bnb_provision.compat import load_db
+
+            self._db = load_db()
+        return self._db
+
+
 def init_env(
-    opts: BuildOptions, db: CompatDB, *, machine: Machine | None = None, log: Log = lambda _m: None
+    opts: BuildOptions,
+    db: CompatDB | None = None,
+    *,
+    machine: Machine | None = None,
+    log: Log = lambda _m: None,
 ) -> BuildResult:
-    """Create the environment at ``opts.env`` (refuses to touch an existing one)."""
+    """Create the environment at ``opts.env`` (refuses to touch an existing one).
+
+    ``db`` and ``machine`` default to the shipped DB and this machine, loaded while uv
+    installs when a lock is given.
+    """
     opts = dataclasses.replace(opts, env=opts.env.absolute())
     env = opts.env
     if env.exists() or env.is_symlink():
@@ -414,19 +636,22 @@ def init_env(
             f"{env} already exists: use bnb-provision rebuild --env {env} "
             "(it builds beside it and swaps only after verify passes)"
         )
-    machine = machine or detect_machine()
-    system_env = inspect_env(str(opts.torch_system), []) if opts.torch_system else None
-    lock = opts.lock
-    if lock is not None and (lock.is_dir() or lock.name == MANIFEST_FILE):
-        manifest = lock / MANIFEST_FILE if lock.is_dir() else lock
-        lock = select_from_manifest(manifest, machine, db, opts.constraints)
-        log(f"manifest: this machine uses {lock.name}")
-    if lock is not None:
-        lock = _requirements_from(lock).resolve()
-    plan = _plan(machine, opts, db, system_env) if lock is None or opts.torch_system else None
-    if plan is None:  # a given lock: plan only for the stamp, and from the lock's own pins
-        plan = _plan_for_lock(machine, db, lock, opts)
+    lazy = _Lazy(machine, db)
+    req = _resolve_lock(opts, lazy.machine, lazy.db, log)
+    pins = read_lock_pins(req) if req is not None else None
+
+    def context() -> _Context:
+        from bnb_provision.environment import inspect_env
+
+        system_env = inspect_env(str(opts.torch_system), []) if opts.torch_system else None
+        if pins is not None and system_env is None:
+            plan = _plan_for_lock(lazy.machine(), lazy.db(), pins, opts)
+        else:
+            plan = _plan(lazy.machine(), opts, lazy.db(), system_env)
+        return _Context(machine=lazy.machine(), db=lazy.db(), plan=plan, system_env=system_env)
+
     if opts.dry_run:
+        plan = context().plan
         return BuildResult(
             env=env,
             real=_store(env) / "(new)",
@@ -441,39 +666,37 @@ def init_env(
                 ),
             ),
         )
-    real, report, stamp = _make(
-        machine, plan, dataclasses.replace(opts, lock=lock), db, log, system_env
-    )
+    real, ctx, report, stamp = _make(opts, req, context, log)
     _point(env, real)
-    return BuildResult(env=env, real=real, plan=plan, report=report, stamp=stamp, action="created")
-
-
-def _plan_for_lock(machine: Machine, db: CompatDB, lock: Path | None, opts: BuildOptions) -> Plan:
-    pins = {}
-    if lock is not None:
-        for line in lock.read_text(encoding="utf-8").splitlines():
-            name, sep, ver = line.strip().partition("==")
-            if sep and name in ("torch", "bitsandbytes"):
-                pins[name] = ver.split()[0].rstrip("\\").strip()
-    torch_v = pins.get("torch")
-    variant = torch_v.partition("+")[2] if torch_v else ""
-    cons = dataclasses.replace(
-        opts.constraints,
-        torch=Version(torch_v).public if torch_v else None,
-        bnb=pins.get("bitsandbytes"),
-        cuda=(
-            f"{variant[2:-1]}.{variant[-1]}"
-            if variant.startswith("cu")
-            else "cpu"
-            if variant == "cpu"
-            else opts.constraints.cuda
-        ),
+    return BuildResult(
+        env=env, real=real, plan=ctx.plan, report=report, stamp=stamp, action="created"
     )
-    return plan_for(machine, db, cons)
+
+
+def _machine_drift(stamp: Stamp | None, live: Machine) -> list[str]:
+    """What changed on the machine since the environment was built (its stamp)."""
+    if stamp is None:
+        return []
+    out = []
+    driver = live.nvidia.driver if live.nvidia else None
+    if stamp.driver != driver:
+        out.append(f"driver {stamp.driver or 'none'} -> {driver or 'none'}")
+    gpus = tuple((g.name, g.cc_text or "?") for g in live.gpus)
+    if stamp.gpus != gpus:
+
+        def show(gs: tuple[tuple[str, str], ...]) -> str:
+            return ", ".join(f"{n} ({cc})" for n, cc in gs) or "none"
+
+        out.append(f"GPUs {show(stamp.gpus)} -> {show(gpus)}")
+    return out
 
 
 def rebuild_env(
-    opts: BuildOptions, db: CompatDB, *, machine: Machine | None = None, log: Log = lambda _m: None
+    opts: BuildOptions,
+    db: CompatDB | None = None,
+    *,
+    machine: Machine | None = None,
+    log: Log = lambda _m: None,
 ) -> BuildResult:
     """Re-plan; if the plan changed or verify fails, build beside, verify, swap atomically."""
     opts = dataclasses.replace(opts, env=opts.env.absolute())
@@ -486,40 +709,38 @@ def rebuild_env(
             "swapped atomically. Create a managed one beside it with bnb-provision init --env "
             f"{env}-managed, check it, then remove the old one yourself."
         )
-    machine = machine or detect_machine()
+    from bnb_provision.environment import inspect_env
+    from bnb_provision.stamp import read_stamp
+
+    lazy = _Lazy(machine, db)
     current = env.resolve()
     stamp = read_stamp(current)
     system_env = inspect_env(str(opts.torch_system), []) if opts.torch_system else None
+    req = _resolve_lock(opts, lazy.machine, lazy.db, log)
+    pins = read_lock_pins(req) if req is not None else None
     plan = (
-        _plan(machine, opts, db, system_env)
-        if opts.lock is None
-        else _plan_for_lock(machine, db, _requirements_from(opts.lock), opts)
+        _plan_for_lock(lazy.machine(), lazy.db(), pins, opts)
+        if pins is not None and system_env is None
+        else _plan(lazy.machine(), opts, lazy.db(), system_env)
     )
+    ctx = _Context(machine=lazy.machine(), db=lazy.db(), plan=plan, system_env=system_env)
     reasons = []
-    installed = inspect_env(str(_python_in(current)), [], read_binaries=False)
-    want_torch = f"{plan.torch.version}"
-    if installed.torch is None or not installed.torch.version.startswith(want_torch):
+    have_torch, have_bnb, packages = _installed(current, opts.torch_system)
+    if have_torch is None or not have_torch.startswith(str(plan.torch.version)):
         reasons.append(
-            f"torch {installed.torch.version if installed.torch else 'missing'} -> "
-            f"{plan.torch.version}+{plan.torch.variant}"
+            f"torch {have_torch or 'missing'} -> {plan.torch.version}+{plan.torch.variant}"
         )
-    if installed.version_of("bitsandbytes") != str(plan.bitsandbytes.version):
-        reasons.append(
-            f"bitsandbytes {installed.version_of('bitsandbytes')} -> {plan.bitsandbytes.version}"
-        )
+    if have_bnb != str(plan.bitsandbytes.version):
+        reasons.append(f"bitsandbytes {have_bnb} -> {plan.bitsandbytes.version}")
     if opts.torch_system is None:
         for name, version in plan.packages:
-            have = installed.version_of(name)
+            have = packages.get(name)
             if name not in ("torch", "bitsandbytes") and have != version:
                 reasons.append(f"{name} {have or 'missing'} -> {version}")
-    if (
-        stamp is not None
-        and machine.nvidia
-        and stamp.driver
-        and stamp.driver != machine.nvidia.driver
-    ):
-        reasons.append(f"driver {stamp.driver} -> {machine.nvidia.driver}")
+    reasons += _machine_drift(stamp, ctx.machine)
     if not reasons and opts.verify:
+        from bnb_provision.verify import run_verify
+
         check = run_verify(str(_python_in(current)))
         if not check.ok:
             reasons.append("verify fails: " + "; ".join(check.failures()[:2]))
@@ -538,10 +759,7 @@ def rebuild_env(
             reasons=tuple(reasons),
         )
     log("rebuilding: " + "; ".join(reasons))
-    lock = _requirements_from(opts.lock).resolve() if opts.lock else None
-    real, report, new_stamp = _make(
-        machine, plan, dataclasses.replace(opts, lock=lock), db, log, system_env
-    )
+    real, _, report, new_stamp = _make(opts, req, lambda: ctx, log)
     _point(env, real)
     backups = _prune(env, opts.keep, real)
     return BuildResult(

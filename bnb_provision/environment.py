@@ -28,8 +28,10 @@ __all__ = [
     "TorchInfo",
     "find_env_python",
     "inspect_env",
+    "installed_from_files",
     "parse_bnb_library_name",
     "parse_torch_version_py",
+    "site_packages",
 ]
 
 PROBE_TIMEOUT: Final = 60.0
@@ -290,6 +292,37 @@ def inspect_env(python: str, warnings: list[str], *, read_binaries: bool = True)
             sorted((k, float(v)) for k, v in data.get("installed_at", {}).items() if v is not None)
         ),
     )
+
+
+def site_packages(env_dir: str | os.PathLike[str]) -> Path | None:
+    """The site-packages folder of a virtual environment, found on disk (no interpreter run)."""
+    root = Path(env_dir)
+    found = sorted(root.glob("lib/python3*/site-packages")) or sorted(
+        root.glob("Lib/site-packages")
+    )
+    return found[-1] if found else None
+
+
+def installed_from_files(site: Path) -> tuple[dict[str, str], TorchInfo | None]:
+    """Installed distributions (normalized name -> version) and torch's build, from files.
+
+    Reads the ``*.dist-info`` folder names (``name-version.dist-info``, the version never
+    holds a dash) and ``torch/version.py`` as text: a fresh environment is read this way
+    in a millisecond, without starting its interpreter.
+    """
+    packages: dict[str, str] = {}
+    for info in site.glob("*.dist-info"):
+        name, sep, version = info.name.removesuffix(".dist-info").rpartition("-")
+        if sep:
+            packages[re.sub(r"[-_.]+", "-", name).lower()] = version
+    torch = None
+    version_py = site / "torch" / "version.py"
+    if version_py.is_file():
+        try:
+            torch = parse_torch_version_py(version_py.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            torch = None
+    return packages, torch
 
 
 def current_python() -> str:

@@ -31,10 +31,12 @@ import tomlkit
 from bnb_provision import __version__
 from bnb_provision._data import data_dir
 from bnb_provision.compat import CompatDB, toml_loads
+from bnb_provision.constraints import Constraints
 from bnb_provision.errors import ExternalToolError, LockfileError, NoPlanError
+from bnb_provision.lockfiles import MANIFEST_FILE, MANIFEST_SCHEMA
 from bnb_provision.machine import Machine
 from bnb_provision.planning import plan_for
-from bnb_provision.resolve import Constraints, Plan
+from bnb_provision.resolve import Plan
 from bnb_provision.uv import find_uv, network_failure, python_platform, run_uv
 
 __all__ = [
@@ -52,8 +54,6 @@ __all__ = [
     "write_atomic",
 ]
 
-MANIFEST_FILE: Final = "bnb-provision-locks.toml"
-MANIFEST_SCHEMA: Final = "bnb-provision.locks/1"
 PYPI_SIMPLE: Final = "https://pypi.org/simple"
 STACKS: Final = ("bnb", "gptq", "awq")
 # what each stack installs besides torch; the bnb stack never holds GPTQ/AWQ libraries

@@ -8,11 +8,12 @@ from typing import Any, Final
 
 from bnb_provision import __version__
 from bnb_provision.compat import CompatDB
+from bnb_provision.constraints import Constraints
 from bnb_provision.errors import NoPlanError, SnapshotError
 from bnb_provision.host import OSInfo, PythonInfo, detect_python, normalize_arch, normalize_system
 from bnb_provision.machine import Machine
 from bnb_provision.nvidia import Gpu, NvidiaInfo
-from bnb_provision.resolve import Constraints, Plan, make_plan, target_from_machine
+from bnb_provision.resolve import Plan, make_plan, target_from_machine
 
 __all__ = ["PLAN_SCHEMA", "MachineFlags", "apply_flags", "plan_for", "plan_to_dict"]
 

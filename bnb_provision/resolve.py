@@ -31,6 +31,7 @@ from bnb_provision.compat import (
     TorchRelease,
     Verified,
 )
+from bnb_provision.constraints import Constraints
 from bnb_provision.errors import NoPlanError
 from bnb_provision.loader import choose_library
 from bnb_provision.machine import Machine
@@ -50,30 +51,6 @@ __all__ = [
 PROFILES: Final = ("inference", "qlora")
 _BF16_CC: Final = (8, 0)
 _SHOWN: Final = 6  # items listed per grouped rejection
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Constraints:
-    """What the user pinned. ``torch``/``bnb`` are version prefixes (``2.8``)."""
-
-    torch: str | None = None
-    bnb: str | None = None
-    cuda: str | None = None  # "12.6" or "cpu"
-    python: str | None = None
-    profile: str = "inference"
-
-    def describe(self) -> list[str]:
-        out = []
-        for name, flag in (
-            ("torch", "--torch"),
-            ("bnb", "--bnb"),
-            ("cuda", "--cuda"),
-            ("python", "--python"),
-        ):
-            value = getattr(self, name)
-            if value is not None:
-                out.append(f"{flag} {value}")
-        return out
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from bnb_provision.compat import load_db
+from bnb_provision.constraints import Constraints
 from bnb_provision.envbuild import BuildOptions, init_env, rebuild_env
 from bnb_provision.errors import FindingsError, TargetEnvError
 from bnb_provision.host import OSInfo, PythonInfo
 from bnb_provision.machine import Machine
-from bnb_provision.resolve import Constraints
 from bnb_provision.stamp import read_stamp
 from tests.support.index import make_wheel
 
@@ -209,6 +210,7 @@ def test_init_from_a_manifest_picks_this_machines_lock(tmp_path: Path, wheelhous
     )
     opts = BuildOptions(
         env=tmp_path / ".venv-bnb",
+        constraints=Constraints(),
         lock=tmp_path / "locks",
         offline=True,
         find_links=(wheelhouse,),
@@ -218,42 +220,131 @@ def test_init_from_a_manifest_picks_this_machines_lock(tmp_path: Path, wheelhous
     assert res.action == "created" and _import_version(tmp_path / ".venv-bnb") == "0.50.2"
 
 
-@pytest.mark.network
+def test_rebuild_after_a_changed_snapshot_swaps(tmp_path: Path, wheelhouse: Path) -> None:
+    """The machine changed under the environment (a GPU and its driver appeared): the stamp
+    no longer matches, so rebuild builds beside, swaps, and keeps the old one."""
+    from bnb_provision.machine import machine_from_dict
+
+    init_env(_opts(tmp_path, wheelhouse), load_db(), machine=CPU)
+    env = tmp_path / ".venv-bnb"
+    before = env.resolve()
+    changed = machine_from_dict(
+        {
+            "os": {"system": "linux", "arch": "x86_64", "libc": "glibc 2.36"},
+            "python": {"version": PY},
+            "nvidia": {"driver": "580.95.05"},
+            "gpus": [{"name": "NVIDIA A100-SXM4-80GB", "compute_capability": "8.0"}],
+        }
+    )
+    dry = rebuild_env(_opts(tmp_path, wheelhouse, dry_run=True), load_db(), machine=changed)
+    assert dry.action == "would-rebuild" and env.resolve() == before
+    assert dry.reasons == (
+        "driver none -> 580.95.05",
+        "GPUs none -> NVIDIA A100-SXM4-80GB (8.0)",
+    )
+    res = rebuild_env(_opts(tmp_path, wheelhouse), load_db(), machine=changed)
+    assert res.action == "rebuilt" and env.resolve() == res.real != before
+    assert res.backups == (before,) and _import_version(before) == "0.50.2"
+    stamp = read_stamp(env)
+    assert stamp is not None and stamp.driver == "580.95.05"
+    assert stamp.gpus == (("NVIDIA A100-SXM4-80GB", "8.0"),)
+    assert rebuild_env(_opts(tmp_path, wheelhouse), load_db(), machine=changed).action == (
+        "unchanged"
+    )
+
+
+def _pip_wheelhouse(house: Path, pins: list[str]) -> None:
+    """Download real wheels with pip as this machine configures it (its index, mirrors and
+    find-links: nothing here names where any machine keeps wheels). Unreachable sources fail
+    fast; when pip cannot get the wheels at all the test is skipped, naming pip's reason."""
+    env = dict(os.environ, PIP_RETRIES="0", PIP_TIMEOUT="20", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--only-binary",
+            ":all:",
+            "-d",
+            str(house),
+            *pins,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=env,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(
+            f"pip could not fetch real wheels for {' '.join(pins)}: {done.stderr.strip()[-600:]}"
+        )
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bnb_provision", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=1800,
+        check=False,
+    )
+
+
+@pytest.mark.slow
 def test_cpu_end_to_end_with_real_wheels(tmp_path: Path) -> None:
-    """torch's CPU build, bitsandbytes, transformers, accelerate, peft, trl and their
-    dependencies as real wheels in a wheelhouse (pip finds them as it is configured); then
-    init offline, verify on the CPU backend, stamp; rebuild after a changed plan swaps."""
-    house = tmp_path / "wheelhouse"
+    """Offline, from real wheels: torch's CPU build, bitsandbytes, transformers, accelerate,
+    peft, trl and their dependencies in a wheelhouse. lock -> init (from the lock folder's
+    manifest) -> verify on the CPU backend -> stamp; rebuild after the plan changed swaps
+    atomically and keeps the old environment."""
     from bnb_provision.planning import plan_for
 
-    plan = plan_for(
-        CPU, load_db(), Constraints(torch="2.13.0", python=PY, cuda="cpu", profile="qlora")
+    house = tmp_path / "wheelhouse"
+    pinned = Constraints(torch="2.13.0", python=PY, cuda="cpu", profile="qlora")
+    plan = plan_for(CPU, load_db(), pinned)
+    _pip_wheelhouse(
+        house,
+        [f"{n}=={v}+cpu" if n == "torch" else f"{n}=={v}" for n, v in plan.packages],
     )
-    pins = [f"{n}=={v}" for n, v in plan.packages]
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "-d", str(house), *pins],
-        check=True,
-        timeout=1200,
-    )
+    snapshot = tmp_path / "cpu.json"
+    snapshot.write_text(json.dumps(CPU.to_dict()), encoding="utf-8")
+    offline = ("--offline", "--find-links", str(house))
+    pins = ("--torch", "2.13.0", "--cuda", "cpu", "--python", PY)
+    lock = _cli("lock", "--machine", str(snapshot), *pins, *offline, "-o", "locks", cwd=tmp_path)
+    assert lock.returncode == 0, lock.stderr
+    env = tmp_path / ".venv-bnb"
+    init = _cli("init", "--lock", "locks", *offline, "--env", str(env), "--json", cwd=tmp_path)
+    assert init.returncode == 0, init.stderr
+    report = json.loads(init.stdout)
+    assert report["schema"] == "bnb-provision.env/1" and report["action"] == "created"
+    assert report["verify"]["ok"] is True
+    assert report["torch"] == "2.13.0+cpu" and report["bitsandbytes"] == "0.50.2"
+    verify = _cli("verify", "--env", str(env), "--json", cwd=tmp_path)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    data = json.loads(verify.stdout)
+    assert data["ok"] is True and data["import"]["library"] == "libbitsandbytes_cpu.so"
+    assert [d["device"] for d in data["devices"]] == ["cpu"]
+    assert all(c["ok"] for c in data["devices"][0]["checks"])
+    stamp = read_stamp(env)
+    assert stamp is not None and stamp.verified and stamp.bitsandbytes == "0.50.2"
+    assert stamp.torch == "2.13.0+cpu" and stamp.lock_sha256 is not None
+    old = env.resolve()
 
     def opts(profile: str) -> BuildOptions:
         return BuildOptions(
-            env=tmp_path / ".venv-bnb",
+            env=env,
             offline=True,
             find_links=(house,),
             constraints=Constraints(torch="2.13.0", python=PY, cuda="cpu", profile=profile),
         )
 
-    res = init_env(opts("inference"), load_db(), machine=CPU)
-    assert res.report is not None and res.report.ok, res.report.failures() if res.report else ""
-    assert res.report.library == "libbitsandbytes_cpu.so"
-    env = tmp_path / ".venv-bnb"
-    old = env.resolve()
-    stamp = read_stamp(env)
-    assert stamp is not None and stamp.verified and stamp.bitsandbytes == "0.50.2"
     # the plan changed (the qlora profile adds peft and trl): built beside, verified, swapped
-    res2 = rebuild_env(opts("qlora"), load_db(), machine=CPU)
-    assert res2.action == "rebuilt" and res2.report is not None and res2.report.ok
-    assert any(r.startswith("peft missing") for r in res2.reasons)
-    assert env.resolve() == res2.real and res2.backups == (old,)
+    res = rebuild_env(opts("qlora"), load_db(), machine=CPU)
+    assert res.action == "rebuilt" and res.report is not None and res.report.ok
+    assert any(r.startswith("peft missing") for r in res.reasons)
+    assert env.resolve() == res.real and res.backups == (old,)
+    assert _import_version(old) == "0.50.2"  # the old one is kept whole, as the backup
     assert rebuild_env(opts("qlora"), load_db(), machine=CPU).action == "unchanged"

@@ -18,10 +18,10 @@ from packaging.pylock import Pylock
 from bnb_provision.bundle import bundle_lock
 from bnb_provision.cli import cli
 from bnb_provision.compat import load_db, toml_loads
+from bnb_provision.constraints import Constraints
 from bnb_provision.errors import ExternalToolError, LockfileError
 from bnb_provision.lock import LockOptions, lock_machines, write_atomic
 from bnb_provision.machine import machine_from_dict
-from bnb_provision.resolve import Constraints
 from bnb_provision.uv import find_uv
 from tests.support.index import make_wheel, serve_index
 

@@ -9,8 +9,9 @@ import pytest
 from packaging.version import Version
 
 from bnb_provision.compat import load_db
+from bnb_provision.constraints import Constraints
 from bnb_provision.errors import NoPlanError
-from bnb_provision.resolve import Constraints, Target, make_plan
+from bnb_provision.resolve import Target, make_plan
 
 CUDA13 = ("cu130", "cu132")
 
