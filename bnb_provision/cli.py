@@ -387,26 +387,6 @@ def verify(python: str | None, env_dir: str | None, as_json: bool) -> None:
         raise FindingsError("verify failed: " + "; ".join(report.failures()[:3]))
 
 
-def _machines_from(machine_files: tuple[Path, ...], flags: Any, db: Any) -> list[Any]:
-    from bnb_provision.machine import detect_machine, load_machine
-    from bnb_provision.planning import apply_flags
-
-    machines = []
-    for path in machine_files:
-        if path.is_dir():
-            found = sorted(path.glob("*.json"))
-            if not found:
-                raise click.BadParameter(f"{path} holds no *.json snapshot", param_hint="--machine")
-            machines += [load_machine(p) for p in found]
-        else:
-            machines.append(load_machine(path))
-    if machines:
-        return [apply_flags(m, flags, db) for m in machines]
-    if flags.any_machine_flag:
-        return [apply_flags(None, flags, db)]
-    return [apply_flags(detect_machine(), flags, db)]
-
-
 @cli.command()
 @click.option(
     "--machine",
@@ -455,6 +435,11 @@ def _machines_from(machine_files: tuple[Path, ...], flags: Any, db: Any) -> list
     help="PyTorch index template, {variant} replaced (a mirror of download.pytorch.org).",
 )
 @click.option("--force", is_flag=True, help="Replace existing lock files (old ones kept as .bak).")
+@click.option(
+    "--upgrade",
+    is_flag=True,
+    help="Resolve afresh; by default an existing lock's versions are kept where the plan allows.",
+)
 @click.option("--dockerfile", is_flag=True, help="Also write a Dockerfile per Linux lock.")
 @click.option("--uv-project", is_flag=True, help="Also write the uv pyproject.toml of each lock.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
@@ -476,6 +461,7 @@ def lock(
     index_url: str,
     torch_index: str | None,
     force: bool,
+    upgrade: bool,
     dockerfile: bool,
     uv_project: bool,
     as_json: bool,
@@ -491,16 +477,16 @@ def lock(
         bnb-provision lock --machine snapshots/ -o locks --dockerfile
         bnb-provision lock --os windows --gpu "RTX 4090" --driver 572.61 --python 3.12
     """
-    from bnb_provision.compat import load_db
-    from bnb_provision.constraints import Constraints
-    from bnb_provision.lock import LockOptions, lock_machines
-    from bnb_provision.planning import MachineFlags
+    from bnb_provision.constraints import Constraints, MachineFlags
+    from bnb_provision.lock import LockOptions, LockRequest, lock_request
 
     if offline and not find_links:
         raise click.UsageError("--offline needs --find-links DIR (a wheelhouse)")
-    db = load_db()
-    flags = MachineFlags(os=os_name, arch=arch, driver=driver, gpus=gpus, python=python)
-    machines = _machines_from(machine_files, flags, db)
+    request = LockRequest(
+        machine_files=machine_files,
+        flags=MachineFlags(os=os_name, arch=arch, driver=driver, gpus=gpus, python=python),
+        constraints=Constraints(torch=torch, bnb=bnb, cuda=cuda, python=python, profile=profile),
+    )
     opts = LockOptions(
         output=output,
         stack=stack,
@@ -509,17 +495,12 @@ def lock(
         offline=offline,
         find_links=tuple(p.resolve() for p in find_links),
         force=force,
+        upgrade=upgrade,
         dockerfile=dockerfile,
         uv_project=uv_project,
         regenerate=shlex.join(["bnb-provision", *sys.argv[1:]]),
     )
-    result = lock_machines(
-        machines,
-        db,
-        Constraints(torch=torch, bnb=bnb, cuda=cuda, python=python, profile=profile),
-        opts,
-        log=lambda m: None if as_json else click.echo(m, err=True),
-    )
+    result = lock_request(request, opts, log=lambda m: None if as_json else click.echo(m, err=True))
     if as_json:
         _emit_json(
             {
@@ -527,10 +508,10 @@ def lock(
                 "manifest": str(result.manifest),
                 "locks": [
                     {
-                        "name": r.group.name,
+                        "name": r.spec.name,
                         "requirements": str(r.requirements),
                         "pylock": str(r.pylock),
-                        "machines": list(r.group.machines),
+                        "machines": list(r.spec.machines),
                         "packages": dict(r.packages),
                         "changed": list(r.changed),
                         "seconds": round(r.seconds, 3),
@@ -543,7 +524,7 @@ def lock(
         return
     for r in result.results:
         click.echo(
-            f"{r.requirements}\n{r.pylock}\n  for: {', '.join(r.group.machines)} "
+            f"{r.requirements}\n{r.pylock}\n  for: {', '.join(r.spec.machines)} "
             f"({len(r.packages)} packages, {r.seconds:.1f} s)"
         )
         for change in r.changed:
@@ -761,6 +742,11 @@ def rebuild(keep: int, **kw: Any) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    import gc
+
+    # everything imported so far lives until exit: keep the collector (and the final
+    # collection at exit) from walking it again; a few ms of every short run
+    gc.freeze()
     cli(prog_name="bnb-provision")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from packaging.version import InvalidVersion, Version
 
 from bnb_provision._data import data_dir
 from bnb_provision._fields import FieldError, Fields
+from bnb_provision._toml import toml_loads
 from bnb_provision.errors import CompatDBError
 
 __all__ = [
@@ -386,17 +386,6 @@ class CompatDB:
 
 def _toml_load(path: Path) -> dict[str, Any]:
     return toml_loads(path.read_text(encoding="utf-8"))
-
-
-def toml_loads(text: str) -> dict[str, Any]:
-    """Parse TOML: tomllib where it exists (3.11+), tomlkit on Python 3.10."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-
-        return tomllib.loads(text)
-    import tomlkit  # pragma: no cover - Python 3.10 only
-
-    return tomlkit.parse(text).unwrap()  # pragma: no cover
 
 
 def _version(f: Fields, key: str, default: Any = ...) -> Any:
@@ -808,19 +797,11 @@ def read_db_files(root: Path) -> dict[str, dict[str, Any]]:
 
 def _cache_file(root: Path) -> Path | None:
     """Where the validated DB is cached, keyed by every file's size and mtime."""
-    import hashlib
-    import os
+    from bnb_provision import _cache
 
-    from bnb_provision import __version__
-
-    if os.environ.get("BNB_PROVISION_NO_DB_CACHE"):
+    if not _cache.enabled():
         return None
-    h = hashlib.sha256(f"{__version__}\0{root.resolve()}".encode())
-    for path in sorted(root.rglob("*.toml")):
-        st = path.stat()
-        h.update(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "bnb-provision" / f"compat-db-{h.hexdigest()[:24]}.pickle"
+    return _cache.cache_dir() / f"compat-db-{_cache.db_signature(root)}.pickle"
 
 
 @functools.cache
@@ -828,7 +809,7 @@ def load_db(root: Path | None = None) -> CompatDB:
     """Load and validate the compat DB (the shipped one unless ``root`` is given).
 
     Validation runs once per DB content; the validated value is then cached in the
-    user's cache folder (``BNB_PROVISION_NO_DB_CACHE=1`` turns that off).
+    user's cache folder (``BNB_PROVISION_NO_CACHE=1`` turns that off).
     """
     import pickle
 

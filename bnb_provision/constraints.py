@@ -1,4 +1,5 @@
-"""What the user pinned: the constraints every command that plans takes.
+"""What the user pinned and said about the machine: the inputs every command that plans
+takes.
 
 A module of its own so that commands which only *carry* the pins (init with a
 lock) do not load the resolver before their first subprocess starts.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Constraints"]
+__all__ = ["Constraints", "MachineFlags"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -33,3 +34,18 @@ class Constraints:
             if value is not None:
                 out.append(f"{flag} {value}")
         return out
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MachineFlags:
+    """``--os/--arch/--driver/--gpu/--python`` given on the command line."""
+
+    os: str | None = None
+    arch: str | None = None
+    driver: str | None = None
+    gpus: tuple[str, ...] = ()
+    python: str | None = None
+
+    @property
+    def any_machine_flag(self) -> bool:
+        return bool(self.os or self.arch or self.driver or self.gpus)

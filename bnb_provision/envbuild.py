@@ -115,7 +115,7 @@ def select_from_manifest(
     manifest: Path, machine: Machine, db: CompatDB, constraints: Constraints
 ) -> Path:
     """The lock of the manifest's class that runs on ``machine``."""
-    from bnb_provision.compat import toml_loads
+    from bnb_provision._toml import toml_loads
     from bnb_provision.planning import plan_for
 
     data = toml_loads(manifest.read_text(encoding="utf-8"))
@@ -334,15 +334,10 @@ def _adopt_system_torch(
 
 def _lock_for_plan(real: Path, plan: Plan, opts: BuildOptions, db: CompatDB) -> Path:
     """No lock given: compile one for this machine's plan into the new environment."""
-    from bnb_provision.lock import LockGroup, LockOptions, compile_group
+    from bnb_provision.lock import LockOptions, compile_spec, spec_for
 
     workdir = real / ".bnb-provision"
     workdir.mkdir(parents=True, exist_ok=True)
-    group = LockGroup(
-        name=f"{opts.stack}-{plan.target.platform}-py{plan.python}",
-        plan=plan,
-        machines=("this machine",),
-    )
     lock_opts = LockOptions(
         output=workdir,
         stack=opts.stack,
@@ -352,7 +347,8 @@ def _lock_for_plan(real: Path, plan: Plan, opts: BuildOptions, db: CompatDB) -> 
         find_links=opts.find_links,
         regenerate="bnb-provision init",
     )
-    return compile_group(group, db, lock_opts).requirements
+    spec = spec_for(plan, ("this machine",), None, db, lock_opts)
+    return compile_spec(spec, lock_opts).requirements
 
 
 def _satisfies_floors(db: CompatDB, plan: Plan, name: str, version: str) -> bool:

@@ -13,44 +13,51 @@ classes to their lock files so ``init`` on any machine can pick its own.
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime as dt
 import hashlib
+import json
 import os
 import re
 import string
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import tomlkit
-
-from bnb_provision import __version__
+from bnb_provision import __version__, _cache
 from bnb_provision._data import data_dir
-from bnb_provision.compat import CompatDB, toml_loads
-from bnb_provision.constraints import Constraints
+from bnb_provision._toml import toml_loads, toml_pairs, toml_table
 from bnb_provision.errors import ExternalToolError, LockfileError, NoPlanError
 from bnb_provision.lockfiles import MANIFEST_FILE, MANIFEST_SCHEMA
-from bnb_provision.machine import Machine
-from bnb_provision.planning import plan_for
-from bnb_provision.resolve import Plan
-from bnb_provision.uv import find_uv, network_failure, python_platform, run_uv
+from bnb_provision.uv import find_uv, network_failure, python_platform, start_uv
+
+# The DB, the machines and the resolver load only when a plan must be computed: a lock
+# whose inputs were planned before starts uv on the cached groups (see lock_request).
+if TYPE_CHECKING:
+    from bnb_provision.compat import CompatDB
+    from bnb_provision.constraints import Constraints, MachineFlags
+    from bnb_provision.machine import Machine
+    from bnb_provision.resolve import Plan
 
 __all__ = [
     "MANIFEST_FILE",
     "MANIFEST_SCHEMA",
     "STACKS",
-    "LockGroup",
     "LockOptions",
+    "LockRequest",
     "LockResult",
     "LockSet",
-    "group_machines",
+    "LockSpec",
+    "compile_spec",
     "lock_input",
     "lock_machines",
+    "lock_request",
+    "plan_specs",
     "pylock_to_requirements",
+    "spec_for",
+    "stack_requirements",
     "write_atomic",
 ]
 
@@ -59,6 +66,8 @@ STACKS: Final = ("bnb", "gptq", "awq")
 # what each stack installs besides torch; the bnb stack never holds GPTQ/AWQ libraries
 _STACK_EXTRA: Final = {"gptq": ("gptqmodel",), "awq": ("autoawq",)}
 _FORBIDDEN_IN_BNB: Final = frozenset({"auto-gptq", "gptqmodel", "autoawq", "autoawq-kernels"})
+SPEC_CACHE: Final = "lock-plans"
+SPEC_SCHEMA: Final = "bnb-provision.lock-spec/1"
 Log = Callable[[str], None]
 
 
@@ -76,19 +85,52 @@ class LockOptions:
     jobs: int = 4
     regenerate: str = "bnb-provision lock"
     cache_dir: Path | None = None
+    upgrade: bool = False  # resolve afresh instead of keeping the existing lock's versions
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class LockGroup:
+class LockSpec:
+    """One lock group, planned: everything uv and the output files need, as plain values.
+
+    Machines that need the same plan share a spec. Specs are what the planning stage
+    hands to the uv stage, and what is cached between runs with the same inputs.
+    """
+
     name: str
-    plan: Plan
+    stack: str
     machines: tuple[str, ...]
-    glibc: tuple[int, int] | None = None
+    python: str
+    platform: str  # linux-x86_64, windows-x86_64, macos-arm64, ...
+    os: str
+    arch: str
+    glibc: tuple[int, int] | None
+    torch: str  # public version, 2.13.0
+    variant: str  # cu128, cpu, ...
+    torch_index: str | None  # None: PyPI serves the chosen build
+    requirements: tuple[str, ...]  # the pins uv resolves
+    bitsandbytes: str
+    bitsandbytes_library: str
+    driver_floor: str  # "" when the build needs no driver
+    gpu_archs: tuple[str, ...]  # "8.0", ...
+    db_version: str
+    uv_input: str  # the pyproject.toml uv compiles
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LockSpec:
+        values = dict(data)
+        for key in ("machines", "requirements", "gpu_archs"):
+            values[key] = tuple(values[key])
+        if values["glibc"] is not None:
+            values["glibc"] = (int(values["glibc"][0]), int(values["glibc"][1]))
+        return cls(**values)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class LockResult:
-    group: LockGroup
+    spec: LockSpec
     requirements: Path
     pylock: Path
     packages: tuple[tuple[str, str], ...]
@@ -102,6 +144,17 @@ class LockSet:
     results: tuple[LockResult, ...]
     manifest: Path
     unplanned: tuple[tuple[str, str], ...] = field(default=())  # (machine, why)
+    planned_from_cache: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LockRequest:
+    """lock's inputs as the user gave them: snapshot files or folders, machine flags
+    (alone, or on top of each snapshot; with neither, this machine), plan constraints."""
+
+    machine_files: tuple[Path, ...]
+    flags: MachineFlags
+    constraints: Constraints
 
 
 # -- planning and grouping -------------------------------------------------------------
@@ -123,33 +176,6 @@ def _group_name(plan: Plan, stack: str) -> str:
     )
 
 
-def group_machines(
-    machines: Sequence[Machine], db: CompatDB, constraints: Constraints, stack: str = "bnb"
-) -> tuple[list[LockGroup], list[tuple[str, str]]]:
-    """Plan every machine and group those that need the same plan."""
-    groups: dict[str, LockGroup] = {}
-    unplanned: list[tuple[str, str]] = []
-    for i, m in enumerate(machines):
-        try:
-            plan = plan_for(m, db, constraints)
-        except NoPlanError as exc:
-            unplanned.append((_label(m, i, None), str(exc).splitlines()[0]))
-            continue
-        label = _label(m, i, plan)
-        name = _group_name(plan, stack)
-        glibc = m.os.glibc
-        if name in groups:
-            g = groups[name]
-            low = min(filter(None, (g.glibc, glibc)), default=None)
-            groups[name] = replace(g, machines=(*g.machines, label), glibc=low)
-        else:
-            groups[name] = LockGroup(name=name, plan=plan, machines=(label,), glibc=glibc)
-    return list(groups.values()), unplanned
-
-
-# -- the uv input ---------------------------------------------------------------------
-
-
 def stack_requirements(plan: Plan, stack: str) -> list[str]:
     torch_pin = f"torch=={plan.torch.version}"
     if plan.torch.channel == "index":
@@ -163,27 +189,32 @@ def stack_requirements(plan: Plan, stack: str) -> list[str]:
     return reqs
 
 
-def lock_input(plan: Plan, stack: str, *, torch_index: str | None, offline: bool) -> str:
-    """The ``pyproject.toml`` uv compiles: the plan's pins, torch routed to its index."""
+def lock_input(
+    python: str, requirements: Sequence[str], variant: str, *, torch_index: str | None
+) -> str:
+    """The ``pyproject.toml`` uv compiles: the plan's pins, torch routed to its index
+    through an explicit uv index (``[tool.uv.sources]``), so nothing else comes from it."""
+    import tomlkit
+
     doc = tomlkit.document()
     project = tomlkit.table()
     project["name"] = "bnb-provision-lock"
     project["version"] = "0"
-    project["requires-python"] = f">={plan.python}"
-    project["dependencies"] = stack_requirements(plan, stack)
+    project["requires-python"] = f">={python}"
+    project["dependencies"] = list(requirements)
     doc["project"] = project
-    if torch_index and not offline:
+    if torch_index:
         uv_tool = tomlkit.table()
         index = tomlkit.aot()
         entry = tomlkit.table()
-        entry["name"] = f"pytorch-{plan.torch.variant}"
+        entry["name"] = f"pytorch-{variant}"
         entry["url"] = torch_index
         entry["explicit"] = True
         index.append(entry)
         uv_tool["index"] = index
         sources = tomlkit.table()
         sources["torch"] = tomlkit.inline_table()
-        sources["torch"]["index"] = f"pytorch-{plan.torch.variant}"
+        sources["torch"]["index"] = f"pytorch-{variant}"
         uv_tool["sources"] = sources
         tool = tomlkit.table()
         tool["uv"] = uv_tool
@@ -191,17 +222,76 @@ def lock_input(plan: Plan, stack: str, *, torch_index: str | None, offline: bool
     return tomlkit.dumps(doc)
 
 
-def _torch_index(plan: Plan, db: CompatDB, opts: LockOptions) -> str | None:
-    if plan.torch.channel == "pypi":
-        return None
-    template = opts.torch_index_template or db.torch_index_url
-    return template.format(variant=plan.torch.variant)
+def spec_for(
+    plan: Plan,
+    machines: tuple[str, ...],
+    glibc: tuple[int, int] | None,
+    db: CompatDB,
+    opts: LockOptions,
+) -> LockSpec:
+    """The lock spec of one plan."""
+    torch_index = None
+    if plan.torch.channel != "pypi":
+        template = opts.torch_index_template or db.torch_index_url
+        torch_index = template.format(variant=plan.torch.variant)
+    requirements = stack_requirements(plan, opts.stack)
+    floor, _ = db.min_driver(plan.torch.cuda, plan.target.os) if plan.torch.cuda else (None, "")
+    return LockSpec(
+        name=_group_name(plan, opts.stack),
+        stack=opts.stack,
+        machines=machines,
+        python=plan.python,
+        platform=plan.target.platform,
+        os=plan.target.os,
+        arch=plan.target.arch,
+        glibc=glibc,
+        torch=str(plan.torch.version),
+        variant=plan.torch.variant,
+        torch_index=torch_index,
+        requirements=tuple(requirements),
+        bitsandbytes=str(plan.bitsandbytes.version),
+        bitsandbytes_library=plan.bitsandbytes.library or "",
+        driver_floor=str(floor) if floor else "",
+        gpu_archs=tuple(sorted({f"{a}.{b}" for _, (a, b) in plan.target.gpus})),
+        db_version=db.version,
+        uv_input=lock_input(
+            plan.python,
+            requirements,
+            plan.torch.variant,
+            torch_index=None if opts.offline else torch_index,
+        ),
+    )
 
 
-def uv_compile_args(
-    group: LockGroup, input_file: Path, output: Path, opts: LockOptions
-) -> list[str]:
-    plan = group.plan
+def plan_specs(
+    machines: Sequence[Machine], db: CompatDB, constraints: Constraints, opts: LockOptions
+) -> tuple[list[LockSpec], list[tuple[str, str]]]:
+    """Plan every machine and group those that need the same plan into one spec."""
+    from bnb_provision.planning import plan_for
+
+    groups: dict[str, tuple[Plan, list[str], tuple[int, int] | None]] = {}
+    unplanned: list[tuple[str, str]] = []
+    for i, m in enumerate(machines):
+        try:
+            plan = plan_for(m, db, constraints)
+        except NoPlanError as exc:
+            unplanned.append((_label(m, i, None), str(exc).splitlines()[0]))
+            continue
+        label = _label(m, i, plan)
+        name = _group_name(plan, opts.stack)
+        if name in groups:
+            first, labels, glibc = groups[name]
+            low = min(filter(None, (glibc, m.os.glibc)), default=None)
+            groups[name] = (first, [*labels, label], low)
+        else:
+            groups[name] = (plan, [label], m.os.glibc)
+    specs = [
+        spec_for(plan, tuple(labels), glibc, db, opts) for plan, labels, glibc in groups.values()
+    ]
+    return specs, unplanned
+
+
+def uv_compile_args(spec: LockSpec, input_file: Path, output: Path, opts: LockOptions) -> list[str]:
     args = [
         "pip",
         "compile",
@@ -210,9 +300,9 @@ def uv_compile_args(
         "pylock.toml",
         "--generate-hashes",
         "--python-version",
-        plan.python,
+        spec.python,
         "--python-platform",
-        python_platform(plan.target.platform, group.glibc),
+        python_platform(spec.platform, spec.glibc),
         "--no-header",
         "--quiet",
         # the target interpreter is never needed to resolve wheels; never fetch one
@@ -274,13 +364,27 @@ def _diff(old: tuple[tuple[str, str], ...], new: tuple[tuple[str, str], ...]) ->
     return tuple(out)
 
 
+def _umask() -> int:
+    """The process umask, read once (os.umask both reads and sets it: not from threads)."""
+    global _UMASK  # noqa: PLW0603 - read once, in the main thread, before any worker
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+_UMASK: int | None = None
+
+
 def write_atomic(path: Path, text: str, *, force: bool) -> Path | None:
     """Write ``text`` through a temporary file and ``os.replace``.
 
     An existing file is replaced only with ``force``, and then kept as a dated
-    backup (returned). Raises LockfileError otherwise.
+    backup (returned). Raises LockfileError otherwise. A new file gets the usual
+    permissions (0666 less the umask); a replaced one keeps its own.
     """
     backup = None
+    mode = 0o666 & ~_umask()
     if path.exists():
         if path.read_text(encoding="utf-8") == text:
             return None
@@ -288,6 +392,7 @@ def write_atomic(path: Path, text: str, *, force: bool) -> Path | None:
             raise LockfileError(
                 f"{path} exists; pass --force to replace it (the old file is kept as a dated .bak)"
             )
+        mode = path.stat().st_mode & 0o777
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         backup = path.with_name(f"{path.name}.{stamp}.bak")
         path.replace(backup)
@@ -296,6 +401,7 @@ def write_atomic(path: Path, text: str, *, force: bool) -> Path | None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
+        os.chmod(tmp, mode)  # noqa: PTH101 - mkstemp gives a path string
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -314,105 +420,107 @@ def _old_packages(path: Path) -> tuple[tuple[str, str], ...]:
         return ()
 
 
-def compile_group(group: LockGroup, db: CompatDB, opts: LockOptions) -> LockResult:
-    """Resolve one group with uv and write its lock files."""
+def compile_spec(spec: LockSpec, opts: LockOptions) -> LockResult:
+    """Resolve one spec with uv and write its lock files."""
     start = time.perf_counter()
-    plan = group.plan
-    torch_index = _torch_index(plan, db, opts)
-    text = lock_input(plan, opts.stack, torch_index=torch_index, offline=opts.offline)
+    out = opts.output
+    req_path = out / f"{spec.name}.requirements.txt"
+    pylock_path = out / f"pylock.{spec.name}.toml"
     with tempfile.TemporaryDirectory(prefix="bnb-provision-lock-") as tmp:
         input_file = Path(tmp) / "pyproject.toml"
-        input_file.write_text(text, encoding="utf-8")
+        input_file.write_text(spec.uv_input, encoding="utf-8")
         raw = Path(tmp) / "pylock.toml"
+        if pylock_path.is_file() and not opts.upgrade:
+            # uv keeps the versions of an existing output file where the pins allow
+            # (pip-compile's rule): re-locking does not churn; --upgrade resolves afresh
+            raw.write_bytes(pylock_path.read_bytes())
+        running = start_uv(uv_compile_args(spec, input_file, raw, opts), cwd=tmp)
+        old = _old_packages(pylock_path)  # while uv resolves
         try:
-            run_uv(uv_compile_args(group, input_file, raw, opts), cwd=tmp)
+            running.wait()
         except ExternalToolError as exc:
-            raise _explain_uv_failure(exc, group, torch_index, opts) from exc
+            raise _explain_uv_failure(exc, spec, opts) from exc
         uv_text = raw.read_text(encoding="utf-8")
     meta = {
         "generator": f"bnb-provision {__version__}",
-        "db-version": db.version,
-        "stack": opts.stack,
-        "platform": plan.target.platform,
-        "python": plan.python,
-        "torch": f"{plan.torch.version}+{plan.torch.variant}",
-        "torch-index": torch_index or "PyPI",
-        "bitsandbytes": str(plan.bitsandbytes.version),
-        "bitsandbytes-library": plan.bitsandbytes.library or "",
-        "machines": list(group.machines),
+        "db-version": spec.db_version,
+        "stack": spec.stack,
+        "platform": spec.platform,
+        "python": spec.python,
+        "torch": f"{spec.torch}+{spec.variant}",
+        "torch-index": spec.torch_index or "PyPI",
+        "bitsandbytes": spec.bitsandbytes,
+        "bitsandbytes-library": spec.bitsandbytes_library,
+        "machines": list(spec.machines),
         "regenerate": opts.regenerate,
     }
-    if "[tool" in uv_text:
-        doc = tomlkit.parse(uv_text)  # rare: uv wrote a tool table; merge properly
+    if re.search(r"^\[+\s*tool\b", uv_text, re.MULTILINE):
+        import tomlkit  # rare: uv wrote a tool table of its own; merge into it properly
+
+        doc = tomlkit.parse(uv_text)
         tool = doc.get("tool") or tomlkit.table()
         tool["bnb-provision"] = meta
         doc["tool"] = tool
         final = tomlkit.dumps(doc)
     else:
-        table = tomlkit.document()
-        table["tool"] = {"bnb-provision": meta}
-        final = uv_text.rstrip("\n") + "\n\n" + tomlkit.dumps(table)
+        final = uv_text.rstrip("\n") + "\n\n" + toml_table("[tool.bnb-provision]", meta)
     data = toml_loads(final)
-    _validate_pylock(data, group)
+    _validate_pylock(data, spec)
     packages = _packages(data)
     names = {n for n, _ in packages}
-    if opts.stack == "bnb" and names & _FORBIDDEN_IN_BNB:
+    if spec.stack == "bnb" and names & _FORBIDDEN_IN_BNB:
         raise LockfileError(
-            f"{group.name}: the bitsandbytes lock pulled in "
+            f"{spec.name}: the bitsandbytes lock pulled in "
             f"{', '.join(sorted(names & _FORBIDDEN_IN_BNB))}; lock GPTQ/AWQ "
             "with --stack gptq|awq into their own environment"
         )
     torch_locked = dict(packages).get("torch", "")
-    if not torch_locked.startswith(str(plan.torch.version)):
+    if not torch_locked.startswith(spec.torch):
         raise LockfileError(
-            f"{group.name}: uv resolved torch {torch_locked}, not the planned {plan.torch.version}"
+            f"{spec.name}: uv resolved torch {torch_locked}, not the planned {spec.torch}"
         )
     header = _render(
         "lock-header.txt.tmpl",
         tool_version=__version__,
-        db_version=db.version,
-        torch=str(plan.torch.version),
-        variant=plan.torch.variant,
-        bnb=str(plan.bitsandbytes.version),
-        python=plan.python,
-        platform=plan.target.platform,
-        machines=", ".join(group.machines),
+        db_version=spec.db_version,
+        torch=spec.torch,
+        variant=spec.variant,
+        bnb=spec.bitsandbytes,
+        python=spec.python,
+        platform=spec.platform,
+        machines=", ".join(spec.machines),
         regenerate=opts.regenerate,
     )
     index_lines = [] if opts.offline else [f"--index-url {opts.default_index}"]
-    if torch_index:
+    if spec.torch_index:
         # pip has no per-package index: the exact local version and the hashes pin torch
         # to the file resolved from the PyTorch index
-        index_lines.append(f"--extra-index-url {torch_index}")
+        index_lines.append(f"--extra-index-url {spec.torch_index}")
     requirements = pylock_to_requirements(data, header, index_lines)
-    out = opts.output
-    req_path = out / f"{group.name}.requirements.txt"
-    pylock_path = out / f"pylock.{group.name}.toml"
-    old = _old_packages(pylock_path)
     for path, content in ((pylock_path, final), (req_path, requirements)):
         write_atomic(path, content, force=opts.force)
     extra: list[Path] = []
-    if opts.dockerfile and plan.target.os == "linux":
-        dockerfile = out / f"Dockerfile.{group.name}"
+    if opts.dockerfile and spec.os == "linux":
+        dockerfile = out / f"Dockerfile.{spec.name}"
         write_atomic(
             dockerfile,
             _render(
                 "Dockerfile.tmpl",
                 tool_version=__version__,
                 lock_name=req_path.name,
-                db_version=db.version,
+                db_version=spec.db_version,
                 regenerate=opts.regenerate,
-                base_image=f"python:{plan.python}-slim",
+                base_image=f"python:{spec.python}-slim",
             ),
             force=opts.force,
         )
         extra.append(dockerfile)
     if opts.uv_project:
-        project = out / f"uv-project.{group.name}.toml"
-        write_atomic(project, text, force=opts.force)
+        project = out / f"uv-project.{spec.name}.toml"
+        write_atomic(project, spec.uv_input, force=opts.force)
         extra.append(project)
     return LockResult(
-        group=group,
+        spec=spec,
         requirements=req_path,
         pylock=pylock_path,
         packages=packages,
@@ -422,23 +530,23 @@ def compile_group(group: LockGroup, db: CompatDB, opts: LockOptions) -> LockResu
     )
 
 
-def _validate_pylock(data: dict[str, Any], group: LockGroup) -> None:
+def _validate_pylock(data: dict[str, Any], spec: LockSpec) -> None:
     from packaging.pylock import Pylock, PylockValidationError
 
     try:
         Pylock.from_dict(data)
     except PylockValidationError as exc:
-        raise LockfileError(f"{group.name}: uv's pylock.toml does not validate: {exc}") from exc
+        raise LockfileError(f"{spec.name}: uv's pylock.toml does not validate: {exc}") from exc
 
 
 def _explain_uv_failure(
-    exc: ExternalToolError, group: LockGroup, torch_index: str | None, opts: LockOptions
+    exc: ExternalToolError, spec: LockSpec, opts: LockOptions
 ) -> ExternalToolError:
     url = network_failure(exc.output)
     if url is not None:
         return ExternalToolError(
-            f"{group.name}: could not reach {url} (index {opts.default_index}"
-            + (f", PyTorch index {torch_index}" if torch_index else "")
+            f"{spec.name}: could not reach {url} (index {opts.default_index}"
+            + (f", PyTorch index {spec.torch_index}" if spec.torch_index else "")
             + "). On a machine without network, lock from a wheelhouse: "
             "--offline --find-links DIR (bnb-provision bundle fills one).",
             command=exc.command,
@@ -446,11 +554,10 @@ def _explain_uv_failure(
             output=exc.output,
         )
     if "No solution found" in exc.output or "unsatisfiable" in exc.output:
-        reqs = ", ".join(stack_requirements(group.plan, opts.stack))
         return ExternalToolError(
-            f"{group.name}: uv found no resolution.\n{exc.output.strip()}\n"
-            f"The plan pinned: {reqs} (torch {group.plan.torch.variant} for "
-            f"{', '.join(group.machines)}). Relax a pin with --torch/--bnb/--python, or pick "
+            f"{spec.name}: uv found no resolution.\n{exc.output.strip()}\n"
+            f"The plan pinned: {', '.join(spec.requirements)} (torch {spec.variant} for "
+            f"{', '.join(spec.machines)}). Relax a pin with --torch/--bnb/--python, or pick "
             "another --stack.",
             command=exc.command,
             returncode=exc.returncode,
@@ -459,36 +566,100 @@ def _explain_uv_failure(
     return exc
 
 
-def _manifest(
-    results: Sequence[LockResult], db: CompatDB, unplanned: Sequence[tuple[str, str]]
-) -> str:
-    doc = tomlkit.document()
-    doc["schema"] = MANIFEST_SCHEMA
-    doc["generator"] = f"bnb-provision {__version__}"
-    doc["db-version"] = db.version
-    classes = tomlkit.aot()
-    for r in results:
-        p = r.group.plan
-        floor, _ = db.min_driver(p.torch.cuda, p.target.os) if p.torch.cuda else (None, "")
-        t = tomlkit.table()
-        t["name"] = r.group.name
-        t["requirements"] = r.requirements.name
-        t["pylock"] = r.pylock.name
-        t["os"] = p.target.os
-        t["arch"] = p.target.arch
-        t["python"] = p.python
-        t["driver-floor"] = str(floor) if floor else ""
-        t["gpu-archs"] = sorted({f"{a}.{b}" for _, (a, b) in p.target.gpus})
-        t["torch"] = str(p.torch.version)
-        t["variant"] = p.torch.variant
-        t["bitsandbytes"] = str(p.bitsandbytes.version)
-        t["lock-sha256"] = hashlib.sha256(r.pylock.read_bytes()).hexdigest()
-        t["machines"] = list(r.group.machines)
-        classes.append(t)
-    doc["class"] = classes
+def _manifest(results: Sequence[LockResult], unplanned: Sequence[tuple[str, str]]) -> str:
+    top: dict[str, object] = {
+        "schema": MANIFEST_SCHEMA,
+        "generator": f"bnb-provision {__version__}",
+        "db-version": results[0].spec.db_version if results else "",
+    }
     if unplanned:
-        doc["unplanned"] = [f"{m}: {why}" for m, why in unplanned]
-    return tomlkit.dumps(doc)
+        top["unplanned"] = [f"{m}: {why}" for m, why in unplanned]
+    parts = [toml_pairs(top)]
+    for r in results:
+        s = r.spec
+        parts.append(
+            toml_table(
+                "[[class]]",
+                {
+                    "name": s.name,
+                    "requirements": r.requirements.name,
+                    "pylock": r.pylock.name,
+                    "os": s.os,
+                    "arch": s.arch,
+                    "python": s.python,
+                    "driver-floor": s.driver_floor,
+                    "gpu-archs": list(s.gpu_archs),
+                    "torch": s.torch,
+                    "variant": s.variant,
+                    "bitsandbytes": s.bitsandbytes,
+                    "lock-sha256": hashlib.sha256(r.pylock.read_bytes()).hexdigest(),
+                    "machines": list(s.machines),
+                },
+            )
+        )
+    return "\n".join(parts)
+
+
+def _in_parallel(specs: Sequence[LockSpec], opts: LockOptions) -> list[LockResult]:
+    """compile_spec for every spec, at most ``opts.jobs`` at a time; the first failure is
+    raised once all have stopped."""
+    import threading
+
+    pending = list(enumerate(specs))
+    results: list[LockResult | None] = [None] * len(specs)
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not pending or errors:
+                    return
+                i, spec = pending.pop(0)
+            try:
+                results[i] = compile_spec(spec, opts)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                with lock:
+                    errors.append(exc)
+
+    threads = [
+        threading.Thread(target=worker, name=f"bnb-provision-lock-{n}", daemon=True)
+        for n in range(max(1, min(opts.jobs, len(specs))))
+    ]
+    for t in threads:
+        t.start()
+    # while uv resolves, load what checking its output needs
+    import packaging.pylock  # noqa: F401
+
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return [r for r in results if r is not None]
+
+
+def _compile_all(
+    specs: Sequence[LockSpec],
+    unplanned: Sequence[tuple[str, str]],
+    opts: LockOptions,
+    *,
+    from_cache: bool = False,
+) -> LockSet:
+    """Run uv for every spec (in parallel), then write the manifest."""
+    if opts.stack not in STACKS:
+        raise LockfileError(f"--stack {opts.stack}: expected one of {', '.join(STACKS)}")
+    find_uv()  # resolve the binary once, before the worker threads
+    _umask()
+    results = _in_parallel(specs, opts)
+    results.sort(key=lambda r: r.spec.name)
+    manifest = opts.output / MANIFEST_FILE
+    write_atomic(manifest, _manifest(results, unplanned), force=True)
+    return LockSet(
+        results=tuple(results),
+        manifest=manifest,
+        unplanned=tuple(unplanned),
+        planned_from_cache=from_cache,
+    )
 
 
 def lock_machines(
@@ -501,25 +672,96 @@ def lock_machines(
     """Plan, group and lock ``machines``; groups compile in parallel."""
     if opts.stack not in STACKS:
         raise LockfileError(f"--stack {opts.stack}: expected one of {', '.join(STACKS)}")
-    groups, unplanned = group_machines(machines, db, constraints, opts.stack)
-    if not groups:
+    specs, unplanned = plan_specs(machines, db, constraints, opts)
+    if not specs:
         why = "; ".join(f"{m}: {w}" for m, w in unplanned)
         raise NoPlanError(f"no machine could be planned, so nothing was locked ({why})")
-    log(f"{len(machines)} machine(s) -> {len(groups)} lock group(s)")
-    find_uv()  # resolve the binary once, before the worker threads
-    workers = max(1, min(opts.jobs, len(groups)))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(compile_group, g, db, opts) for g in groups]
-        results = [f.result() for f in futures]
-    results.sort(key=lambda r: r.group.name)
-    manifest = opts.output / MANIFEST_FILE
-    write_atomic(manifest, _manifest(results, db, unplanned), force=True)
-    return LockSet(results=tuple(results), manifest=manifest, unplanned=tuple(unplanned))
+    log(f"{len(machines)} machine(s) -> {len(specs)} lock group(s)")
+    return _compile_all(specs, unplanned, opts)
 
 
-def lock_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+# -- the planned groups, cached by their inputs -----------------------------------------
 
 
-def sanitize(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", name)
+def _request_key(request: LockRequest, opts: LockOptions) -> str | None:
+    """A key for everything the planned groups depend on, or None when there is none.
+
+    That is the tool and DB version (file sizes and mtimes), the snapshot files' names
+    and bytes (this machine's snapshot when none is given), the flags, the constraints
+    and the options that shape the specs.
+    """
+    if not _cache.enabled():
+        return None
+    machines: list[object] = []
+    for path in request.machine_files:
+        files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+        for f in files:
+            try:
+                machines.append([f.name, hashlib.sha256(f.read_bytes()).hexdigest()])
+            except OSError:
+                return None
+    if not request.machine_files and not request.flags.any_machine_flag:
+        from bnb_provision.machine import detect_machine
+
+        machines.append(detect_machine().to_dict())
+    try:
+        db = _cache.db_signature(data_dir("compat_db"))
+    except OSError:
+        return None
+    inputs = {
+        "schema": SPEC_SCHEMA,
+        "db": db,
+        "machines": machines,
+        "flags": asdict(request.flags),
+        "constraints": asdict(request.constraints),
+        "stack": opts.stack,
+        "torch_index_template": opts.torch_index_template,
+        "offline": opts.offline,
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _cached_specs(key: str) -> tuple[list[LockSpec], list[tuple[str, str]]] | None:
+    data = _cache.read_json(SPEC_CACHE, key)
+    if not isinstance(data, dict) or data.get("schema") != SPEC_SCHEMA:
+        return None
+    try:
+        specs = [LockSpec.from_dict(d) for d in data["specs"]]
+        unplanned = [(str(m), str(w)) for m, w in data["unplanned"]]
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    return specs, unplanned
+
+
+def lock_request(request: LockRequest, opts: LockOptions, log: Log = lambda _m: None) -> LockSet:
+    """lock as the command line runs it: plan the request's machines (or take the groups
+    planned before for the very same inputs), then lock every group in parallel."""
+    if opts.stack not in STACKS:
+        raise LockfileError(f"--stack {opts.stack}: expected one of {', '.join(STACKS)}")
+    key = _request_key(request, opts)
+    cached = _cached_specs(key) if key is not None else None
+    if cached is not None:
+        specs, unplanned = cached
+        log(f"{len(specs)} lock group(s), planned before for these inputs")
+        return _compile_all(specs, unplanned, opts, from_cache=True)
+    from bnb_provision.compat import load_db
+    from bnb_provision.planning import load_machines
+
+    db = load_db()
+    machines = load_machines(request.machine_files, request.flags, db)
+    specs, unplanned = plan_specs(machines, db, request.constraints, opts)
+    if not specs:
+        why = "; ".join(f"{m}: {w}" for m, w in unplanned)
+        raise NoPlanError(f"no machine could be planned, so nothing was locked ({why})")
+    if key is not None:
+        _cache.write_json(
+            SPEC_CACHE,
+            key,
+            {
+                "schema": SPEC_SCHEMA,
+                "specs": [s.to_dict() for s in specs],
+                "unplanned": [list(u) for u in unplanned],
+            },
+        )
+    log(f"{len(machines)} machine(s) -> {len(specs)} lock group(s)")
+    return _compile_all(specs, unplanned, opts)

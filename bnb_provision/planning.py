@@ -3,36 +3,29 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, Final
 
 from bnb_provision import __version__
 from bnb_provision.compat import CompatDB
-from bnb_provision.constraints import Constraints
+from bnb_provision.constraints import Constraints, MachineFlags
 from bnb_provision.errors import NoPlanError, SnapshotError
 from bnb_provision.host import OSInfo, PythonInfo, detect_python, normalize_arch, normalize_system
 from bnb_provision.machine import Machine
 from bnb_provision.nvidia import Gpu, NvidiaInfo
 from bnb_provision.resolve import Plan, make_plan, target_from_machine
 
-__all__ = ["PLAN_SCHEMA", "MachineFlags", "apply_flags", "plan_for", "plan_to_dict"]
+__all__ = [
+    "PLAN_SCHEMA",
+    "MachineFlags",
+    "apply_flags",
+    "load_machines",
+    "plan_for",
+    "plan_to_dict",
+]
 
 PLAN_SCHEMA: Final = "bnb-provision.plan/1"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class MachineFlags:
-    """``--os/--arch/--driver/--gpu/--python`` given on the command line."""
-
-    os: str | None = None
-    arch: str | None = None
-    driver: str | None = None
-    gpus: tuple[str, ...] = ()
-    python: str | None = None
-
-    @property
-    def any_machine_flag(self) -> bool:
-        return bool(self.os or self.arch or self.driver or self.gpus)
 
 
 def _gpu_from_flag(text: str, index: int, db: CompatDB) -> Gpu:
@@ -84,6 +77,30 @@ def apply_flags(base: Machine | None, flags: MachineFlags, db: CompatDB) -> Mach
             "(e.g. --driver 570.133.07), since it decides which CUDA builds run"
         )
     return m
+
+
+def load_machines(paths: tuple[Path, ...], flags: MachineFlags, db: CompatDB) -> list[Machine]:
+    """The machines to plan for: snapshot files and folders of them, else the flags alone,
+    else this machine; the flags apply on top of each."""
+    from bnb_provision.machine import detect_machine, load_machine
+
+    machines = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.glob("*.json"))
+            if not found:
+                raise SnapshotError(
+                    f"--machine {path}: the folder holds no *.json snapshot "
+                    "(bnb-provision detect --json > NAME.json writes one)"
+                )
+            machines += [load_machine(p) for p in found]
+        else:
+            machines.append(load_machine(path))
+    if machines:
+        return [apply_flags(m, flags, db) for m in machines]
+    if flags.any_machine_flag:
+        return [apply_flags(None, flags, db)]
+    return [apply_flags(detect_machine(), flags, db)]
 
 
 def plan_for(machine: Machine, db: CompatDB, constraints: Constraints) -> Plan:

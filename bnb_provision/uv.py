@@ -12,7 +12,7 @@ from typing import Final
 from bnb_provision import _subprocess
 from bnb_provision.errors import ExternalToolError
 
-__all__ = ["PYTHON_PLATFORMS", "find_uv", "python_platform", "run_uv"]
+__all__ = ["PYTHON_PLATFORMS", "find_uv", "python_platform", "run_uv", "start_uv"]
 
 # bnb-provision platform -> uv's --python-platform target triple
 PYTHON_PLATFORMS: Final = {
@@ -76,3 +76,10 @@ def run_uv(
 ) -> _subprocess.Completed:
     """Run ``uv ARGS``; a failure raises ExternalToolError carrying uv's own message."""
     return _subprocess.run([find_uv(), *args], cwd=cwd, timeout=timeout, env=env, check=True)
+
+
+def start_uv(
+    args: list[str], *, cwd: str | Path | None = None, timeout: float = UV_TIMEOUT
+) -> _subprocess.Running:
+    """Start ``uv ARGS`` and return at once; ``.wait()`` finishes it like :func:`run_uv`."""
+    return _subprocess.start([find_uv(), *args], cwd=cwd, timeout=timeout, check=True)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from bnb_provision._toml import toml_loads
 from bnb_provision.cli import cli
-from bnb_provision.compat import load_db, toml_loads
+from bnb_provision.compat import load_db
 from bnb_provision.doctor import DoctorOptions, diagnose, explain_text
 from bnb_provision.environment import BnbInfo, BnbLibrary, EnvInfo, TorchInfo
 from bnb_provision.fatbin import read_kernels

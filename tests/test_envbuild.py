@@ -253,6 +253,41 @@ def test_rebuild_after_a_changed_snapshot_swaps(tmp_path: Path, wheelhouse: Path
     )
 
 
+def test_a_lock_that_cannot_run_here_is_refused_and_nothing_is_left(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    """A CUDA 13.0 lock on a machine whose driver is too old: uv is started at once and
+    cancelled when the plan rejects the lock; the half-built environment is removed."""
+    from bnb_provision.errors import NoPlanError
+    from bnb_provision.machine import machine_from_dict
+
+    old_driver = machine_from_dict(
+        {
+            "os": {"system": "linux", "arch": "x86_64", "libc": "glibc 2.36"},
+            "python": {"version": PY},
+            "nvidia": {"driver": "470.82.01"},
+            "gpus": [{"name": "NVIDIA A100-SXM4-80GB", "compute_capability": "8.0"}],
+        }
+    )
+    lock = tmp_path / "cu130.requirements.txt"
+    lock.write_text(
+        f"# Plan: torch 2.13.0+cu130, bitsandbytes 0.50.2, Python {PY}, linux-x86_64\n"
+        "torch==2.13.0 \\\n    --hash=sha256:" + "0" * 64 + "\n"
+    )
+    opts = BuildOptions(
+        env=tmp_path / ".venv-bnb",
+        constraints=Constraints(cuda="13.0"),
+        lock=lock,
+        offline=True,
+        find_links=(wheelhouse,),
+        verify=False,
+    )
+    with pytest.raises(NoPlanError, match="the lock does not run on this machine"):
+        init_env(opts, load_db(), machine=old_driver)
+    assert not (tmp_path / ".venv-bnb").exists()
+    assert list((tmp_path / ".venv-bnb.d").iterdir()) == []
+
+
 def _pip_wheelhouse(house: Path, pins: list[str]) -> None:
     """Download real wheels with pip as this machine configures it (its index, mirrors and
     find-links: nothing here names where any machine keeps wheels). Unreachable sources fail
