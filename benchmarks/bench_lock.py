@@ -5,7 +5,8 @@ each first). lock is timed twice per round: with the groups planned before for t
 inputs (bnb-provision's cache, as on every re-lock of unchanged snapshots), and planned
 anew (the cache entry removed first). The bare command compiles the exact pyproject.toml
 that lock generates, with the same flags, and, like lock, finds its previous output in
-place (uv keeps an existing output file's versions where the pins allow). Then N groups (machines needing different plans) are locked
+place (uv keeps the versions of an existing output file where the pins allow). Then N
+groups (machines needing different plans) are locked
 in one call, against the time of the slowest single group.
 
     python benchmarks/bench_lock.py --runs 5            # against PyPI (network)
