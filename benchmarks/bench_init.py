@@ -35,6 +35,13 @@ def main() -> None:
     ap.add_argument("--wheelhouse", type=Path, required=True)
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--pip-runs", type=int, default=1, help="pip is slow: fewer runs of it")
+    ap.add_argument(
+        "--link-mode",
+        choices=["hardlink", "copy"],
+        default="hardlink",
+        help="how uv places files from its cache, for both sides (UV_LINK_MODE); copy is what "
+        "happens when the cache is on another file system than the environment",
+    )
     args = ap.parse_args()
     lock, house = args.lock.resolve(), args.wheelhouse.resolve()
     uv = find_uv()
@@ -91,6 +98,7 @@ def main() -> None:
         )
 
     os.environ["UV_CACHE_DIR"] = str(cache)
+    os.environ["UV_LINK_MODE"] = args.link_mode
     # an installed tool has its bytecode compiled (pip does it at install time); let the
     # warm-up runs write it here too, so no run pays for compiling our modules
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -102,6 +110,13 @@ def main() -> None:
         t_init.append(run_init())
         if i < args.pip_runs:
             t_pip.append(run_pip())
+        if args.link_mode == "copy":  # full copies: free the disk between rounds (untimed)
+            for p in work.iterdir():
+                if p.name != "cache" and p != inits[-1] and p.name != f"{inits[-1].name}.d":
+                    if p.is_symlink():
+                        p.unlink()
+                    else:
+                        shutil.rmtree(p, ignore_errors=True)
     print("uv   runs:", " ".join(f"{t:.3f}" for t in t_uv))
     print("init runs:", " ".join(f"{t:.3f}" for t in t_init))
     mi, mu = statistics.median(t_init), statistics.median(t_uv)

@@ -680,12 +680,8 @@ def _report_build(result: Any, as_json: bool) -> None:
     if as_json:
         _emit_json(describe(result))
         return
-    p = result.plan
-    what = (
-        f"torch {p.torch.version}+{p.torch.variant}, bitsandbytes {p.bitsandbytes.version}"
-        if p
-        else ""
-    )
+    s = result.summary
+    what = f"torch {s.torch}+{s.variant}, bitsandbytes {s.bitsandbytes}" if s else ""
     click.echo(f"{result.env}: {result.action} ({what})")
     for r in result.reasons:
         click.echo(f"  - {r}")

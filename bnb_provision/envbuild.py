@@ -50,7 +50,14 @@ if TYPE_CHECKING:
     from bnb_provision.stamp import Stamp
     from bnb_provision.verify import VerifyReport
 
-__all__ = ["BuildOptions", "BuildResult", "default_env_path", "init_env", "rebuild_env"]
+__all__ = [
+    "BuildOptions",
+    "BuildResult",
+    "PlanSummary",
+    "default_env_path",
+    "init_env",
+    "rebuild_env",
+]
 
 Log = Callable[[str], None]
 SYSTEM_PTH: Final = "bnb_provision_system_site.pth"
@@ -74,10 +81,34 @@ class BuildOptions:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class PlanSummary:
+    """What an environment is built for: the part of a plan that init reports and stamps."""
+
+    python: str
+    torch: str  # public version
+    variant: str
+    bitsandbytes: str
+    library: str | None  # the native library bitsandbytes' loader will pick
+    db_version: str
+
+    @classmethod
+    def of(cls, plan: Plan) -> PlanSummary:
+        return cls(
+            python=plan.python,
+            torch=str(plan.torch.version),
+            variant=plan.torch.variant,
+            bitsandbytes=str(plan.bitsandbytes.version),
+            library=plan.bitsandbytes.library,
+            db_version=plan.db_version,
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class BuildResult:
     env: Path  # the usual path
     real: Path  # the environment it points to
-    plan: Plan | None
+    summary: PlanSummary | None
+    plan: Plan | None  # the full plan, when it was computed (not taken from the cache)
     report: VerifyReport | None
     stamp: Stamp | None
     action: str  # created | rebuilt | unchanged | would-rebuild | would-create
@@ -393,10 +424,9 @@ def _installed(env: Path, system: Path | None) -> tuple[str | None, str | None, 
 def _write_stamp(
     real: Path,
     machine: Machine,
-    plan: Plan | None,
+    summary: PlanSummary,
     report: VerifyReport | None,
     req: Path | None,
-    db: CompatDB,
     system: Path | None,
 ) -> Stamp:
     import hashlib
@@ -410,9 +440,9 @@ def _write_stamp(
         gpus=tuple((g.name, g.cc_text or "?") for g in machine.gpus),
         torch=torch,
         bitsandbytes=bnb,
-        library=report.library if report else (plan.bitsandbytes.library if plan else None),
+        library=report.library if report else summary.library,
         lock_sha256=hashlib.sha256(req.read_bytes()).hexdigest() if req and req.exists() else None,
-        db_version=db.version,
+        db_version=summary.db_version,
         verified=bool(report and report.ok),
     )
     tmp = real / f".{STAMP_FILE}.tmp"
@@ -450,12 +480,19 @@ def _prune(env: Path, keep: int, current: Path) -> tuple[Path, ...]:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Context:
-    """What planning found: the machine, the DB, the plan, an adopted system torch."""
+    """What planning found: the machine, its plan (in full, or only its summary when the
+    same lock was checked against the same machine and DB before), an adopted torch."""
 
     machine: Machine
-    db: CompatDB
-    plan: Plan
+    summary: PlanSummary
+    plan: Plan | None = None
+    db: CompatDB | None = None
     system_env: EnvInfo | None = None
+
+    def full(self) -> tuple[Plan, CompatDB]:
+        assert self.plan is not None, "only a summary: planned from the cache"
+        assert self.db is not None, "only a summary: planned from the cache"
+        return self.plan, self.db
 
 
 def _make(
@@ -496,15 +533,16 @@ def _make(
             steps.finish()
         else:
             ctx = context()
+            plan, db = ctx.full()
             if opts.torch_system is not None:
                 assert ctx.system_env is not None
-                req = _adopt_system_torch(partial, ctx.plan, opts, ctx.db, log, ctx.system_env)
+                req = _adopt_system_torch(partial, plan, opts, db, log, ctx.system_env)
             else:
                 _subprocess.run(
-                    _venv_step(partial, _interpreter_for(ctx.plan.python, None)), timeout=600
+                    _venv_step(partial, _interpreter_for(plan.python, None)), timeout=600
                 )
                 if req is None:
-                    req = _lock_for_plan(partial, ctx.plan, opts, ctx.db)
+                    req = _lock_for_plan(partial, plan, opts, db)
                 log(f"installing {req.name} into {real}")
                 _subprocess.run(
                     _sync_step(partial, req, opts), timeout=1800.0, capture=not opts.progress
@@ -524,10 +562,9 @@ def _make(
     stamp = _write_stamp(
         real,
         ctx.machine,
-        ctx.plan,
+        ctx.summary,
         report,
         req if req.suffix == ".txt" else None,
-        ctx.db,
         opts.torch_system,
     )
     if report is not None and not report.ok:
@@ -597,6 +634,7 @@ class _Lazy:
     def __init__(self, machine: Machine | None, db: CompatDB | None) -> None:
         self._machine = machine
         self._db = db
+        self.given_db = db is not None
 
     def machine(self) -> Machine:
         if self._machine is None:
@@ -611,6 +649,55 @@ class _Lazy:
 
             self._db = load_db()
         return self._db
+
+
+FIT_CACHE: Final = "lock-fits"
+
+
+def _fit_key(lazy: _Lazy, pins: LockPins, opts: BuildOptions) -> str | None:
+    """The cache key of "this lock runs on this machine": the tool and shipped DB (file
+    sizes and mtimes), the machine's snapshot, the lock's pins and the constraints.
+    None when a DB was handed in (tests, other DBs) or caching is off."""
+    import hashlib
+
+    from bnb_provision import _cache
+    from bnb_provision._data import data_dir
+
+    if lazy.given_db or not _cache.enabled():
+        return None
+    try:
+        db = _cache.db_signature(data_dir("compat_db"))
+    except OSError:
+        return None
+    inputs = {
+        "db": db,
+        "machine": lazy.machine().to_dict(),
+        "pins": dataclasses.asdict(pins),
+        "constraints": dataclasses.asdict(opts.constraints),
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _cached_fit(lazy: _Lazy, pins: LockPins, opts: BuildOptions) -> _Context | None:
+    from bnb_provision import _cache
+
+    key = _fit_key(lazy, pins, opts)
+    data = _cache.read_json(FIT_CACHE, key) if key else None
+    if not isinstance(data, dict):
+        return None
+    try:
+        summary = PlanSummary(**data)
+    except TypeError:
+        return None
+    return _Context(machine=lazy.machine(), summary=summary)
+
+
+def _store_fit(lazy: _Lazy, pins: LockPins, opts: BuildOptions, plan: Plan) -> None:
+    from bnb_provision import _cache
+
+    key = _fit_key(lazy, pins, opts)
+    if key:
+        _cache.write_json(FIT_CACHE, key, dataclasses.asdict(PlanSummary.of(plan)))
 
 
 def init_env(
@@ -641,31 +728,44 @@ def init_env(
 
         system_env = inspect_env(str(opts.torch_system), []) if opts.torch_system else None
         if pins is not None and system_env is None:
+            cached = _cached_fit(lazy, pins, opts)
+            if cached is not None:
+                return cached
             plan = _plan_for_lock(lazy.machine(), lazy.db(), pins, opts)
+            _store_fit(lazy, pins, opts, plan)
         else:
             plan = _plan(lazy.machine(), opts, lazy.db(), system_env)
-        return _Context(machine=lazy.machine(), db=lazy.db(), plan=plan, system_env=system_env)
+        return _Context(
+            machine=lazy.machine(),
+            summary=PlanSummary.of(plan),
+            plan=plan,
+            db=lazy.db(),
+            system_env=system_env,
+        )
 
     if opts.dry_run:
-        plan = context().plan
+        ctx = context()
+        s = ctx.summary
         return BuildResult(
             env=env,
             real=_store(env) / "(new)",
-            plan=plan,
+            summary=s,
+            plan=ctx.plan,
             report=None,
             stamp=None,
             action="would-create",
-            reasons=(
-                (
-                    f"torch {plan.torch.version}+{plan.torch.variant}, "
-                    f"bitsandbytes {plan.bitsandbytes.version}"
-                ),
-            ),
+            reasons=(f"torch {s.torch}+{s.variant}, bitsandbytes {s.bitsandbytes}",),
         )
     real, ctx, report, stamp = _make(opts, req, context, log)
     _point(env, real)
     return BuildResult(
-        env=env, real=real, plan=ctx.plan, report=report, stamp=stamp, action="created"
+        env=env,
+        real=real,
+        summary=ctx.summary,
+        plan=ctx.plan,
+        report=report,
+        stamp=stamp,
+        action="created",
     )
 
 
@@ -719,7 +819,13 @@ def rebuild_env(
         if pins is not None and system_env is None
         else _plan(lazy.machine(), opts, lazy.db(), system_env)
     )
-    ctx = _Context(machine=lazy.machine(), db=lazy.db(), plan=plan, system_env=system_env)
+    ctx = _Context(
+        machine=lazy.machine(),
+        summary=PlanSummary.of(plan),
+        plan=plan,
+        db=lazy.db(),
+        system_env=system_env,
+    )
     reasons = []
     have_torch, have_bnb, packages = _installed(current, opts.torch_system)
     if have_torch is None or not have_torch.startswith(str(plan.torch.version)):
@@ -742,12 +848,19 @@ def rebuild_env(
             reasons.append("verify fails: " + "; ".join(check.failures()[:2]))
     if not reasons:
         return BuildResult(
-            env=env, real=current, plan=plan, report=None, stamp=stamp, action="unchanged"
+            env=env,
+            real=current,
+            summary=ctx.summary,
+            plan=plan,
+            report=None,
+            stamp=stamp,
+            action="unchanged",
         )
     if opts.dry_run:
         return BuildResult(
             env=env,
             real=current,
+            summary=ctx.summary,
             plan=plan,
             report=None,
             stamp=stamp,
@@ -761,6 +874,7 @@ def rebuild_env(
     return BuildResult(
         env=env,
         real=real,
+        summary=ctx.summary,
         plan=plan,
         report=report,
         stamp=new_stamp,
@@ -771,15 +885,15 @@ def rebuild_env(
 
 
 def describe(result: BuildResult) -> dict[str, Any]:
-    p = result.plan
+    s = result.summary
     return {
         "schema": "bnb-provision.env/1",
         "env": str(result.env),
         "real": str(result.real),
         "action": result.action,
         "reasons": list(result.reasons),
-        "torch": f"{p.torch.version}+{p.torch.variant}" if p else None,
-        "bitsandbytes": str(p.bitsandbytes.version) if p else None,
+        "torch": f"{s.torch}+{s.variant}" if s else None,
+        "bitsandbytes": s.bitsandbytes if s else None,
         "verify": result.report.data if result.report else None,
         "stamp": result.stamp.to_dict() if result.stamp else None,
         "backups": [str(b) for b in result.backups],

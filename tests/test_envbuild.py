@@ -288,6 +288,44 @@ def test_a_lock_that_cannot_run_here_is_refused_and_nothing_is_left(
     assert list((tmp_path / ".venv-bnb.d").iterdir()) == []
 
 
+def test_init_from_a_lock_checks_the_fit_once_per_machine_and_db(
+    tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check that a lock runs on this machine is cached by the machine's snapshot, the
+    lock's pins and the DB: the second init of the same lock skips the resolver."""
+    from bnb_provision.lock import LockOptions, lock_machines
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    locked = lock_machines(
+        [CPU],
+        load_db(),
+        Constraints(torch="2.13.0", python=PY, cuda="cpu"),
+        LockOptions(output=tmp_path / "locks", offline=True, find_links=(wheelhouse,)),
+    )
+    req = locked.results[0].requirements
+
+    def opts(name: str) -> BuildOptions:
+        return BuildOptions(
+            env=tmp_path / name,
+            constraints=Constraints(),
+            lock=req,
+            offline=True,
+            find_links=(wheelhouse,),
+            verify=False,
+        )
+
+    first = init_env(opts(".venv-a"), machine=CPU)
+    assert first.plan is not None  # planned, then remembered
+    second = init_env(opts(".venv-b"), machine=CPU)
+    assert second.plan is None and second.summary == first.summary
+    assert second.summary is not None and second.summary.library == "libbitsandbytes_cpu.so"
+    stamp = read_stamp(tmp_path / ".venv-b")
+    assert stamp is not None and stamp.library == "libbitsandbytes_cpu.so"
+    assert stamp.db_version == load_db().version
+    monkeypatch.setenv("BNB_PROVISION_NO_CACHE", "1")
+    assert init_env(opts(".venv-c"), machine=CPU).plan is not None
+
+
 def _pip_wheelhouse(house: Path, pins: list[str]) -> None:
     """Download real wheels with pip as this machine configures it (its index, mirrors and
     find-links: nothing here names where any machine keeps wheels). Unreachable sources fail
