@@ -846,7 +846,7 @@ def rebuild_env(
         check = run_verify(str(_python_in(current)))
         if not check.ok:
             reasons.append("verify fails: " + "; ".join(check.failures()[:2]))
-    if not reasons:
+    if not reasons or opts.dry_run:
         return BuildResult(
             env=env,
             real=current,
@@ -854,17 +854,7 @@ def rebuild_env(
             plan=plan,
             report=None,
             stamp=stamp,
-            action="unchanged",
-        )
-    if opts.dry_run:
-        return BuildResult(
-            env=env,
-            real=current,
-            summary=ctx.summary,
-            plan=plan,
-            report=None,
-            stamp=stamp,
-            action="would-rebuild",
+            action="would-rebuild" if reasons else "unchanged",
             reasons=tuple(reasons),
         )
     log("rebuilding: " + "; ".join(reasons))
