@@ -671,7 +671,7 @@ def _fit_key(lazy: _Lazy, pins: LockPins, opts: BuildOptions) -> str | None:
         return None
     inputs = {
         "db": db,
-        "machine": lazy.machine().to_dict(),
+        "machine": lazy.machine().identity(),
         "pins": dataclasses.asdict(pins),
         "constraints": dataclasses.asdict(opts.constraints),
     }

@@ -703,7 +703,7 @@ def _request_key(request: LockRequest, opts: LockOptions) -> str | None:
     if not request.machine_files and not request.flags.any_machine_flag:
         from bnb_provision.machine import detect_machine
 
-        machines.append(detect_machine().to_dict())
+        machines.append(detect_machine().identity())
     try:
         db = _cache.db_signature(data_dir("compat_db"))
     except OSError:

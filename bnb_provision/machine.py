@@ -97,6 +97,15 @@ class Machine:
             "warnings": list(self.warnings),
         }
 
+    def identity(self) -> dict[str, Any]:
+        """The snapshot less what changes from one moment to the next (free GPU memory, the
+        detection's warnings): equal for the same machine, for keying what was derived."""
+        data = self.to_dict()
+        data.pop("warnings")
+        for gpu in data["gpus"]:
+            gpu.pop("memory_free_mib")
+        return data
+
 
 def _python_dict(p: PythonInfo) -> dict[str, Any]:
     return {"version": p.version, "executable": p.executable, "implementation": p.implementation}

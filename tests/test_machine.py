@@ -123,3 +123,13 @@ def test_unreadable_snapshot_files(tmp_path: Path) -> None:
 
 def test_schema_constant() -> None:
     assert MACHINE_SCHEMA == "bnb-provision.machine/1"
+
+
+def test_identity_leaves_out_what_changes_between_runs(fixtures: Path) -> None:
+    from dataclasses import replace
+
+    snap = next((fixtures / "snapshots").glob("*.json"))
+    m = load_machine(snap)
+    busier = replace(m, gpus=tuple(replace(g, memory_free_mib=1) for g in m.gpus), warnings=("x",))
+    assert busier.identity() == m.identity() and busier.to_dict() != m.to_dict()
+    assert "warnings" not in m.identity()
