@@ -498,6 +498,7 @@ class _Context:
 def _make(
     opts: BuildOptions,
     req: Path | None,
+    pins: LockPins | None,
     context: Callable[[], _Context],
     log: Log,
 ) -> tuple[Path, _Context, VerifyReport | None, Stamp]:
@@ -514,7 +515,6 @@ def _make(
     partial = store / f"{name}.partial"
     real = store / name
     try:
-        pins = read_lock_pins(req) if req is not None else None
         if req is not None and pins is not None and pins.python and opts.torch_system is None:
             log(f"installing {req.name} into {real}")
             steps = _Steps(
@@ -756,7 +756,7 @@ def init_env(
             action="would-create",
             reasons=(f"torch {s.torch}+{s.variant}, bitsandbytes {s.bitsandbytes}",),
         )
-    real, ctx, report, stamp = _make(opts, req, context, log)
+    real, ctx, report, stamp = _make(opts, req, pins, context, log)
     _point(env, real)
     return BuildResult(
         env=env,
@@ -858,7 +858,7 @@ def rebuild_env(
             reasons=tuple(reasons),
         )
     log("rebuilding: " + "; ".join(reasons))
-    real, _, report, new_stamp = _make(opts, req, lambda: ctx, log)
+    real, _, report, new_stamp = _make(opts, req, pins, lambda: ctx, log)
     _point(env, real)
     backups = _prune(env, opts.keep, real)
     return BuildResult(
