@@ -443,3 +443,44 @@ def test_read_lock_pins_from_a_written_header(tmp_path: Path) -> None:
     other = tmp_path / "plain.txt"
     other.write_text("torch==2.9.1\n")
     assert read_lock_pins(other).python is None
+
+
+def test_relock_keeps_the_locked_versions_unless_upgrade(tmp_path: Path) -> None:
+    """A newer filelock appears on the index: a re-lock keeps the version already locked
+    (uv reads the previous lock as its preferences); --upgrade takes the newer one."""
+    house = tmp_path / "wheels"
+    house.mkdir()
+    make_wheel(
+        house,
+        "torch",
+        "2.15.0",
+        {"torch/__init__.py": b""},
+        tag=f"{TAG}-manylinux_2_28_x86_64",
+        requires=("filelock",),
+    )
+    make_wheel(
+        house, "bitsandbytes", "0.50.2", {"bitsandbytes/__init__.py": b""}, requires=("torch",)
+    )
+    make_wheel(house, "transformers", "5.24.0", {"transformers/__init__.py": b""})
+    make_wheel(house, "accelerate", "1.15.0", {"accelerate/__init__.py": b""})
+    old = make_wheel(house, "filelock", "3.16.1", {"filelock/__init__.py": b""})
+    newer = make_wheel(tmp_path, "filelock", "3.20.0", {"filelock/__init__.py": b""})
+    a100 = machine_from_dict(_snapshot("linux", "NVIDIA A100", "580.95.05"))
+
+    def lock_with(wheels: list[Path], *, upgrade: bool) -> str:
+        with serve_index(wheels) as (url, _):
+            opts = LockOptions(
+                output=tmp_path / "locks",
+                default_index=f"{url}/simple",
+                cache_dir=tmp_path / "uv-cache",
+                force=True,
+                upgrade=upgrade,
+            )
+            res = lock_machines([a100], load_db(), Constraints(), opts)
+        return dict(res.results[0].packages)["filelock"]
+
+    first = [*house.iterdir()]
+    assert old in first
+    assert lock_with(first, upgrade=False) == "3.16.1"
+    assert lock_with([*first, newer], upgrade=False) == "3.16.1"
+    assert lock_with([*first, newer], upgrade=True) == "3.20.0"
