@@ -475,7 +475,39 @@ def _prune(env: Path, keep: int, current: Path) -> tuple[Path, ...]:
     for p in old:
         if p not in backups:
             shutil.rmtree(p, ignore_errors=True)
+    _remove_abandoned(store)
     return tuple(backups)
+
+
+def _owner_file(partial: Path) -> Path:
+    return partial.with_name(f"{partial.name}.pid")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, but is not ours to signal
+        return True
+    return True
+
+
+def _remove_abandoned(store: Path) -> None:
+    """Remove ``.partial`` environments whose builder is gone (killed mid-build).
+
+    Each build writes ``<name>.partial.pid`` beside its folder; one whose process no
+    longer runs on this machine is abandoned. A build still running is left alone.
+    """
+    for owner in store.glob("*.partial.pid"):
+        try:
+            pid = int(owner.read_text(encoding="utf-8").strip())
+        except (OSError, ValueError):
+            continue
+        if pid == os.getpid() or _alive(pid):
+            continue
+        shutil.rmtree(owner.with_name(owner.name.removesuffix(".pid")), ignore_errors=True)
+        owner.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -514,6 +546,8 @@ def _make(
     name = _now()
     partial = store / f"{name}.partial"
     real = store / name
+    owner = _owner_file(partial)
+    owner.write_text(str(os.getpid()), encoding="utf-8")
     try:
         if req is not None and pins is not None and pins.python and opts.torch_system is None:
             log(f"installing {req.name} into {real}")
@@ -553,6 +587,8 @@ def _make(
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    finally:
+        owner.unlink(missing_ok=True)
     report = None
     if opts.verify:
         from bnb_provision.verify import run_verify

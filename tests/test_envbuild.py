@@ -197,6 +197,16 @@ def test_sigkill_during_rebuild_leaves_a_working_environment(
         assert _import_version(env) in ("0.50.2", "0.48.2")
         assert read_stamp(env) is not None
     assert seen_partial  # at least one kill landed mid-build
+    # the next rebuild that completes removes what the killed ones left behind
+    res = rebuild_env(_opts(tmp_path, wheelhouse, bnb="0.48"), load_db(), machine=CPU)
+    res = (
+        res
+        if res.action == "rebuilt"
+        else rebuild_env(_opts(tmp_path, wheelhouse, bnb="0.50"), load_db(), machine=CPU)
+    )
+    assert res.action == "rebuilt"
+    left = [p.name for p in (tmp_path / ".venv-bnb.d").iterdir() if ".partial" in p.name]
+    assert left == []
 
 
 def test_init_from_a_manifest_picks_this_machines_lock(tmp_path: Path, wheelhouse: Path) -> None:
