@@ -33,7 +33,7 @@ from bnb_provision.findings import Finding
 from bnb_provision.loader import cuda_tag
 from bnb_provision.machine import Machine
 from bnb_provision.memory import GPU_SHARE, ModelShape, estimate_peak_bytes, mib
-from bnb_provision.stamp import Stamp
+from bnb_provision.stamp import Stamp, machine_drift
 
 __all__ = ["DoctorOptions", "diagnose", "explain_text"]
 
@@ -632,17 +632,7 @@ def _check_drift(m: Machine, _db: CompatDB, o: DoctorOptions) -> list[Finding]:
     s = o.stamp
     if s is None:
         return []
-    changes = []
-    if m.nvidia is not None and s.driver and s.driver != m.nvidia.driver:
-        changes.append(f"driver {s.driver} -> {m.nvidia.driver}")
-    live = tuple((g.name, g.cc_text or "?") for g in m.gpus)
-    if s.gpus and live and s.gpus != live:
-        changes.append(
-            "GPUs "
-            + ", ".join(f"{n} ({c})" for n, c in s.gpus)
-            + " -> "
-            + ", ".join(f"{n} ({c})" for n, c in live)
-        )
+    changes = machine_drift(s, m)
     env = m.env
     if env is not None:
         if env.torch is not None and s.torch and s.torch != env.torch.version:

@@ -431,13 +431,13 @@ def _write_stamp(
 ) -> Stamp:
     import hashlib
 
-    from bnb_provision.stamp import STAMP_FILE, Stamp
+    from bnb_provision.stamp import STAMP_FILE, Stamp, gpu_ids
 
     torch, bnb, _ = _installed(real, system)
     stamp = Stamp(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         driver=machine.nvidia.driver if machine.nvidia else None,
-        gpus=tuple((g.name, g.cc_text or "?") for g in machine.gpus),
+        gpus=gpu_ids(machine),
         torch=torch,
         bitsandbytes=bnb,
         library=report.library if report else summary.library,
@@ -714,10 +714,9 @@ def _fit_key(lazy: _Lazy, pins: LockPins, opts: BuildOptions) -> str | None:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _cached_fit(lazy: _Lazy, pins: LockPins, opts: BuildOptions) -> _Context | None:
+def _cached_fit(lazy: _Lazy, key: str | None) -> _Context | None:
     from bnb_provision import _cache
 
-    key = _fit_key(lazy, pins, opts)
     data = _cache.read_json(FIT_CACHE, key) if key else None
     if not isinstance(data, dict):
         return None
@@ -726,14 +725,6 @@ def _cached_fit(lazy: _Lazy, pins: LockPins, opts: BuildOptions) -> _Context | N
     except TypeError:
         return None
     return _Context(machine=lazy.machine(), summary=summary)
-
-
-def _store_fit(lazy: _Lazy, pins: LockPins, opts: BuildOptions, plan: Plan) -> None:
-    from bnb_provision import _cache
-
-    key = _fit_key(lazy, pins, opts)
-    if key:
-        _cache.write_json(FIT_CACHE, key, dataclasses.asdict(PlanSummary.of(plan)))
 
 
 def init_env(
@@ -764,11 +755,15 @@ def init_env(
 
         system_env = inspect_env(str(opts.torch_system), []) if opts.torch_system else None
         if pins is not None and system_env is None:
-            cached = _cached_fit(lazy, pins, opts)
+            key = _fit_key(lazy, pins, opts)
+            cached = _cached_fit(lazy, key)
             if cached is not None:
                 return cached
             plan = _plan_for_lock(lazy.machine(), lazy.db(), pins, opts)
-            _store_fit(lazy, pins, opts, plan)
+            if key:
+                from bnb_provision import _cache
+
+                _cache.write_json(FIT_CACHE, key, dataclasses.asdict(PlanSummary.of(plan)))
         else:
             plan = _plan(lazy.machine(), opts, lazy.db(), system_env)
         return _Context(
@@ -805,24 +800,6 @@ def init_env(
     )
 
 
-def _machine_drift(stamp: Stamp | None, live: Machine) -> list[str]:
-    """What changed on the machine since the environment was built (its stamp)."""
-    if stamp is None:
-        return []
-    out = []
-    driver = live.nvidia.driver if live.nvidia else None
-    if stamp.driver != driver:
-        out.append(f"driver {stamp.driver or 'none'} -> {driver or 'none'}")
-    gpus = tuple((g.name, g.cc_text or "?") for g in live.gpus)
-    if stamp.gpus != gpus:
-
-        def show(gs: tuple[tuple[str, str], ...]) -> str:
-            return ", ".join(f"{n} ({cc})" for n, cc in gs) or "none"
-
-        out.append(f"GPUs {show(stamp.gpus)} -> {show(gpus)}")
-    return out
-
-
 def rebuild_env(
     opts: BuildOptions,
     db: CompatDB | None = None,
@@ -842,7 +819,7 @@ def rebuild_env(
             f"{env}-managed, check it, then remove the old one yourself."
         )
     from bnb_provision.environment import inspect_env
-    from bnb_provision.stamp import read_stamp
+    from bnb_provision.stamp import machine_drift, read_stamp
 
     lazy = _Lazy(machine, db)
     current = env.resolve()
@@ -875,7 +852,8 @@ def rebuild_env(
             have = packages.get(name)
             if name not in ("torch", "bitsandbytes") and have != version:
                 reasons.append(f"{name} {have or 'missing'} -> {version}")
-    reasons += _machine_drift(stamp, ctx.machine)
+    if stamp is not None:
+        reasons += machine_drift(stamp, ctx.machine)
     if not reasons and opts.verify:
         from bnb_provision.verify import run_verify
 

@@ -266,8 +266,14 @@ def spec_for(
 def plan_specs(
     machines: Sequence[Machine], db: CompatDB, constraints: Constraints, opts: LockOptions
 ) -> tuple[list[LockSpec], list[tuple[str, str]]]:
-    """Plan every machine and group those that need the same plan into one spec."""
+    """Plan every machine and group those that need the same plan into one spec.
+
+    Raises NoPlanError when no machine could be planned (the message says why for each).
+    """
     from bnb_provision.planning import plan_for
+
+    if opts.stack not in STACKS:
+        raise LockfileError(f"--stack {opts.stack}: expected one of {', '.join(STACKS)}")
 
     groups: dict[str, tuple[Plan, list[str], tuple[int, int] | None]] = {}
     unplanned: list[tuple[str, str]] = []
@@ -288,6 +294,9 @@ def plan_specs(
     specs = [
         spec_for(plan, tuple(labels), glibc, db, opts) for plan, labels, glibc in groups.values()
     ]
+    if not specs:
+        why = "; ".join(f"{m}: {w}" for m, w in unplanned)
+        raise NoPlanError(f"no machine could be planned, so nothing was locked ({why})")
     return specs, unplanned
 
 
@@ -646,8 +655,6 @@ def _compile_all(
     from_cache: bool = False,
 ) -> LockSet:
     """Run uv for every spec (in parallel), then write the manifest."""
-    if opts.stack not in STACKS:
-        raise LockfileError(f"--stack {opts.stack}: expected one of {', '.join(STACKS)}")
     find_uv()  # resolve the binary once, before the worker threads
     _umask()
     results = _in_parallel(specs, opts)
@@ -670,12 +677,7 @@ def lock_machines(
     log: Log = lambda _m: None,
 ) -> LockSet:
     """Plan, group and lock ``machines``; groups compile in parallel."""
-    if opts.stack not in STACKS:
-        raise LockfileError(f"--stack {opts.stack}: expected one of {', '.join(STACKS)}")
     specs, unplanned = plan_specs(machines, db, constraints, opts)
-    if not specs:
-        why = "; ".join(f"{m}: {w}" for m, w in unplanned)
-        raise NoPlanError(f"no machine could be planned, so nothing was locked ({why})")
     log(f"{len(machines)} machine(s) -> {len(specs)} lock group(s)")
     return _compile_all(specs, unplanned, opts)
 
@@ -736,8 +738,6 @@ def _cached_specs(key: str) -> tuple[list[LockSpec], list[tuple[str, str]]] | No
 def lock_request(request: LockRequest, opts: LockOptions, log: Log = lambda _m: None) -> LockSet:
     """lock as the command line runs it: plan the request's machines (or take the groups
     planned before for the very same inputs), then lock every group in parallel."""
-    if opts.stack not in STACKS:
-        raise LockfileError(f"--stack {opts.stack}: expected one of {', '.join(STACKS)}")
     key = _request_key(request, opts)
     cached = _cached_specs(key) if key is not None else None
     if cached is not None:
@@ -750,9 +750,6 @@ def lock_request(request: LockRequest, opts: LockOptions, log: Log = lambda _m: 
     db = load_db()
     machines = load_machines(request.machine_files, request.flags, db)
     specs, unplanned = plan_specs(machines, db, request.constraints, opts)
-    if not specs:
-        why = "; ".join(f"{m}: {w}" for m, w in unplanned)
-        raise NoPlanError(f"no machine could be planned, so nothing was locked ({why})")
     if key is not None:
         _cache.write_json(
             SPEC_CACHE,

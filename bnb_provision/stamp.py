@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from bnb_provision._fields import FieldError, Fields
 from bnb_provision.errors import SnapshotError
 
-__all__ = ["STAMP_FILE", "STAMP_SCHEMA", "Stamp", "read_stamp"]
+if TYPE_CHECKING:
+    from bnb_provision.machine import Machine
+
+__all__ = ["STAMP_FILE", "STAMP_SCHEMA", "Stamp", "gpu_ids", "machine_drift", "read_stamp"]
 
 STAMP_FILE: Final = "bnb-provision-stamp.json"
 STAMP_SCHEMA: Final = "bnb-provision.stamp/1"
@@ -82,3 +85,26 @@ def read_stamp(env_prefix: str | Path) -> Stamp | None:
         raise SnapshotError(
             f"{path}: unreadable stamp ({exc}); delete it or run bnb-provision rebuild"
         ) from exc
+
+
+def gpu_ids(machine: Machine) -> tuple[tuple[str, str], ...]:
+    """The machine's GPUs as a stamp records them: (name, compute capability "X.Y")."""
+    return tuple((g.name, g.cc_text or "?") for g in machine.gpus)
+
+
+def machine_drift(stamp: Stamp, machine: Machine) -> list[str]:
+    """What changed on the machine since the stamp was written: another driver, GPUs added
+    or changed. A driver or GPUs no longer seen are not counted: that is as likely a
+    detection that failed as hardware that left, and doctor reports it on its own."""
+    out = []
+    driver = machine.nvidia.driver if machine.nvidia else None
+    if driver and stamp.driver != driver:
+        out.append(f"driver {stamp.driver or 'none'} -> {driver}")
+    live = gpu_ids(machine)
+    if live and stamp.gpus != live:
+
+        def show(gs: tuple[tuple[str, str], ...]) -> str:
+            return ", ".join(f"{n} ({cc})" for n, cc in gs) or "none"
+
+        out.append(f"GPUs {show(stamp.gpus)} -> {show(live)}")
+    return out
