@@ -6,10 +6,13 @@ reason when NVML cannot answer.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["NvmlGpu", "NvmlReading", "NvmlUnavailable", "read_nvml"]
+
+_LINUX_LIBRARY: Final = "libnvidia-ml.so.1"
 
 
 class NvmlUnavailable(Exception):  # noqa: N818 - it is a condition, not a bug
@@ -47,8 +50,22 @@ def _try(fn: Any, *args: Any) -> Any:
         return None
 
 
+def _check_library() -> None:
+    """On Linux, load the NVML library first: a machine without the NVIDIA driver then
+    says so at once, without importing pynvml (its ctypes tables take ~10 ms)."""
+    if sys.platform != "linux":
+        return  # pynvml knows where Windows keeps nvml.dll; macOS has no NVML
+    import ctypes
+
+    try:
+        ctypes.CDLL(_LINUX_LIBRARY)  # the name pynvml loads; stays loaded for it
+    except OSError as exc:
+        raise NvmlUnavailable(f"NVML could not be loaded: {exc}") from exc
+
+
 def read_nvml() -> NvmlReading:
     """Query the NVIDIA driver through NVML. Raises :class:`NvmlUnavailable`."""
+    _check_library()
     try:
         import pynvml
     except ImportError as exc:  # pragma: no cover - it is a hard dependency

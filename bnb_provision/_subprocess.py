@@ -79,14 +79,7 @@ class Running:
         if self.cancelled:
             raise ExternalToolError(f"{' '.join(argv[:3])} was cancelled", command=argv)
         if self._check and done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip()[-2000:]
-            raise ExternalToolError(
-                f"{' '.join(argv[:3])} exited with status {done.returncode}"
-                + (f":\n{tail}" if tail else " (its own output is above)"),
-                command=argv,
-                returncode=done.returncode,
-                output=tail,
-            )
+            raise ExternalToolError.exited(argv, done.returncode, done.stderr or done.stdout)
         return done
 
 

@@ -743,6 +743,7 @@ def main() -> None:
     # everything imported so far lives until exit: keep the collector (and the final
     # collection at exit) from walking it again; a few ms of every short run
     gc.freeze()
+    gc.enable()  # the entry point (bnb_provision._early) disables it while importing
     cli(prog_name="bnb-provision")
 
 

@@ -14,6 +14,7 @@ Face packages that are missing or too old are installed into it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from bnb_provision import _subprocess
+from bnb_provision import _early, _subprocess
 from bnb_provision.errors import (
     ExternalToolError,
     FindingsError,
@@ -121,7 +122,7 @@ def default_env_path(stack: str) -> Path:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return _early.build_name()
 
 
 def _store(env: Path) -> Path:
@@ -132,11 +133,6 @@ def _python_in(env: Path) -> Path:
     from bnb_provision.environment import find_env_python
 
     return find_env_python(env).absolute()
-
-
-def _venv_python(env: Path) -> Path:
-    """Where ``uv venv`` puts the interpreter (known before the environment exists)."""
-    return env / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
 # -- the lock to install ------------------------------------------------------------
@@ -255,33 +251,18 @@ def _uv_index_args(opts: BuildOptions) -> list[str]:
 
 
 def _venv_step(real: Path, interpreter: str) -> list[str]:
-    # built as <timestamp>.partial and renamed when complete: relocatable, so that its
-    # scripts' shebangs and activation scripts do not name the .partial path
-    return [
-        find_uv(),
-        "venv",
-        "--relocatable",
-        "--quiet",
-        "--no-python-downloads",
-        "--python",
-        interpreter,
-        str(real),
-    ]
+    return _early.venv_step(find_uv(), interpreter, str(real))
 
 
 def _sync_step(real: Path, req: Path, opts: BuildOptions) -> list[str]:
-    return [
+    return _early.sync_step(
         find_uv(),
-        "pip",
-        "sync",
-        "--python",
-        str(_venv_python(real)),
-        "--require-hashes",
-        "--no-python-downloads",
-        *(["--quiet"] if not opts.progress else []),
-        *_uv_index_args(opts),
+        str(real),
         str(req),
-    ]
+        offline=opts.offline,
+        find_links=[str(d) for d in opts.find_links],
+        quiet=not opts.progress,
+    )
 
 
 def _system_site_dirs(python: Path) -> list[str]:
@@ -542,23 +523,43 @@ def _make(
     loses the ``.partial`` suffix; any failure removes the partial one.
     """
     store = _store(opts.env)
+    at_once = bool(req and pins and pins.python and opts.torch_system is None)
+    early = None
+    if at_once:
+        assert req is not None
+        assert pins is not None
+        assert pins.python is not None
+        interpreter = _interpreter_for(pins.python, None)
+        lock = req
+
+        def steps_for(partial: str) -> list[list[str]]:
+            return [
+                _venv_step(Path(partial), interpreter),
+                _sync_step(Path(partial), lock, opts),
+            ]
+
+        # the entry point may have started these very steps before the CLI was loaded
+        early = _early.claim(str(store), steps_for, capture=not opts.progress)
+    else:
+        _early.claim(str(store), None, capture=not opts.progress)  # discards any
+    made_store = not store.is_dir()  # after the claim: a discarded guess may remove it
     store.mkdir(parents=True, exist_ok=True)
-    name = _now()
+    name = early.name if early is not None else _now()
     partial = store / f"{name}.partial"
     real = store / name
     owner = _owner_file(partial)
     owner.write_text(str(os.getpid()), encoding="utf-8")
     try:
-        if req is not None and pins is not None and pins.python and opts.torch_system is None:
-            log(f"installing {req.name} into {real}")
-            steps = _Steps(
-                [
-                    _venv_step(partial, _interpreter_for(pins.python, None)),
-                    _sync_step(partial, req, opts),
-                ],
-                progress=opts.progress,
-            )
-            steps.start()
+        if at_once:
+            assert req is not None
+            steps: _Steps | _early.Prestarted
+            if early is not None:
+                log(f"installing {req.name} into {real} (uv started at launch)")
+                steps = early
+            else:
+                log(f"installing {req.name} into {real}")
+                steps = _Steps(steps_for(str(partial)), progress=opts.progress)
+                steps.start()
             try:
                 ctx = context()
             except BaseException:
@@ -585,7 +586,13 @@ def _make(
         if req.is_relative_to(partial):
             req = real / req.relative_to(partial)
     except BaseException:
+        if early is not None:
+            early.discard()  # its log too
         shutil.rmtree(partial, ignore_errors=True)
+        owner.unlink(missing_ok=True)
+        if made_store:
+            with contextlib.suppress(OSError):  # empty unless something else is in it
+                store.rmdir()
         raise
     finally:
         owner.unlink(missing_ok=True)

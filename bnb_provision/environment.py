@@ -14,12 +14,14 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from bnb_provision import _subprocess
 from bnb_provision.errors import ExternalToolError, TargetEnvError
-from bnb_provision.fatbin import KernelInventory, read_kernels
 from bnb_provision.host import PythonInfo
+
+if TYPE_CHECKING:  # fatbin loads when binaries are read (init's stamp reads none)
+    from bnb_provision.fatbin import KernelInventory
 
 __all__ = [
     "BnbInfo",
@@ -266,6 +268,8 @@ def inspect_env(python: str, warnings: list[str], *, read_binaries: bool = True)
             kernels = None
             if read_binaries and backend.startswith("cuda"):
                 try:
+                    from bnb_provision.fatbin import read_kernels
+
                     kernels = read_kernels(path)
                 except (OSError, ValueError) as exc:
                     warnings.append(f"{name}: could not read its kernels ({exc})")

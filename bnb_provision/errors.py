@@ -85,6 +85,21 @@ class ExternalToolError(ProvisionError):
         self.returncode = returncode
         self.output = output
 
+    @classmethod
+    def exited(
+        cls, argv: tuple[str, ...] | list[str], returncode: int, output: str
+    ) -> ExternalToolError:
+        """A program that exited non-zero, with the tail of its output (if captured)."""
+        argv = tuple(argv)
+        tail = output.strip()[-2000:]
+        return cls(
+            f"{' '.join(argv[:3])} exited with status {returncode}"
+            + (f":\n{tail}" if tail else " (its own output is above)"),
+            command=argv,
+            returncode=returncode,
+            output=tail,
+        )
+
 
 class LockfileError(ProvisionError):
     """An output file exists (without ``--force``) or cannot be written."""

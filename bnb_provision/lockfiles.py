@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from bnb_provision._early import plan_line_python
 from bnb_provision.errors import LockfileError
 
 __all__ = ["MANIFEST_FILE", "MANIFEST_SCHEMA", "LockPins", "read_lock_pins", "requirements_for"]
 
 MANIFEST_FILE: Final = "bnb-provision-locks.toml"
 MANIFEST_SCHEMA: Final = "bnb-provision.locks/1"
-# the header line lock writes (templates/lock-header.txt.tmpl)
-_PLAN_LINE: Final = re.compile(r"^# Plan: .*\bPython (?P<python>\d+\.\d+)\b")
 _PIN: Final = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)")
 
 
@@ -61,9 +60,10 @@ def read_lock_pins(requirements: Path) -> LockPins:
     pins: dict[str, str] = {}
     for line in text.splitlines():
         stripped = line.strip()
-        m = _PLAN_LINE.match(stripped)
-        if m:
-            python = m.group("python")
+        # the header line lock writes (templates/lock-header.txt.tmpl)
+        found = plan_line_python(stripped)
+        if found:
+            python = found
             continue
         p = _PIN.match(stripped)
         if p:

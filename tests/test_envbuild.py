@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -294,8 +295,7 @@ def test_a_lock_that_cannot_run_here_is_refused_and_nothing_is_left(
     )
     with pytest.raises(NoPlanError, match="the lock does not run on this machine"):
         init_env(opts, load_db(), machine=old_driver)
-    assert not (tmp_path / ".venv-bnb").exists()
-    assert list((tmp_path / ".venv-bnb.d").iterdir()) == []
+    assert not (tmp_path / ".venv-bnb").exists() and not (tmp_path / ".venv-bnb.d").exists()
 
 
 def test_init_from_a_lock_checks_the_fit_once_per_machine_and_db(
@@ -431,3 +431,111 @@ def test_cpu_end_to_end_with_real_wheels(tmp_path: Path) -> None:
     assert env.resolve() == res.real and res.backups == (old,)
     assert _import_version(old) == "0.50.2"  # the old one is kept whole, as the backup
     assert rebuild_env(opts("qlora"), load_db(), machine=CPU).action == "unchanged"
+
+
+# -- uv started by the entry point, before the CLI is loaded (bnb_provision/_early.py) --
+
+
+def _cpu_lock(tmp_path: Path, wheelhouse: Path) -> Path:
+    from bnb_provision.lock import LockOptions, lock_machines
+
+    locked = lock_machines(
+        [CPU],
+        load_db(),
+        Constraints(torch="2.13.0", python=PY, cuda="cpu"),
+        LockOptions(output=tmp_path / "locks", offline=True, find_links=(wheelhouse,)),
+    )
+    return locked.results[0].requirements
+
+
+def _uv_beside_python() -> None:
+    if not (Path(sys.executable).parent / "uv").exists():
+        pytest.skip("uv is not installed beside this interpreter: nothing starts early")
+
+
+def test_init_with_a_lock_starts_uv_at_launch(
+    tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _uv_beside_python()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    req = _cpu_lock(tmp_path, wheelhouse)
+    args = ("init", "--lock", str(req), "--offline", "--find-links", str(wheelhouse))
+    done = _cli(*args, "--no-verify", "--env", "envs/.venv-bnb", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "(uv started at launch)" in done.stderr
+    env = tmp_path / "envs" / ".venv-bnb"
+    assert _import_version(env) == "0.50.2"
+    assert [p.name for p in (tmp_path / "envs" / ".venv-bnb.d").iterdir()] == [
+        env.resolve().name  # no .partial, .pid or .log left beside it
+    ]
+    # the same command with the early start turned off builds the same environment
+    monkeypatch.setenv("BNB_PROVISION_NO_PRESTART", "1")
+    late = _cli(*args, "--no-verify", "--env", "envs/late", cwd=tmp_path)
+    assert late.returncode == 0, late.stderr
+    assert "started at launch" not in late.stderr
+    assert _import_version(tmp_path / "envs" / "late") == "0.50.2"
+
+
+def test_a_failing_early_step_reports_uvs_error_and_leaves_nothing(
+    tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _uv_beside_python()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    req = _cpu_lock(tmp_path, wheelhouse)
+    text = req.read_text()
+    # a hash the wheelhouse's bitsandbytes does not have: uv pip sync refuses the lock
+    start = text.index("bitsandbytes==")
+    bad_hash = text.index("--hash=sha256:", start) + len("--hash=sha256:")
+    req.write_text(text[:bad_hash] + "0" * 64 + text[bad_hash + 64 :])
+    done = _cli(
+        "init", "--lock", str(req), "--offline", "--find-links", str(wheelhouse), "--env", "e",
+        "--no-verify", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 7, done.stderr
+    assert "pip sync exited with status" in done.stderr and "hash" in done.stderr.lower()
+    assert not (tmp_path / "e").exists() and not (tmp_path / "e.d").exists()
+
+
+def test_steps_started_for_another_environment_are_discarded(
+    tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A guess that does not match what init then wants is cancelled and removed; init
+    builds its own, and steps nobody claims are removed at exit."""
+    from bnb_provision import _early
+
+    _uv_beside_python()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BNB_PROVISION_NO_PRESTART", raising=False)
+    req = _cpu_lock(tmp_path, wheelhouse)
+    argv = ["init", "--lock", str(req), "--offline", "--find-links", str(wheelhouse)]
+    started = _early.prestart([*argv, "--env", "a", "--json"])
+    assert started is not None and Path(started.partial).parent == tmp_path / "a.d"
+    opts = BuildOptions(
+        env=tmp_path / "b",
+        constraints=Constraints(),
+        lock=req,
+        offline=True,
+        find_links=(wheelhouse,),
+        verify=False,
+    )
+    said: list[str] = []
+    res = init_env(opts, load_db(), machine=CPU, log=said.append)
+    assert res.action == "created" and _import_version(tmp_path / "b") == "0.50.2"
+    assert not (tmp_path / "a.d").exists()  # made by the guess, removed with it
+    assert not any("started at launch" in m for m in said)
+    # and a guess that matches is taken over
+    started = _early.prestart([*argv, "--env", "c", "--json"])
+    assert started is not None
+    said.clear()
+    init_env(dataclasses.replace(opts, env=tmp_path / "c"), load_db(), machine=CPU, log=said.append)
+    assert any("started at launch" in m for m in said)
+    assert (tmp_path / "c").resolve() == Path(started.partial.removesuffix(".partial"))
+    # unclaimed at exit (here: click refused the command line after the start)
+    code = (
+        "import sys; from bnb_provision import _early; "
+        f"assert _early.prestart({[*argv, '--env', 'd', '--json']!r}) is not None; "
+        "sys.exit(2)"
+    )
+    gone = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=False)
+    assert gone.returncode == 2
+    assert not (tmp_path / "d.d").exists() and not (tmp_path / "d").exists()
