@@ -12,20 +12,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bnb_provision import __version__
+from bnb_provision import __version__, _early
 
 __all__ = ["cache_dir", "db_signature", "enabled", "read_json", "write_json"]
 
 
 def enabled() -> bool:
-    return not (
-        os.environ.get("BNB_PROVISION_NO_CACHE") or os.environ.get("BNB_PROVISION_NO_DB_CACHE")
-    )
+    return _early.caching()
 
 
 def cache_dir() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "bnb-provision"
+    return Path(_early.cache_folder())
 
 
 def db_signature(root: Path) -> str:

@@ -1,31 +1,36 @@
-"""Start ``init``'s uv steps before the command line is parsed.
+"""Start uv before the command line is parsed, where the command already says what uv does.
 
 Before the CLI could start any program, Python's start-up and the imports it needs
 (click, dataclasses, subprocess, pathlib) take about 60 ms on a small machine; a warm
-``uv venv`` + ``uv pip sync`` of a CPU lock takes about 250 ms. For the usual form of
-``init`` with a lock::
+``uv venv`` + ``uv pip sync`` of a CPU lock takes about 250 ms. So the entry point
+(:func:`main`) starts uv at once, with only the modules Python has loaded by then,
+and imports the CLI while uv works, for two commands:
 
-    bnb-provision init --lock FILE.txt [--env DIR] [--stack S] [--offline]
-                       [--find-links DIR]... [--no-verify] [--json]
+* ``init`` with a lock, in its usual form::
 
-what uv must do follows from the command line and the lock's header alone. So the
-entry point (:func:`main`) starts ``uv venv`` and then ``uv pip sync`` into a new
-``<env>.d/<timestamp>.partial`` build at once, with only the modules Python has
-loaded by then, and imports the CLI while uv works. Any other command line, a lock
-for another Python, or ``BNB_PROVISION_NO_PRESTART=1`` starts nothing here.
+      bnb-provision init --lock FILE.txt [--env DIR] [--stack S] [--offline]
+                         [--find-links DIR]... [--no-verify] [--json]
 
-It is a guess, and it is checked: :func:`claim` hands the started steps to
-``envbuild`` only when the steps it would start itself are identical (the same uv,
-arguments and output handling, in the same folder). Otherwise they are cancelled and
-their folder is removed, and so are steps nobody claimed, at exit. Results never
-depend on this module, only time does. The same functions build the uv commands for
-both, so the two cannot drift apart silently.
+  where what uv must do follows from the command line and the lock's header alone:
+  ``uv venv`` then ``uv pip sync`` into a new ``<env>.d/<timestamp>.partial`` build;
+* ``lock``, run again in the same folder with the same arguments: the ``uv pip
+  compile`` runs the same command ran last time (remembered in the cache folder).
+
+Any other command line, a lock for another Python, or ``BNB_PROVISION_NO_PRESTART=1``
+starts nothing here.
+
+It is a guess, and it is checked: the library claims a started run (:func:`claim`,
+:func:`claim_compile`) only when what it would start itself is identical (the same uv,
+arguments, input files and output handling). Otherwise the run is cancelled and its
+files removed, and so is any run nobody claimed, at exit. Results never depend on this
+module, only time does. The same functions build the uv commands for both sides.
 """
 
 from __future__ import annotations
 
 import _thread
 import itertools
+import marshal
 import os
 import sys
 import time
@@ -36,13 +41,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NO_PRESTART_ENV",
+    "PLACEHOLDER",
+    "InitBuild",
+    "LockCompile",
     "Prestarted",
     "build_name",
+    "cache_folder",
+    "caching",
     "claim",
+    "claim_compile",
+    "discard_unclaimed",
     "init_request",
     "main",
     "plan_line_python",
     "prestart",
+    "remember_lock",
     "sync_step",
     "venv_python",
     "venv_step",
@@ -54,6 +67,22 @@ _FLAGS = ("--offline", "--no-verify", "--json")
 _VALUED = ("--lock", "--env", "--stack", "--find-links")
 _HEADER_LINES = 40  # the header lock writes is a dozen lines; a plain lock has none
 _SIGTERM, _SIGKILL = 15, 9  # POSIX values; the signal module costs ms to import
+PLACEHOLDER = "\0tmp"  # stands for a compile's scratch folder in remembered commands
+_MEMO = "lock-commands.marshal"  # marshal: built in, no import; entries carry the version
+_MEMO_SIZE = 16
+
+
+def caching() -> bool:
+    """False when ``BNB_PROVISION_NO_CACHE`` (or the older ``..._NO_DB_CACHE``) is set."""
+    return not (
+        os.environ.get("BNB_PROVISION_NO_CACHE") or os.environ.get("BNB_PROVISION_NO_DB_CACHE")
+    )
+
+
+def cache_folder() -> str:
+    """bnb-provision's cache folder (``$XDG_CACHE_HOME/bnb-provision``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "bnb-provision")
 
 
 # -- the uv commands of a build (used by envbuild too) ----------------------------------
@@ -212,36 +241,28 @@ def _lock_python(path: str) -> str | None:
 
 
 class Prestarted:
-    """uv steps running one after another in a thread, in a new ``.partial`` build folder.
+    """uv commands running one after another in a thread, cancellable.
 
-    The same interface as envbuild's own step runner: :meth:`finish` waits and raises
-    the first failure; :meth:`cancel` stops the running step; :meth:`discard` also
-    removes the build folder and its files.
+    :meth:`finish` waits and raises the first failure (with uv's output, when it was
+    captured to the log file); :meth:`cancel` stops the running command and starts no
+    other; :meth:`discard` also removes the files the run owns.
     """
 
     def __init__(
-        self, store: str, name: str, steps: Sequence[Sequence[str]], *, capture: bool
+        self, steps: Sequence[Sequence[str]], *, capture: bool, log: str, owns: Sequence[str]
     ) -> None:
-        self.store = store
-        self.name = name
-        self.partial = os.path.join(store, f"{name}.partial")
         self.steps = tuple(tuple(s) for s in steps)
         self.capture = capture
-        self._log = f"{self.partial}.log"
-        self._owner = f"{self.partial}.pid"
+        self._log = log
+        self._owns = tuple(owns)  # removed by discard(): folders and files
         self._mutex = _thread.allocate_lock()
         self._done = _thread.allocate_lock()
         self._pid: int | None = None
         self._cancelled = False
-        self._made_store = False
         self.failure: tuple[tuple[str, ...], int] | None = None  # (step, exit status)
         self.error: str | None = None  # the step could not be started
 
     def start(self) -> None:
-        self._made_store = not os.path.isdir(self.store)
-        os.makedirs(self.store, exist_ok=True)
-        with open(self._owner, "w", encoding="utf-8") as f:
-            f.write(str(os.getpid()))
         self._done.acquire()
         _thread.start_new_thread(self._run, ())
 
@@ -288,22 +309,18 @@ class Prestarted:
         self._done.release()
 
     def discard(self) -> None:
-        """Cancel, then remove the build folder, its log and its owner file (and the
-        ``<env>.d`` folder, when this made it and it is empty now)."""
+        """Cancel, then remove what the run owns."""
         import shutil
 
         self.cancel()
-        shutil.rmtree(self.partial, ignore_errors=True)
-        for path in (self._log, self._owner):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-        if self._made_store:
-            try:
-                os.rmdir(self.store)
-            except OSError:
-                pass  # something else is in it now
+        for path in (*self._owns, self._log):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
 
     def finish(self, timeout: float = 1800.0) -> None:
         """Wait for the steps; raise ExternalToolError for the first that failed."""
@@ -327,25 +344,122 @@ class Prestarted:
                 except OSError:
                     pass
             raise ExternalToolError.exited(argv, code, output)
+
+
+class InitBuild(Prestarted):
+    """``uv venv`` + ``uv pip sync`` into ``<store>/<name>.partial``, with an owner file
+    (``.partial.pid``) so that a later rebuild can tell an abandoned build."""
+
+    def __init__(
+        self, store: str, name: str, steps: Sequence[Sequence[str]], *, capture: bool
+    ) -> None:
+        self.store = store
+        self.name = name
+        self.partial = os.path.join(store, f"{name}.partial")
+        super().__init__(
+            steps,
+            capture=capture,
+            log=f"{self.partial}.log",
+            owns=(self.partial, f"{self.partial}.pid"),
+        )
+        self._made_store = False
+
+    def start(self) -> None:
+        self._made_store = not os.path.isdir(self.store)
+        os.makedirs(self.store, exist_ok=True)
+        with open(f"{self.partial}.pid", "w", encoding="utf-8") as f:
+            f.write(str(os.getpid()))
+        super().start()
+
+    def finish(self, timeout: float = 1800.0) -> None:
+        super().finish(timeout)
         try:
             os.unlink(self._log)
         except FileNotFoundError:
             pass
 
+    def discard(self) -> None:
+        """Also remove ``<env>.d`` when this run made it and it is empty now."""
+        super().discard()
+        if self._made_store:
+            try:
+                os.rmdir(self.store)
+            except OSError:
+                pass  # something else is in it now
+
+
+class LockCompile(Prestarted):
+    """One ``uv pip compile`` in its own scratch folder, which holds its input (and the
+    previous lock, handed to uv as its preferences) and its output."""
+
+    def __init__(self, template: Sequence[str], uv_input: str, preferences: str) -> None:
+        self.folder = _scratch_folder()
+        self.uv_input = uv_input
+        self.preferences: bytes | None = None
+        self._preferences_path = preferences
+        super().__init__(
+            [[a.replace(PLACEHOLDER, self.folder) for a in template]],
+            capture=True,
+            log=os.path.join(self.folder, "uv-output.txt"),
+            owns=(self.folder,),
+        )
+
+    def start(self) -> None:
+        os.mkdir(self.folder, 0o700)
+        with open(os.path.join(self.folder, "pyproject.toml"), "w", encoding="utf-8") as f:
+            f.write(self.uv_input)
+        if self._preferences_path:
+            try:
+                with open(self._preferences_path, "rb") as src:
+                    self.preferences = src.read()
+            except OSError:
+                self.preferences = None
+            else:
+                with open(os.path.join(self.folder, "pylock.toml"), "wb") as dst:
+                    dst.write(self.preferences)
+        super().start()
+
+
+def _scratch_folder() -> str:
+    base = os.environ.get("TMPDIR") or "/tmp"  # noqa: S108 - tempfile's own first choice
+    return os.path.join(base, f"bnb-provision-lock-{os.getpid()}-{time.time_ns():x}")
+
 
 _pending: list[Prestarted] = []
+_claims = _thread.allocate_lock()  # lock's worker threads claim compiles
 
 
-def prestart(argv: Sequence[str]) -> Prestarted | None:
-    """Start ``init``'s uv steps now if ``argv`` says what they are (see above)."""
+def prestart(argv: Sequence[str]) -> list[Prestarted]:
+    """Start now the uv runs ``argv`` already determines (see above); they wait to be
+    claimed, and are discarded at exit when nobody claims them."""
     if not hasattr(os, "posix_spawn") or os.environ.get(NO_PRESTART_ENV):
-        return None
+        return []
+    command = argv[0] if argv else ""
+    runs = _init_runs(argv) if command == "init" else _lock_runs(argv) if command == "lock" else []
+    started = []
+    for run in runs:
+        try:
+            run.start()
+        except OSError:
+            run.discard()
+            continue
+        started.append(run)
+    if started:
+        if not _pending:
+            import atexit
+
+            atexit.register(discard_unclaimed)
+        _pending.extend(started)
+    return started
+
+
+def _init_runs(argv: Sequence[str]) -> list[Prestarted]:
     request = init_request(argv, stderr_is_tty=sys.stderr.isatty())
     if request is None or request.python != f"{sys.version_info[0]}.{sys.version_info[1]}":
-        return None  # init uses this interpreter only for a lock of its own Python
+        return []  # init uses this interpreter only for a lock of its own Python
     uv = os.path.join(os.path.dirname(sys.executable), "uv")  # where the uv package puts it
     if not os.access(uv, os.X_OK):
-        return None
+        return []
     name = build_name()
     partial = os.path.join(request.store, f"{name}.partial")
     steps = [
@@ -359,17 +473,7 @@ def prestart(argv: Sequence[str]) -> Prestarted | None:
             quiet=request.capture,
         ),
     ]
-    early = Prestarted(request.store, name, steps, capture=request.capture)
-    try:
-        early.start()
-    except OSError:
-        return None
-    if not _pending:
-        import atexit
-
-        atexit.register(_discard_unclaimed)
-    _pending.append(early)
-    return early
+    return [InitBuild(request.store, name, steps, capture=request.capture)]
 
 
 def claim(
@@ -377,31 +481,114 @@ def claim(
     steps_for: Callable[[str], Sequence[Sequence[str]]] | None,
     *,
     capture: bool,
-) -> Prestarted | None:
-    """The started steps if they are exactly the ones wanted, else None.
+) -> InitBuild | None:
+    """The started init build if its steps are exactly the ones wanted, else None.
 
     ``steps_for(partial)`` gives the steps the caller would run in the build folder
-    ``partial``; None means it wants none. Whatever is not claimed is discarded.
+    ``partial``; None means it wants none. An init build not claimed is discarded.
     """
     taken = None
-    while _pending:
-        early = _pending.pop()
+    with _claims:
+        builds = [r for r in _pending if isinstance(r, InitBuild)]
+        for build in builds:
+            _pending.remove(build)
+    for build in builds:
         if (
             taken is None
             and steps_for is not None
-            and early.store == store
-            and early.capture == capture
-            and early.steps == tuple(tuple(s) for s in steps_for(early.partial))
+            and build.store == store
+            and build.capture == capture
+            and build.steps == tuple(tuple(s) for s in steps_for(build.partial))
         ):
-            taken = early
+            taken = build
         else:
-            early.discard()
+            build.discard()
     return taken
 
 
-def _discard_unclaimed() -> None:
-    while _pending:
-        _pending.pop().discard()
+# -- lock: the compiles the same command ran last time ---------------------------------
+
+
+def _memo_key(argv: Sequence[str]) -> tuple[str, ...]:
+    from bnb_provision import __version__
+
+    return (__version__, sys.executable, os.getcwd(), *argv)
+
+
+def _read_memo() -> list[tuple[tuple[str, ...], tuple[tuple[tuple[str, ...], str, str], ...]]]:
+    try:
+        with open(os.path.join(cache_folder(), _MEMO), "rb") as f:
+            entries = marshal.load(f)  # noqa: S302 - our own cache file, checked below
+        checked = []
+        for key, compiles in entries:
+            for template, uv_input, preferences in compiles:
+                if not (
+                    all(isinstance(a, str) for a in template)
+                    and isinstance(uv_input, str)
+                    and isinstance(preferences, str)
+                ):
+                    raise TypeError(template)
+            checked.append((tuple(key), tuple(compiles)))
+    except (OSError, EOFError, ValueError, TypeError):
+        return []  # none yet, or unreadable: nothing starts early
+    return checked
+
+
+def _lock_runs(argv: Sequence[str]) -> list[Prestarted]:
+    if not caching():
+        return []
+    key = _memo_key(argv)
+    for k, compiles in _read_memo():
+        if k == key:
+            return [LockCompile(t, uv_input, prefs) for t, uv_input, prefs in compiles]
+    return []
+
+
+def remember_lock(argv: Sequence[str], compiles: Sequence[tuple[Sequence[str], str, str]]) -> None:
+    """Remember the compiles a lock command ran: ``(uv argv with PLACEHOLDER for the
+    scratch folder, the input pyproject.toml, the path of the lock handed to uv as its
+    preferences or "")``. The next run of the same command starts them at launch."""
+    if not caching():
+        return
+    key = _memo_key(argv)
+    entries = [e for e in _read_memo() if e[0] != key]
+    entries.insert(0, (key, tuple((tuple(t), i, p) for t, i, p in compiles)))
+    path = os.path.join(cache_folder(), _MEMO)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(cache_folder(), exist_ok=True)
+        with open(tmp, "wb") as f:
+            marshal.dump(entries[:_MEMO_SIZE], f)
+        os.replace(tmp, path)
+    except OSError:
+        return  # a cache that cannot be written is no error
+
+
+def claim_compile(
+    args_for: Callable[[str], Sequence[str]], uv_input: str, preferences: bytes | None
+) -> LockCompile | None:
+    """A started compile whose uv argv (``args_for(its scratch folder)``), input and
+    preferences are exactly these, else None. Safe to call from several threads."""
+    with _claims:
+        for run in _pending:
+            if (
+                isinstance(run, LockCompile)
+                and run.uv_input == uv_input
+                and run.preferences == preferences
+                and run.steps[0] == tuple(args_for(run.folder))
+            ):
+                _pending.remove(run)
+                return run
+    return None
+
+
+def discard_unclaimed() -> None:
+    """Cancel and remove every run nobody claimed (also done at exit)."""
+    with _claims:
+        runs = list(_pending)
+        _pending.clear()
+    for run in runs:
+        run.discard()
 
 
 def main() -> None:

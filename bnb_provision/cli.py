@@ -68,6 +68,12 @@ def _machine_and_pin_options(f: Any) -> Any:
     return f
 
 
+def _command_line() -> tuple[str, ...] | None:
+    """The arguments this process was started with (main() passes them; None in tests)."""
+    obj = click.get_current_context().find_root().obj
+    return obj.get("argv") if isinstance(obj, dict) else None
+
+
 def _emit_json(data: object) -> None:
     click.echo(json.dumps(data, indent=2))
 
@@ -486,6 +492,7 @@ def lock(
         machine_files=machine_files,
         flags=MachineFlags(os=os_name, arch=arch, driver=driver, gpus=gpus, python=python),
         constraints=Constraints(torch=torch, bnb=bnb, cuda=cuda, python=python, profile=profile),
+        command=_command_line(),
     )
     opts = LockOptions(
         output=output,
@@ -744,7 +751,7 @@ def main() -> None:
     # collection at exit) from walking it again; a few ms of every short run
     gc.freeze()
     gc.enable()  # the entry point (bnb_provision._early) disables it while importing
-    cli(prog_name="bnb-provision")
+    cli(prog_name="bnb-provision", obj={"argv": tuple(sys.argv[1:])})
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,7 +13,9 @@ classes to their lock files so ``init`` on any machine can pick its own.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -21,17 +23,17 @@ import re
 import string
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from bnb_provision import __version__, _cache
+from bnb_provision import __version__, _cache, _early, _subprocess
 from bnb_provision._data import data_dir
 from bnb_provision._toml import toml_loads, toml_pairs, toml_table
 from bnb_provision.errors import ExternalToolError, LockfileError, NoPlanError
 from bnb_provision.lockfiles import MANIFEST_FILE, MANIFEST_SCHEMA
-from bnb_provision.uv import find_uv, network_failure, python_platform, start_uv
+from bnb_provision.uv import UV_TIMEOUT, find_uv, network_failure, python_platform
 
 # The DB, the machines and the resolver load only when a plan must be computed: a lock
 # whose inputs were planned before starts uv on the cached groups (see lock_request).
@@ -155,6 +157,9 @@ class LockRequest:
     machine_files: tuple[Path, ...]
     flags: MachineFlags
     constraints: Constraints
+    # the command line (argv after the program name) that asked for this: the next run of
+    # the same command in the same folder starts its uv compiles at launch
+    command: tuple[str, ...] | None = None
 
 
 # -- planning and grouping -------------------------------------------------------------
@@ -318,6 +323,9 @@ def uv_compile_args(spec: LockSpec, input_file: Path, output: Path, opts: LockOp
         "--no-python-downloads",
         "-o",
         str(output),
+        # uv runs in the input's folder: no uv.toml or project of the caller's folder
+        "--directory",
+        str(input_file.parent),
     ]
     if opts.offline:
         args += ["--offline", "--no-index"]
@@ -429,27 +437,72 @@ def _old_packages(path: Path) -> tuple[tuple[str, str], ...]:
         return ()
 
 
-def compile_spec(spec: LockSpec, opts: LockOptions) -> LockResult:
-    """Resolve one spec with uv and write its lock files."""
+def _compile_argv(spec: LockSpec, folder: str, opts: LockOptions) -> list[str]:
+    """uv pip compile of ``spec``, with its input and output in ``folder``."""
+    d = Path(folder)
+    return [find_uv(), *uv_compile_args(spec, d / "pyproject.toml", d / "pylock.toml", opts)]
+
+
+def _preferences(pylock_path: Path, opts: LockOptions) -> bytes | None:
+    """The existing lock, handed to uv: it keeps the versions of an existing output file
+    where the pins allow (pip-compile's rule), so re-locking does not churn; --upgrade
+    resolves afresh."""
+    if opts.upgrade or not pylock_path.is_file():
+        return None
+    return pylock_path.read_bytes()
+
+
+@contextlib.contextmanager
+def _uv_compile(
+    spec: LockSpec, opts: LockOptions, pylock_path: Path, early: _early.LockCompile | None
+) -> Iterator[Callable[[], str]]:
+    """Start (or take over, ``early``) uv for ``spec``; yields a function that waits for
+    it and returns the pylock.toml text uv wrote. The scratch folder goes afterwards."""
+    if early is not None:
+        started = early
+
+        def finish_early() -> str:
+            started.finish(UV_TIMEOUT)
+            return Path(started.folder, "pylock.toml").read_text(encoding="utf-8")
+
+        try:
+            yield finish_early
+        finally:
+            started.discard()
+        return
+    with tempfile.TemporaryDirectory(prefix="bnb-provision-lock-") as tmp:
+        Path(tmp, "pyproject.toml").write_text(spec.uv_input, encoding="utf-8")
+        preferences = _preferences(pylock_path, opts)
+        if preferences is not None:
+            Path(tmp, "pylock.toml").write_bytes(preferences)
+        argv = _compile_argv(spec, tmp, opts)
+        running = _subprocess.start(argv, timeout=UV_TIMEOUT, check=True)
+
+        def finish() -> str:
+            running.wait()
+            return Path(tmp, "pylock.toml").read_text(encoding="utf-8")
+
+        try:
+            yield finish
+        finally:
+            running.cancel()  # nothing when it finished
+
+
+def compile_spec(
+    spec: LockSpec, opts: LockOptions, early: _early.LockCompile | None = None
+) -> LockResult:
+    """Resolve one spec with uv (or take over ``early``, the same uv run started at
+    launch) and write its lock files."""
     start = time.perf_counter()
     out = opts.output
     req_path = out / f"{spec.name}.requirements.txt"
     pylock_path = out / f"pylock.{spec.name}.toml"
-    with tempfile.TemporaryDirectory(prefix="bnb-provision-lock-") as tmp:
-        input_file = Path(tmp) / "pyproject.toml"
-        input_file.write_text(spec.uv_input, encoding="utf-8")
-        raw = Path(tmp) / "pylock.toml"
-        if pylock_path.is_file() and not opts.upgrade:
-            # uv keeps the versions of an existing output file where the pins allow
-            # (pip-compile's rule): re-locking does not churn; --upgrade resolves afresh
-            raw.write_bytes(pylock_path.read_bytes())
-        running = start_uv(uv_compile_args(spec, input_file, raw, opts), cwd=tmp)
+    with _uv_compile(spec, opts, pylock_path, early) as finish:
         old = _old_packages(pylock_path)  # while uv resolves
         try:
-            running.wait()
+            uv_text = finish()
         except ExternalToolError as exc:
             raise _explain_uv_failure(exc, spec, opts) from exc
-        uv_text = raw.read_text(encoding="utf-8")
     meta = {
         "generator": f"bnb-provision {__version__}",
         "db-version": spec.db_version,
@@ -609,9 +662,14 @@ def _manifest(results: Sequence[LockResult], unplanned: Sequence[tuple[str, str]
     return "\n".join(parts)
 
 
-def _in_parallel(specs: Sequence[LockSpec], opts: LockOptions) -> list[LockResult]:
+def _in_parallel(
+    specs: Sequence[LockSpec],
+    opts: LockOptions,
+    early: dict[str, _early.LockCompile] | None = None,
+) -> list[LockResult]:
     """compile_spec for every spec, at most ``opts.jobs`` at a time; the first failure is
-    raised once all have stopped."""
+    raised once all have stopped. ``early``: uv runs started at launch, by spec name."""
+    early = early or {}
     import threading
 
     pending = list(enumerate(specs))
@@ -626,7 +684,7 @@ def _in_parallel(specs: Sequence[LockSpec], opts: LockOptions) -> list[LockResul
                     return
                 i, spec = pending.pop(0)
             try:
-                results[i] = compile_spec(spec, opts)
+                results[i] = compile_spec(spec, opts, early.pop(spec.name, None))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
                 with lock:
                     errors.append(exc)
@@ -657,7 +715,21 @@ def _compile_all(
     """Run uv for every spec (in parallel), then write the manifest."""
     find_uv()  # resolve the binary once, before the worker threads
     _umask()
-    results = _in_parallel(specs, opts)
+    early: dict[str, _early.LockCompile] = {}
+    for spec in specs:  # the compiles started at launch that are exactly these
+        taken = _early.claim_compile(
+            functools.partial(_compile_argv, spec, opts=opts),
+            spec.uv_input,
+            _preferences(opts.output / f"pylock.{spec.name}.toml", opts),
+        )
+        if taken is not None:
+            early[spec.name] = taken
+    _early.discard_unclaimed()
+    try:
+        results = _in_parallel(specs, opts, early)
+    finally:
+        for run in early.values():  # not reached: a failure stopped the others
+            run.discard()
     results.sort(key=lambda r: r.spec.name)
     manifest = opts.output / MANIFEST_FILE
     write_atomic(manifest, _manifest(results, unplanned), force=True)
@@ -743,7 +815,7 @@ def lock_request(request: LockRequest, opts: LockOptions, log: Log = lambda _m: 
     if cached is not None:
         specs, unplanned = cached
         log(f"{len(specs)} lock group(s), planned before for these inputs")
-        return _compile_all(specs, unplanned, opts, from_cache=True)
+        return _remembered(request, opts, _compile_all(specs, unplanned, opts, from_cache=True))
     from bnb_provision.compat import load_db
     from bnb_provision.planning import load_machines
 
@@ -761,4 +833,21 @@ def lock_request(request: LockRequest, opts: LockOptions, log: Log = lambda _m: 
             },
         )
     log(f"{len(machines)} machine(s) -> {len(specs)} lock group(s)")
-    return _compile_all(specs, unplanned, opts)
+    return _remembered(request, opts, _compile_all(specs, unplanned, opts))
+
+
+def _remembered(request: LockRequest, opts: LockOptions, done: LockSet) -> LockSet:
+    """Remember the uv runs of this command line, for the next run of it (see _early)."""
+    if request.command is not None:
+        _early.remember_lock(
+            request.command,
+            [
+                (
+                    _compile_argv(r.spec, _early.PLACEHOLDER, opts),
+                    r.spec.uv_input,
+                    "" if opts.upgrade else str(r.pylock),
+                )
+                for r in done.results
+            ],
+        )
+    return done

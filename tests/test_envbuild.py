@@ -508,8 +508,9 @@ def test_steps_started_for_another_environment_are_discarded(
     monkeypatch.delenv("BNB_PROVISION_NO_PRESTART", raising=False)
     req = _cpu_lock(tmp_path, wheelhouse)
     argv = ["init", "--lock", str(req), "--offline", "--find-links", str(wheelhouse)]
-    started = _early.prestart([*argv, "--env", "a", "--json"])
-    assert started is not None and Path(started.partial).parent == tmp_path / "a.d"
+    (started,) = _early.prestart([*argv, "--env", "a", "--json"])
+    assert isinstance(started, _early.InitBuild)
+    assert Path(started.partial).parent == tmp_path / "a.d"
     opts = BuildOptions(
         env=tmp_path / "b",
         constraints=Constraints(),
@@ -524,8 +525,8 @@ def test_steps_started_for_another_environment_are_discarded(
     assert not (tmp_path / "a.d").exists()  # made by the guess, removed with it
     assert not any("started at launch" in m for m in said)
     # and a guess that matches is taken over
-    started = _early.prestart([*argv, "--env", "c", "--json"])
-    assert started is not None
+    (started,) = _early.prestart([*argv, "--env", "c", "--json"])
+    assert isinstance(started, _early.InitBuild)
     said.clear()
     init_env(dataclasses.replace(opts, env=tmp_path / "c"), load_db(), machine=CPU, log=said.append)
     assert any("started at launch" in m for m in said)
@@ -533,7 +534,7 @@ def test_steps_started_for_another_environment_are_discarded(
     # unclaimed at exit (here: click refused the command line after the start)
     code = (
         "import sys; from bnb_provision import _early; "
-        f"assert _early.prestart({[*argv, '--env', 'd', '--json']!r}) is not None; "
+        f"assert _early.prestart({[*argv, '--env', 'd', '--json']!r}); "
         "sys.exit(2)"
     )
     gone = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=False)
