@@ -147,6 +147,7 @@ class LockSet:
     manifest: Path
     unplanned: tuple[tuple[str, str], ...] = field(default=())  # (machine, why)
     planned_from_cache: bool = False
+    prestarted: int = 0  # how many uv runs were taken over from the launch (see _early)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -725,10 +726,11 @@ def _compile_all(
         if taken is not None:
             early[spec.name] = taken
     _early.discard_unclaimed()
+    prestarted = len(early)
     try:
         results = _in_parallel(specs, opts, early)
     finally:
-        for run in early.values():  # not reached: a failure stopped the others
+        for run in early.values():  # left when a failure stopped the others
             run.discard()
     results.sort(key=lambda r: r.spec.name)
     manifest = opts.output / MANIFEST_FILE
@@ -738,6 +740,7 @@ def _compile_all(
         manifest=manifest,
         unplanned=tuple(unplanned),
         planned_from_cache=from_cache,
+        prestarted=prestarted,
     )
 
 
@@ -815,7 +818,8 @@ def lock_request(request: LockRequest, opts: LockOptions, log: Log = lambda _m: 
     if cached is not None:
         specs, unplanned = cached
         log(f"{len(specs)} lock group(s), planned before for these inputs")
-        return _remembered(request, opts, _compile_all(specs, unplanned, opts, from_cache=True))
+        done = _compile_all(specs, unplanned, opts, from_cache=True)
+        return _remembered(request, opts, done, log)
     from bnb_provision.compat import load_db
     from bnb_provision.planning import load_machines
 
@@ -833,11 +837,15 @@ def lock_request(request: LockRequest, opts: LockOptions, log: Log = lambda _m: 
             },
         )
     log(f"{len(machines)} machine(s) -> {len(specs)} lock group(s)")
-    return _remembered(request, opts, _compile_all(specs, unplanned, opts))
+    return _remembered(request, opts, _compile_all(specs, unplanned, opts), log)
 
 
-def _remembered(request: LockRequest, opts: LockOptions, done: LockSet) -> LockSet:
+def _remembered(
+    request: LockRequest, opts: LockOptions, done: LockSet, log: Log = lambda _m: None
+) -> LockSet:
     """Remember the uv runs of this command line, for the next run of it (see _early)."""
+    if done.prestarted:
+        log(f"{done.prestarted} of {len(done.results)} uv run(s) started at launch")
     if request.command is not None:
         _early.remember_lock(
             request.command,

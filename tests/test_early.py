@@ -141,3 +141,26 @@ def test_build_names_sort_by_time_and_keep_the_old_spelling() -> None:
 
 def test_nothing_is_claimed_when_nothing_started() -> None:
     assert _early.claim("/nowhere", lambda p: [["uv", p]], capture=True) is None
+
+
+def test_remembered_lock_commands_and_a_bad_memo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv("BNB_PROVISION_NO_CACHE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert _early._lock_runs(["lock"]) == []
+    _early.remember_lock(["lock"], [(["uv", "-o", f"{_early.PLACEHOLDER}/out"], "input", "")])
+    (run,) = _early._lock_runs(["lock"])
+    assert isinstance(run, _early.LockCompile)
+    assert run.steps == (("uv", "-o", f"{run.folder}/out"),) and run.uv_input == "input"
+    assert run.folder.startswith(str(tmp_path))
+    assert _early._lock_runs(["lock", "--force"]) == []  # another command line
+    memo = tmp_path / "bnb-provision" / "lock-commands.marshal"
+    for junk in (b"\x00garbage", b"N", b"i\x01\x00\x00\x00", b""):
+        memo.write_bytes(junk)
+        assert _early._lock_runs(["lock"]) == []
+    monkeypatch.setenv("BNB_PROVISION_NO_CACHE", "1")
+    _early.remember_lock(["lock"], [(["uv"], "input", "")])
+    assert _early._lock_runs(["lock"]) == [] and memo.read_bytes() == b""

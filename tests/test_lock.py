@@ -484,3 +484,51 @@ def test_relock_keeps_the_locked_versions_unless_upgrade(tmp_path: Path) -> None
     assert lock_with(first, upgrade=False) == "3.16.1"
     assert lock_with([*first, newer], upgrade=False) == "3.16.1"
     assert lock_with([*first, newer], upgrade=True) == "3.20.0"
+
+
+def test_the_same_lock_command_again_takes_over_uv_started_at_launch(
+    tmp_path: Path, indexes: tuple[str, str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entry point starts the compiles the same command ran last time; lock takes
+    them over only when argv, input and preferences are identical, and the locks are the
+    same as without; a run nobody takes is removed."""
+    from bnb_provision import _early
+    from bnb_provision.constraints import MachineFlags
+    from bnb_provision.lock import LockRequest, lock_request
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.delenv("BNB_PROVISION_NO_PRESTART", raising=False)
+    monkeypatch.chdir(tmp_path)
+    snap = tmp_path / "pascal.json"
+    snap.write_text(json.dumps(_snapshot("linux", "NVIDIA GeForce GTX 1080 Ti", "550.54.14")))
+    argv = ("lock", "--machine", "pascal.json", "--force")
+    request = LockRequest(
+        machine_files=(snap,), flags=MachineFlags(), constraints=Constraints(), command=argv
+    )
+    opts = _opts(tmp_path, indexes, force=True)
+    assert _early.prestart(list(argv)) == []  # never run: nothing to start
+    first = lock_request(request, opts)
+    assert first.prestarted == 0
+    pylock = first.results[0].pylock
+    text = pylock.read_text()
+
+    (started,) = _early.prestart(list(argv))
+    assert isinstance(started, _early.LockCompile) and started.preferences == pylock.read_bytes()
+    said: list[str] = []
+    again = lock_request(request, opts, said.append)
+    assert again.prestarted == 1 and "1 of 1 uv run(s) started at launch" in said
+    assert pylock.read_text() == text
+    assert list(scratch.iterdir()) == []  # its scratch folder went with it
+
+    # the previous lock changed after the launch: other preferences, so compiled anew
+    _early.prestart(list(argv))
+    pylock.write_text(text + "\n# edited by hand\n")
+    third = lock_request(request, opts)
+    assert third.prestarted == 0 and pylock.read_text() == text
+    assert list(scratch.iterdir()) == []
+    assert _early.prestart(["lock", "--machine", "other.json"]) == []
+    monkeypatch.setenv("BNB_PROVISION_NO_PRESTART", "1")
+    assert _early.prestart(list(argv)) == []
