@@ -264,7 +264,11 @@ class Prestarted:
 
     def start(self) -> None:
         self._done.acquire()
-        _thread.start_new_thread(self._run, ())
+        try:
+            _thread.start_new_thread(self._run, ())
+        except BaseException:
+            self._done.release()
+            raise
 
     def _run(self) -> None:
         try:
@@ -281,10 +285,14 @@ class Prestarted:
                             (os.POSIX_SPAWN_OPEN, 1, self._log, flags, 0o600),
                             (os.POSIX_SPAWN_DUP2, 1, 2),
                         ]
-                    self._pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
-                _, status = os.waitpid(self._pid, 0)
+                    pid = self._pid = os.posix_spawn(
+                        argv[0], argv, os.environ, file_actions=actions
+                    )
+                if hasattr(os, "waitid"):  # wait without reaping: cancel() never signals
+                    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # a reused pid
                 with self._mutex:
                     self._pid = None
+                    _, status = os.waitpid(pid, 0)
                 code = os.waitstatus_to_exitcode(status)
                 if code != 0:
                     self.failure = (argv, code)
@@ -401,11 +409,12 @@ class LockCompile(Prestarted):
             [[a.replace(PLACEHOLDER, self.folder) for a in template]],
             capture=True,
             log=os.path.join(self.folder, "uv-output.txt"),
-            owns=(self.folder,),
+            owns=(),  # the folder, once this run has made it
         )
 
     def start(self) -> None:
         os.mkdir(self.folder, 0o700)
+        self._owns = (self.folder,)
         with open(os.path.join(self.folder, "pyproject.toml"), "w", encoding="utf-8") as f:
             f.write(self.uv_input)
         if self._preferences_path:
@@ -420,9 +429,13 @@ class LockCompile(Prestarted):
         super().start()
 
 
+_serial = itertools.count()
+
+
 def _scratch_folder() -> str:
     base = os.environ.get("TMPDIR") or "/tmp"  # noqa: S108 - tempfile's own first choice
-    return os.path.join(base, f"bnb-provision-lock-{os.getpid()}-{time.time_ns():x}")
+    unique = f"{os.getpid()}-{time.time_ns():x}-{next(_serial)}"
+    return os.path.join(base, f"bnb-provision-lock-{unique}")
 
 
 _pending: list[Prestarted] = []
@@ -440,7 +453,7 @@ def prestart(argv: Sequence[str]) -> list[Prestarted]:
     for run in runs:
         try:
             run.start()
-        except OSError:
+        except (OSError, RuntimeError):  # RuntimeError: no thread could be started
             run.discard()
             continue
         started.append(run)

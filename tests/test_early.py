@@ -164,3 +164,35 @@ def test_remembered_lock_commands_and_a_bad_memo(
     monkeypatch.setenv("BNB_PROVISION_NO_CACHE", "1")
     _early.remember_lock(["lock"], [(["uv"], "input", "")])
     assert _early._lock_runs(["lock"]) == [] and memo.read_bytes() == b""
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_spawn"), reason="the early start is POSIX only")
+def test_runs_report_failures_and_cancel_promptly(tmp_path: Path) -> None:
+    import time
+
+    from bnb_provision.errors import ExternalToolError
+
+    def run(*steps: list[str]) -> _early.Prestarted:
+        r = _early.Prestarted(steps, capture=True, log=str(tmp_path / "log"), owns=())
+        r.start()
+        return r
+
+    failing = run(
+        ["/bin/sh", "-c", "echo boom >&2; exit 3"], ["/bin/sh", "-c", f"touch {tmp_path / 'never'}"]
+    )
+    with pytest.raises(ExternalToolError, match=r"exited with status 3:\nboom") as err:
+        failing.finish()
+    assert err.value.returncode == 3 and not (tmp_path / "never").exists()
+    with pytest.raises(ExternalToolError, match="could not be started"):
+        run([str(tmp_path / "no-such-program")]).finish()
+    slow = run(["/bin/sleep", "30"], ["/bin/sh", "-c", f"touch {tmp_path / 'never'}"])
+    started = time.monotonic()
+    slow.cancel()
+    assert time.monotonic() - started < 5
+    with pytest.raises(ExternalToolError, match="cancelled"):
+        slow.finish()
+    assert not (tmp_path / "never").exists()
+    ok = run(["/bin/sh", "-c", "exit 0"])
+    ok.finish()
+    ok.discard()
+    assert not (tmp_path / "log").exists()
