@@ -448,17 +448,20 @@ def _cpu_lock(tmp_path: Path, wheelhouse: Path) -> Path:
     return locked.results[0].requirements
 
 
-def _uv_beside_python() -> None:
+@pytest.fixture
+def early_lock(tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A CPU lock of the stand-in wheels, where init's uv can be started at launch."""
     if not (Path(sys.executable).parent / "uv").exists():
         pytest.skip("uv is not installed beside this interpreter: nothing starts early")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("BNB_PROVISION_NO_PRESTART", raising=False)
+    return _cpu_lock(tmp_path, wheelhouse)
 
 
 def test_init_with_a_lock_starts_uv_at_launch(
-    tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, wheelhouse: Path, early_lock: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _uv_beside_python()
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    req = _cpu_lock(tmp_path, wheelhouse)
+    req = early_lock
     args = ("init", "--lock", str(req), "--offline", "--find-links", str(wheelhouse))
     done = _cli(*args, "--no-verify", "--env", "envs/.venv-bnb", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -477,11 +480,9 @@ def test_init_with_a_lock_starts_uv_at_launch(
 
 
 def test_a_failing_early_step_reports_uvs_error_and_leaves_nothing(
-    tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, wheelhouse: Path, early_lock: Path
 ) -> None:
-    _uv_beside_python()
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    req = _cpu_lock(tmp_path, wheelhouse)
+    req = early_lock
     text = req.read_text()
     # a hash the wheelhouse's bitsandbytes does not have: uv pip sync refuses the lock
     start = text.index("bitsandbytes==")
@@ -497,16 +498,14 @@ def test_a_failing_early_step_reports_uvs_error_and_leaves_nothing(
 
 
 def test_steps_started_for_another_environment_are_discarded(
-    tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, wheelhouse: Path, early_lock: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A guess that does not match what init then wants is cancelled and removed; init
     builds its own, and steps nobody claims are removed at exit."""
     from bnb_provision import _early
 
-    _uv_beside_python()
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("BNB_PROVISION_NO_PRESTART", raising=False)
-    req = _cpu_lock(tmp_path, wheelhouse)
+    req = early_lock
     argv = ["init", "--lock", str(req), "--offline", "--find-links", str(wheelhouse)]
     (started,) = _early.prestart([*argv, "--env", "a", "--json"])
     assert isinstance(started, _early.InitBuild)
