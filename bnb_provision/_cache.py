@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +38,12 @@ def read_json(kind: str, key: str) -> Any:
     """The cached value, or None when caching is off or the entry is missing or unreadable."""
     if not enabled():
         return None
+    data = _early.read_private(str(cache_dir() / kind / f"{key}.json"))
+    if data is None:
+        return None
     try:
-        return json.loads((cache_dir() / kind / f"{key}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return json.loads(data)
+    except ValueError:
         return None
 
 
@@ -54,10 +56,7 @@ def write_json(kind: str, key: str, value: object, *, keep: int = 64) -> None:
         return
     folder = cache_dir() / kind
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(value), encoding="utf-8")
-        tmp.replace(folder / f"{key}.json")
+        _early.write_private(str(folder / f"{key}.json"), json.dumps(value).encode())
         entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
         for stale in entries[keep:]:
             stale.unlink(missing_ok=True)

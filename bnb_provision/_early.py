@@ -55,10 +55,12 @@ __all__ = [
     "main",
     "plan_line_python",
     "prestart",
+    "read_private",
     "remember_lock",
     "sync_step",
     "venv_python",
     "venv_step",
+    "write_private",
 ]
 
 NO_PRESTART_ENV = "BNB_PROVISION_NO_PRESTART"
@@ -83,6 +85,48 @@ def cache_folder() -> str:
     """bnb-provision's cache folder (``$XDG_CACHE_HOME/bnb-provision``)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "bnb-provision")
+
+
+def read_private(path: str) -> bytes | None:
+    """A cache file's bytes, if this user owns it and nobody else may write it, else None.
+
+    The cache steers what runs (the DB, the planned locks, the uv runs started at launch):
+    a file someone else could have written is ignored, as ssh ignores such keys.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+            return None
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def write_private(path: str, data: bytes) -> None:
+    """Write a cache file atomically, readable and writable by this user only.
+    Raises OSError; a cache that cannot be written is for the caller to shrug off."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.{_thread.get_ident()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 # -- the uv commands of a build (used by envbuild too) ----------------------------------
@@ -470,8 +514,8 @@ def _init_runs(argv: Sequence[str]) -> list[Prestarted]:
     request = init_request(argv, stderr_is_tty=sys.stderr.isatty())
     if request is None or request.python != f"{sys.version_info[0]}.{sys.version_info[1]}":
         return []  # init uses this interpreter only for a lock of its own Python
-    uv = os.path.join(os.path.dirname(sys.executable), "uv")  # where the uv package puts it
-    if not os.access(uv, os.X_OK):
+    uv = _uv_beside()
+    if uv is None:
         return []
     name = build_name()
     partial = os.path.join(request.store, f"{name}.partial")
@@ -487,6 +531,12 @@ def _init_runs(argv: Sequence[str]) -> list[Prestarted]:
         ),
     ]
     return [InitBuild(request.store, name, steps, capture=request.capture)]
+
+
+def _uv_beside() -> str | None:
+    """The uv binary the ``uv`` package installed beside this interpreter, if any."""
+    uv = os.path.join(os.path.dirname(sys.executable), "uv.exe" if os.name == "nt" else "uv")
+    return uv if os.access(uv, os.X_OK) else None
 
 
 def claim(
@@ -529,9 +579,11 @@ def _memo_key(argv: Sequence[str]) -> tuple[str, ...]:
 
 
 def _read_memo() -> list[tuple[tuple[str, ...], tuple[tuple[tuple[str, ...], str, str], ...]]]:
+    data = read_private(os.path.join(cache_folder(), _MEMO))
+    if data is None:
+        return []
     try:
-        with open(os.path.join(cache_folder(), _MEMO), "rb") as f:
-            entries = marshal.load(f)  # noqa: S302 - our own cache file, checked below
+        entries = marshal.loads(data)  # noqa: S302 - our own private cache file, checked below
         checked = []
         for key, compiles in entries:
             for template, uv_input, preferences in compiles:
@@ -548,12 +600,16 @@ def _read_memo() -> list[tuple[tuple[str, ...], tuple[tuple[tuple[str, ...], str
 
 
 def _lock_runs(argv: Sequence[str]) -> list[Prestarted]:
-    if not caching():
+    uv = _uv_beside()
+    if uv is None or not caching():
         return []
     key = _memo_key(argv)
     for k, compiles in _read_memo():
         if k == key:
-            return [LockCompile(t, uv_input, prefs) for t, uv_input, prefs in compiles]
+            # only ever this uv's pip compile, whatever the file says
+            if all(tuple(t[:3]) == (uv, "pip", "compile") for t, _, _ in compiles):
+                return [LockCompile(t, uv_input, prefs) for t, uv_input, prefs in compiles]
+            return []
     return []
 
 
@@ -566,13 +622,8 @@ def remember_lock(argv: Sequence[str], compiles: Sequence[tuple[Sequence[str], s
     key = _memo_key(argv)
     entries = [e for e in _read_memo() if e[0] != key]
     entries.insert(0, (key, tuple((tuple(t), i, p) for t, i, p in compiles)))
-    path = os.path.join(cache_folder(), _MEMO)
-    tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        os.makedirs(cache_folder(), exist_ok=True)
-        with open(tmp, "wb") as f:
-            marshal.dump(entries[:_MEMO_SIZE], f)
-        os.replace(tmp, path)
+        write_private(os.path.join(cache_folder(), _MEMO), marshal.dumps(entries[:_MEMO_SIZE]))
     except OSError:
         return  # a cache that cannot be written is no error
 

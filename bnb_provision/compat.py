@@ -20,6 +20,7 @@ from typing import Any, Final, TypeVar
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from bnb_provision import _early
 from bnb_provision._data import data_dir
 from bnb_provision._fields import FieldError, Fields
 from bnb_provision._toml import toml_loads
@@ -818,22 +819,18 @@ def load_db(root: Path | None = None) -> CompatDB:
         cache = _cache_file(folder)
     except OSError:
         cache = None
-    if cache is not None and cache.exists():
+    data = _early.read_private(str(cache)) if cache is not None else None
+    if data is not None:
         try:
-            with cache.open("rb") as fh:
-                db = pickle.load(fh)  # noqa: S301 - our own cache, keyed by the DB's files
+            db = pickle.loads(data)  # noqa: S301 - our own private cache, keyed by the DB's files
             if isinstance(db, CompatDB):
                 return db
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError):
+        except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError):
             pass
     db = parse_db(read_db_files(folder))
     if cache is not None:
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os_getpid()}.tmp")
-            with tmp.open("wb") as fh:
-                pickle.dump(db, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            tmp.replace(cache)
+            _early.write_private(str(cache), pickle.dumps(db, protocol=pickle.HIGHEST_PROTOCOL))
             # keep the newest few (other installs, other DB versions); drop the rest
             others = sorted(
                 cache.parent.glob("compat-db-*.pickle"),
@@ -845,9 +842,3 @@ def load_db(root: Path | None = None) -> CompatDB:
         except OSError:
             pass
     return db
-
-
-def os_getpid() -> int:
-    import os
-
-    return os.getpid()

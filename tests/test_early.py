@@ -150,13 +150,20 @@ def test_remembered_lock_commands_and_a_bad_memo(
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.delenv("BNB_PROVISION_NO_CACHE", raising=False)
     monkeypatch.chdir(tmp_path)
+    uv = _early._uv_beside()
+    if uv is None:
+        pytest.skip("uv is not installed beside this interpreter: nothing starts early")
     assert _early._lock_runs(["lock"]) == []
-    _early.remember_lock(["lock"], [(["uv", "-o", f"{_early.PLACEHOLDER}/out"], "input", "")])
+    compile_ = [uv, "pip", "compile", "-o", f"{_early.PLACEHOLDER}/out"]
+    _early.remember_lock(["lock"], [(compile_, "input", "")])
     (run,) = _early._lock_runs(["lock"])
     assert isinstance(run, _early.LockCompile)
-    assert run.steps == (("uv", "-o", f"{run.folder}/out"),) and run.uv_input == "input"
+    assert run.steps == ((uv, "pip", "compile", "-o", f"{run.folder}/out"),)
+    assert run.uv_input == "input"
     assert run.folder.startswith(str(tmp_path))
     assert _early._lock_runs(["lock", "--force"]) == []  # another command line
+    _early.remember_lock(["lock", "x"], [(["/bin/sh", "-c", "touch pwned"], "input", "")])
+    assert _early._lock_runs(["lock", "x"]) == []  # only ever uv pip compile
     memo = tmp_path / "bnb-provision" / "lock-commands.marshal"
     for junk in (b"\x00garbage", b"N", b"i\x01\x00\x00\x00", b""):
         memo.write_bytes(junk)
@@ -196,3 +203,23 @@ def test_runs_report_failures_and_cancel_promptly(tmp_path: Path) -> None:
     ok.finish()
     ok.discard()
     assert not (tmp_path / "log").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX ownership")
+def test_cache_files_someone_else_could_write_are_ignored(tmp_path: Path) -> None:
+    """The cache steers what runs (the DB, planned locks, uv started at launch): a file
+    another user could have written is not read."""
+    f = tmp_path / "cache" / "entry"
+    _early.write_private(str(f), b"data")
+    assert f.stat().st_mode & 0o777 == 0o600 and _early.read_private(str(f)) == b"data"
+    assert list(f.parent.iterdir()) == [f]  # no temporary file left
+    f.chmod(0o620)
+    assert _early.read_private(str(f)) is None  # group-writable
+    f.chmod(0o600)
+    link = tmp_path / "link"
+    link.symlink_to(f)
+    assert _early.read_private(str(link)) is None
+    assert _early.read_private(str(tmp_path / "missing")) is None
+    if os.getuid() == 0:
+        os.chown(f, 65534, -1)
+        assert _early.read_private(str(f)) is None  # owned by someone else
