@@ -223,3 +223,22 @@ def test_cache_files_someone_else_could_write_are_ignored(tmp_path: Path) -> Non
     if os.getuid() == 0:
         os.chown(f, 65534, -1)
         assert _early.read_private(str(f)) is None  # owned by someone else
+
+
+def test_the_entry_point_keeps_exit_statuses_and_output(tmp_path: Path) -> None:
+    """main() leaves with os._exit after the command: statuses and output are those of a
+    normal interpreter exit."""
+    import subprocess
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "bnb_provision", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=tmp_path)
+
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("bnb-provision, version")
+    usage = run("plan", "--bogus")
+    assert usage.returncode == 2 and "No such option" in usage.stderr
+    error = run("verify", "--env", str(tmp_path / "none"))
+    assert error.returncode == 3 and error.stderr.startswith("Error: ")
+    plan = run("plan", "--gpu", "8.0", "--driver", "580.95.05", "--json")
+    assert plan.returncode == 0 and plan.stdout.rstrip().endswith("}")  # all of it flushed
