@@ -517,9 +517,10 @@ def _make(
 ) -> tuple[Path, _Context, VerifyReport | None, Stamp]:
     """Build a new environment in ``<env>.d/<timestamp>.partial``, verify and stamp it.
 
-    With a requirements lock whose Python is known, uv starts at once and ``context``
-    (the machine, the DB, the plan) is worked out while it installs; a plan that rejects
-    the lock cancels uv. Otherwise the plan comes first. Only a finished environment
+    With a requirements lock whose Python is known, uv starts at once (or is taken over
+    from the entry point, which may have started these very steps at launch: _early) and
+    ``context`` (the machine, the DB, the plan) is worked out while it installs; a plan
+    that rejects the lock cancels uv. Otherwise the plan comes first. Only a finished environment
     loses the ``.partial`` suffix; any failure removes the partial one.
     """
     store = _store(opts.env)
