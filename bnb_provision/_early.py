@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NO_PRESTART_ENV",
-    "PLACEHOLDER",
+    "SCRATCH",
     "InitBuild",
     "LockCompile",
     "Prestarted",
@@ -57,6 +57,7 @@ __all__ = [
     "prestart",
     "read_private",
     "remember_lock",
+    "source_args",
     "sync_step",
     "venv_python",
     "venv_step",
@@ -69,7 +70,7 @@ _FLAGS = ("--offline", "--no-verify", "--json")
 _VALUED = ("--lock", "--env", "--stack", "--find-links")
 _HEADER_LINES = 40  # the header lock writes is a dozen lines; a plain lock has none
 _SIGTERM, _SIGKILL = 15, 9  # POSIX values; the signal module costs ms to import
-PLACEHOLDER = "\0tmp"  # stands for a compile's scratch folder in remembered commands
+SCRATCH = "\0tmp"  # marks the scratch folder in remembered compiles; replaced when run
 _MEMO = "lock-commands.marshal"  # marshal: built in, no import; entries carry the version
 _MEMO_SIZE = 16
 
@@ -159,11 +160,14 @@ def sync_step(
             "--no-python-downloads"]  # fmt: skip
     if quiet:
         args.append("--quiet")
-    if offline:
-        args += ["--offline", "--no-index"]
+    return [*args, *source_args(offline=offline, find_links=find_links), requirements]
+
+
+def source_args(*, offline: bool, find_links: Sequence[str]) -> list[str]:
+    """uv's flags for where packages come from: only ``find_links`` when offline."""
+    args = ["--offline", "--no-index"] if offline else []
     for d in find_links:
         args += ["--find-links", d]
-    args.append(requirements)
     return args
 
 
@@ -450,7 +454,7 @@ class LockCompile(Prestarted):
         self.preferences: bytes | None = None
         self._preferences_path = preferences
         super().__init__(
-            [[a.replace(PLACEHOLDER, self.folder) for a in template]],
+            [[a.replace(SCRATCH, self.folder) for a in template]],
             capture=True,
             log=os.path.join(self.folder, "uv-output.txt"),
             owns=(),  # the folder, once this run has made it
@@ -614,7 +618,7 @@ def _lock_runs(argv: Sequence[str]) -> list[Prestarted]:
 
 
 def remember_lock(argv: Sequence[str], compiles: Sequence[tuple[Sequence[str], str, str]]) -> None:
-    """Remember the compiles a lock command ran: ``(uv argv with PLACEHOLDER for the
+    """Remember the compiles a lock command ran: ``(uv argv with SCRATCH for the
     scratch folder, the input pyproject.toml, the path of the lock handed to uv as its
     preferences or "")``. The next run of the same command starts them at launch."""
     if not caching():

@@ -242,12 +242,7 @@ def _interpreter_for(python: str, hint: Path | None) -> str:
 
 
 def _uv_index_args(opts: BuildOptions) -> list[str]:
-    args: list[str] = []
-    if opts.offline:
-        args += ["--offline", "--no-index"]
-    for d in opts.find_links:
-        args += ["--find-links", str(d)]
-    return args
+    return _early.source_args(offline=opts.offline, find_links=[str(d) for d in opts.find_links])
 
 
 def _venv_step(real: Path, interpreter: str) -> list[str]:

@@ -851,7 +851,7 @@ def _remembered(
             request.command,
             [
                 (
-                    _compile_argv(r.spec, _early.PLACEHOLDER, opts),
+                    _compile_argv(r.spec, _early.SCRATCH, opts),
                     r.spec.uv_input,
                     "" if opts.upgrade else str(r.pylock),
                 )

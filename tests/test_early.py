@@ -154,7 +154,7 @@ def test_remembered_lock_commands_and_a_bad_memo(
     if uv is None:
         pytest.skip("uv is not installed beside this interpreter: nothing starts early")
     assert _early._lock_runs(["lock"]) == []
-    compile_ = [uv, "pip", "compile", "-o", f"{_early.PLACEHOLDER}/out"]
+    compile_ = [uv, "pip", "compile", "-o", f"{_early.SCRATCH}/out"]
     _early.remember_lock(["lock"], [(compile_, "input", "")])
     (run,) = _early._lock_runs(["lock"])
     assert isinstance(run, _early.LockCompile)
