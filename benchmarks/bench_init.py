@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bnb_provision.uv import find_uv
+from bnb_provision.core.uv import find_uv
 
 
 def timed(cmd: list[str] | str, cwd: Path) -> float:

@@ -30,12 +30,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bnb_provision.compat import load_db
-from bnb_provision.constraints import Constraints
-from bnb_provision.lock import LockOptions, spec_for, uv_compile_args
-from bnb_provision.machine import machine_from_dict
-from bnb_provision.planning import plan_for
-from bnb_provision.uv import find_uv
+from bnb_provision.core.uv import find_uv
+from bnb_provision.db.compat import load_db
+from bnb_provision.detect.machine import machine_from_dict
+from bnb_provision.lock.lockset import LockOptions, spec_for, uv_compile_args
+from bnb_provision.plan.constraints import Constraints
+from bnb_provision.plan.inputs import plan_for
 
 MACHINES = {  # all on PyPI's own CUDA builds, so the run needs no PyTorch index
     "a100": ("linux", "x86_64", "NVIDIA A100", "580.95.05", "3.11"),

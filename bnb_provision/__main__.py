@@ -1,3 +1,3 @@
-from bnb_provision._early import main
+from bnb_provision.cli import main
 
 main()

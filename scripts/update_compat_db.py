@@ -22,7 +22,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bnb_provision.derive import Deriver  # noqa: E402
+from bnb_provision.db.derive import Deriver  # noqa: E402
 
 DERIVED = ROOT / "compat_db" / "derived"
 

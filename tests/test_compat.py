@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
-from bnb_provision._data import data_dir
-from bnb_provision.compat import load_db, parse_db, read_db_files
+from bnb_provision.core.data import data_dir
+from bnb_provision.db.compat import load_db, parse_db, read_db_files
 from bnb_provision.errors import CompatDBError
 
 ROOT = Path(__file__).parent.parent
@@ -260,12 +260,56 @@ def test_validated_db_is_cached_and_a_broken_cache_is_rebuilt(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("BNB_PROVISION_NO_DB_CACHE", raising=False)
     first = load_db.__wrapped__(root)
-    (cache,) = (tmp_path / "cache" / "bnb-provision").glob("compat-db-*.pickle")
+    (cache,) = (tmp_path / "cache" / "bnb-provision" / "compat-db").glob("*.json")
     again = load_db.__wrapped__(root)
     assert again == first and again is not first
-    cache.write_bytes(b"not a pickle")
+    cache.write_bytes(b"not json {")
     assert load_db.__wrapped__(root) == first
     # editing a file changes the key: the edit is validated, not served from the cache
     meta = root / "meta.toml"
     meta.write_text(meta.read_text().replace('version = "', 'version = "9'))
     assert load_db.__wrapped__(root).version.startswith("9")
+
+
+def test_the_cache_holds_plain_data_that_is_validated_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cached DB is the parsed TOML as JSON, never pickled classes: a bad value planted
+    in it fails validation with the field's path, as it would in the TOML."""
+    import json
+    import shutil
+
+    from bnb_provision.errors import CompatDBError
+
+    root = tmp_path / "compat_db"
+    shutil.copytree(data_dir("compat_db"), root)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    load_db.__wrapped__(root)
+    (entry,) = (tmp_path / "cache" / "bnb-provision" / "compat-db").glob("*.json")
+    files = json.loads(entry.read_text())
+    files["meta.toml"]["version"] = 7
+    entry.write_text(json.dumps(files))
+    with pytest.raises(CompatDBError, match=r"meta\.toml"):
+        load_db.__wrapped__(root)
+
+
+def test_an_edited_module_invalidates_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys hold the code's identity: a module edited in place (an editable install while
+    someone works) gives another key, so nothing cached by the old code is read."""
+    import shutil
+
+    from bnb_provision.core import cache
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(Path(cache.__file__).parent.parent, pkg)
+    monkeypatch.setattr(cache, "_PACKAGE", pkg)
+    cache.code_identity.cache_clear()
+    before = cache.key_for("compat-db", "x")
+    module = pkg / "db" / "compat.py"
+    module.write_text(module.read_text() + "\n# edited\n")
+    cache.code_identity.cache_clear()
+    after = cache.key_for("compat-db", "x")
+    cache.code_identity.cache_clear()
+    assert before != after

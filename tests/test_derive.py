@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from bnb_provision._toml import toml_loads
-from bnb_provision.derive import Deriver, _cuda_from_requires, platform_of_wheel
+from bnb_provision.core.tomlio import toml_loads
+from bnb_provision.db.derive import Deriver, _cuda_from_requires, platform_of_wheel
 from tests.support.index import make_wheel, serve_index
 
 KERNELS = Path(__file__).parent / "fixtures" / "kernels"

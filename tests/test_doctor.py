@@ -7,18 +7,18 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bnb_provision._toml import toml_loads
-from bnb_provision.cli import cli
-from bnb_provision.compat import load_db
-from bnb_provision.doctor import DoctorOptions, diagnose, explain_text
-from bnb_provision.environment import BnbInfo, BnbLibrary, EnvInfo, TorchInfo
-from bnb_provision.fatbin import read_kernels
-from bnb_provision.findings import CATEGORIES
-from bnb_provision.host import OSInfo, PythonInfo
-from bnb_provision.machine import Machine, load_machine
-from bnb_provision.memory import read_model_shape, shape_from_params
-from bnb_provision.nvidia import Gpu, NvidiaInfo
-from bnb_provision.stamp import Stamp
+from bnb_provision.cli.main import cli
+from bnb_provision.core.tomlio import toml_loads
+from bnb_provision.db.compat import load_db
+from bnb_provision.detect.fatbin import read_kernels
+from bnb_provision.detect.host import OSInfo, PythonInfo
+from bnb_provision.detect.machine import Machine, load_machine
+from bnb_provision.detect.nvidia import Gpu, NvidiaInfo
+from bnb_provision.detect.target import BnbInfo, BnbLibrary, EnvInfo, TorchInfo
+from bnb_provision.doctor.checks import DoctorOptions, diagnose, explain_text
+from bnb_provision.doctor.findings import CATEGORIES
+from bnb_provision.doctor.memory import read_model_shape, shape_from_params
+from bnb_provision.env.stamp import Stamp
 
 FIX = Path(__file__).parent / "fixtures"
 H100 = load_machine(FIX / "snapshots" / "h100-bnb-0.50.2.json")

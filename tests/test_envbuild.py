@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -13,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from bnb_provision.compat import load_db
-from bnb_provision.constraints import Constraints
-from bnb_provision.envbuild import BuildOptions, init_env, rebuild_env
+from bnb_provision.db.compat import load_db
+from bnb_provision.detect.host import OSInfo, PythonInfo
+from bnb_provision.detect.machine import Machine
+from bnb_provision.env.build import BuildOptions, init_env, rebuild_env
+from bnb_provision.env.stamp import read_stamp
 from bnb_provision.errors import FindingsError, TargetEnvError
-from bnb_provision.host import OSInfo, PythonInfo
-from bnb_provision.machine import Machine
-from bnb_provision.stamp import read_stamp
+from bnb_provision.plan.constraints import Constraints
 from tests.support.index import make_wheel
 
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -36,7 +35,7 @@ CPU = Machine(
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Valid stand-in wheels for exactly what the plans of these tests pin, on this Python."""
-    from bnb_provision.planning import plan_for
+    from bnb_provision.plan.inputs import plan_for
 
     d = tmp_path_factory.mktemp("wheelhouse")
     make_wheel(
@@ -211,7 +210,7 @@ def test_sigkill_during_rebuild_leaves_a_working_environment(
 
 
 def test_init_from_a_manifest_picks_this_machines_lock(tmp_path: Path, wheelhouse: Path) -> None:
-    from bnb_provision.lock import LockOptions, lock_machines
+    from bnb_provision.lock.lockset import LockOptions, lock_machines
 
     lock_machines(
         [CPU],
@@ -234,7 +233,7 @@ def test_init_from_a_manifest_picks_this_machines_lock(tmp_path: Path, wheelhous
 def test_rebuild_after_a_changed_snapshot_swaps(tmp_path: Path, wheelhouse: Path) -> None:
     """The machine changed under the environment (a GPU and its driver appeared): the stamp
     no longer matches, so rebuild builds beside, swaps, and keeps the old one."""
-    from bnb_provision.machine import machine_from_dict
+    from bnb_provision.detect.machine import machine_from_dict
 
     init_env(_opts(tmp_path, wheelhouse), load_db(), machine=CPU)
     env = tmp_path / ".venv-bnb"
@@ -269,8 +268,8 @@ def test_a_lock_that_cannot_run_here_is_refused_and_nothing_is_left(
 ) -> None:
     """A CUDA 13.0 lock on a machine whose driver is too old: uv is started at once and
     cancelled when the plan rejects the lock; the half-built environment is removed."""
+    from bnb_provision.detect.machine import machine_from_dict
     from bnb_provision.errors import NoPlanError
-    from bnb_provision.machine import machine_from_dict
 
     old_driver = machine_from_dict(
         {
@@ -296,44 +295,6 @@ def test_a_lock_that_cannot_run_here_is_refused_and_nothing_is_left(
     with pytest.raises(NoPlanError, match="the lock does not run on this machine"):
         init_env(opts, load_db(), machine=old_driver)
     assert not (tmp_path / ".venv-bnb").exists() and not (tmp_path / ".venv-bnb.d").exists()
-
-
-def test_init_from_a_lock_checks_the_fit_once_per_machine_and_db(
-    tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The check that a lock runs on this machine is cached by the machine's snapshot, the
-    lock's pins and the DB: the second init of the same lock skips the resolver."""
-    from bnb_provision.lock import LockOptions, lock_machines
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    locked = lock_machines(
-        [CPU],
-        load_db(),
-        Constraints(torch="2.13.0", python=PY, cuda="cpu"),
-        LockOptions(output=tmp_path / "locks", offline=True, find_links=(wheelhouse,)),
-    )
-    req = locked.results[0].requirements
-
-    def opts(name: str) -> BuildOptions:
-        return BuildOptions(
-            env=tmp_path / name,
-            constraints=Constraints(),
-            lock=req,
-            offline=True,
-            find_links=(wheelhouse,),
-            verify=False,
-        )
-
-    first = init_env(opts(".venv-a"), machine=CPU)
-    assert first.plan is not None  # planned, then remembered
-    second = init_env(opts(".venv-b"), machine=CPU)
-    assert second.plan is None and second.summary == first.summary
-    assert second.summary is not None and second.summary.library == "libbitsandbytes_cpu.so"
-    stamp = read_stamp(tmp_path / ".venv-b")
-    assert stamp is not None and stamp.library == "libbitsandbytes_cpu.so"
-    assert stamp.db_version == load_db().version
-    monkeypatch.setenv("BNB_PROVISION_NO_CACHE", "1")
-    assert init_env(opts(".venv-c"), machine=CPU).plan is not None
 
 
 def _pip_wheelhouse(house: Path, pins: list[str]) -> None:
@@ -383,7 +344,7 @@ def test_cpu_end_to_end_with_real_wheels(tmp_path: Path) -> None:
     peft, trl and their dependencies in a wheelhouse. lock -> init (from the lock folder's
     manifest) -> verify on the CPU backend -> stamp; rebuild after the plan changed swaps
     atomically and keeps the old environment."""
-    from bnb_provision.planning import plan_for
+    from bnb_provision.plan.inputs import plan_for
 
     house = tmp_path / "wheelhouse"
     pinned = Constraints(torch="2.13.0", python=PY, cuda="cpu", profile="qlora")
@@ -431,111 +392,3 @@ def test_cpu_end_to_end_with_real_wheels(tmp_path: Path) -> None:
     assert env.resolve() == res.real and res.backups == (old,)
     assert _import_version(old) == "0.50.2"  # the old one is kept whole, as the backup
     assert rebuild_env(opts("qlora"), load_db(), machine=CPU).action == "unchanged"
-
-
-# -- uv started by the entry point, before the CLI is loaded (bnb_provision/_early.py) --
-
-
-def _cpu_lock(tmp_path: Path, wheelhouse: Path) -> Path:
-    from bnb_provision.lock import LockOptions, lock_machines
-
-    locked = lock_machines(
-        [CPU],
-        load_db(),
-        Constraints(torch="2.13.0", python=PY, cuda="cpu"),
-        LockOptions(output=tmp_path / "locks", offline=True, find_links=(wheelhouse,)),
-    )
-    return locked.results[0].requirements
-
-
-@pytest.fixture
-def early_lock(tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A CPU lock of the stand-in wheels, where init's uv can be started at launch."""
-    if not (Path(sys.executable).parent / "uv").exists():
-        pytest.skip("uv is not installed beside this interpreter: nothing starts early")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("BNB_PROVISION_NO_PRESTART", raising=False)
-    return _cpu_lock(tmp_path, wheelhouse)
-
-
-def test_init_with_a_lock_starts_uv_at_launch(
-    tmp_path: Path, wheelhouse: Path, early_lock: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    req = early_lock
-    args = ("init", "--lock", str(req), "--offline", "--find-links", str(wheelhouse))
-    done = _cli(*args, "--no-verify", "--env", "envs/.venv-bnb", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert "(uv started at launch)" in done.stderr
-    env = tmp_path / "envs" / ".venv-bnb"
-    assert _import_version(env) == "0.50.2"
-    assert [p.name for p in (tmp_path / "envs" / ".venv-bnb.d").iterdir()] == [
-        env.resolve().name  # no .partial, .pid or .log left beside it
-    ]
-    # the same command with the early start turned off builds the same environment
-    monkeypatch.setenv("BNB_PROVISION_NO_PRESTART", "1")
-    late = _cli(*args, "--no-verify", "--env", "envs/late", cwd=tmp_path)
-    assert late.returncode == 0, late.stderr
-    assert "started at launch" not in late.stderr
-    assert _import_version(tmp_path / "envs" / "late") == "0.50.2"
-
-
-def test_a_failing_early_step_reports_uvs_error_and_leaves_nothing(
-    tmp_path: Path, wheelhouse: Path, early_lock: Path
-) -> None:
-    req = early_lock
-    text = req.read_text()
-    # a hash the wheelhouse's bitsandbytes does not have: uv pip sync refuses the lock
-    start = text.index("bitsandbytes==")
-    bad_hash = text.index("--hash=sha256:", start) + len("--hash=sha256:")
-    req.write_text(text[:bad_hash] + "0" * 64 + text[bad_hash + 64 :])
-    done = _cli(
-        "init", "--lock", str(req), "--offline", "--find-links", str(wheelhouse), "--env", "e",
-        "--no-verify", "--json", cwd=tmp_path,
-    )  # fmt: skip
-    assert done.returncode == 7, done.stderr
-    assert "pip sync exited with status" in done.stderr and "hash" in done.stderr.lower()
-    assert not (tmp_path / "e").exists() and not (tmp_path / "e.d").exists()
-
-
-def test_steps_started_for_another_environment_are_discarded(
-    tmp_path: Path, wheelhouse: Path, early_lock: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A guess that does not match what init then wants is cancelled and removed; init
-    builds its own, and steps nobody claims are removed at exit."""
-    from bnb_provision import _early
-
-    monkeypatch.chdir(tmp_path)
-    req = early_lock
-    argv = ["init", "--lock", str(req), "--offline", "--find-links", str(wheelhouse)]
-    (started,) = _early.prestart([*argv, "--env", "a", "--json"])
-    assert isinstance(started, _early.InitBuild)
-    assert Path(started.partial).parent == tmp_path / "a.d"
-    opts = BuildOptions(
-        env=tmp_path / "b",
-        constraints=Constraints(),
-        lock=req,
-        offline=True,
-        find_links=(wheelhouse,),
-        verify=False,
-    )
-    said: list[str] = []
-    res = init_env(opts, load_db(), machine=CPU, log=said.append)
-    assert res.action == "created" and _import_version(tmp_path / "b") == "0.50.2"
-    assert not (tmp_path / "a.d").exists()  # made by the guess, removed with it
-    assert not any("started at launch" in m for m in said)
-    # and a guess that matches is taken over
-    (started,) = _early.prestart([*argv, "--env", "c", "--json"])
-    assert isinstance(started, _early.InitBuild)
-    said.clear()
-    init_env(dataclasses.replace(opts, env=tmp_path / "c"), load_db(), machine=CPU, log=said.append)
-    assert any("started at launch" in m for m in said)
-    assert (tmp_path / "c").resolve() == Path(started.partial.removesuffix(".partial"))
-    # unclaimed at exit (here: click refused the command line after the start)
-    code = (
-        "import sys; from bnb_provision import _early; "
-        f"assert _early.prestart({[*argv, '--env', 'd', '--json']!r}); "
-        "sys.exit(2)"
-    )
-    gone = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=False)
-    assert gone.returncode == 2
-    assert not (tmp_path / "d.d").exists() and not (tmp_path / "d").exists()

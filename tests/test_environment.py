@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bnb_provision.environment import (
+from bnb_provision.detect.target import (
     find_env_python,
     inspect_env,
     parse_bnb_library_name,

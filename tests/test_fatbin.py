@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bnb_provision.fatbin import (
+from bnb_provision.detect.fatbin import (
     FATBIN_MAGIC,
     KernelInventory,
     parse_binary_kernels,

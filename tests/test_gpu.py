@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bnb_provision.fatbin import read_kernels
-from bnb_provision.machine import detect_machine
-from bnb_provision.nvidia import SMI_FIELDS, parse_nvidia_smi_csv
+from bnb_provision.detect.fatbin import read_kernels
+from bnb_provision.detect.machine import detect_machine
+from bnb_provision.detect.nvidia import SMI_FIELDS, parse_nvidia_smi_csv
 
 pytestmark = [
     pytest.mark.gpu,
@@ -90,7 +90,7 @@ def test_torch_cuda_library_covers_this_gpu() -> None:
 
 
 def test_verify_passes_on_every_gpu() -> None:
-    from bnb_provision.verify import run_verify
+    from bnb_provision.env.verify import run_verify
 
     if _site_file("python3", "bitsandbytes/__init__.py") is None:
         pytest.skip("no bitsandbytes in python3")

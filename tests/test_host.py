@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bnb_provision.host import (
+from bnb_provision.detect.host import (
     detect_os,
     normalize_arch,
     parse_os_release,

@@ -15,15 +15,15 @@ import pytest
 from click.testing import CliRunner
 from packaging.pylock import Pylock
 
-from bnb_provision._toml import toml_loads
-from bnb_provision.bundle import bundle_lock
-from bnb_provision.cli import cli
-from bnb_provision.compat import load_db
-from bnb_provision.constraints import Constraints
+from bnb_provision.cli.main import cli
+from bnb_provision.core.tomlio import toml_loads
+from bnb_provision.core.uv import find_uv
+from bnb_provision.db.compat import load_db
+from bnb_provision.detect.machine import machine_from_dict
 from bnb_provision.errors import ExternalToolError, LockfileError
-from bnb_provision.lock import LockOptions, lock_machines, write_atomic
-from bnb_provision.machine import machine_from_dict
-from bnb_provision.uv import find_uv
+from bnb_provision.lock.bundle import bundle_lock
+from bnb_provision.lock.lockset import LockOptions, lock_machines, write_atomic
+from bnb_provision.plan.constraints import Constraints
 from tests.support.index import make_wheel, serve_index
 
 # the machines' Python (locks target it; no interpreter of it is needed)
@@ -155,7 +155,7 @@ def test_torch_comes_from_the_pytorch_index_and_nothing_else(
 
 def test_lock_installs_with_pip_dry_run(tmp_path: Path) -> None:
     """A lock for this interpreter's Python installs with uv's pip interface (dry run)."""
-    from bnb_provision.planning import plan_for
+    from bnb_provision.plan.inputs import plan_for
 
     snap = _snapshot("linux", "NVIDIA A100", "580.95.05")
     snap["python"] = {"version": HERE}
@@ -323,8 +323,8 @@ def test_bundle_refuses_a_tampered_file(
 def test_gptq_stack_pins_torch_and_excludes_bitsandbytes(
     tmp_path: Path, indexes: tuple[str, str, list[str]]
 ) -> None:
-    from bnb_provision.lock import stack_requirements
-    from bnb_provision.planning import plan_for
+    from bnb_provision.lock.lockset import stack_requirements
+    from bnb_provision.plan.inputs import plan_for
 
     m = machine_from_dict(_snapshot("linux", "NVIDIA A100", "580.95.05"))
     plan = plan_for(m, load_db(), Constraints())
@@ -377,41 +377,6 @@ def test_real_pypi_lock_installs_and_validates(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_lock_request_plans_once_for_the_same_inputs(
-    tmp_path: Path, indexes: tuple[str, str, list[str]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The planned groups are cached by the inputs' content: the same snapshot locks again
-    without planning, a changed snapshot or an unreadable entry is planned anew."""
-    from bnb_provision.constraints import MachineFlags
-    from bnb_provision.lock import LockRequest, lock_request
-
-    cache = tmp_path / "xdg"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
-    snap = tmp_path / "pascal.json"
-    snap.write_text(json.dumps(_snapshot("linux", "NVIDIA GeForce GTX 1080 Ti", "550.54.14")))
-    request = LockRequest(machine_files=(snap,), flags=MachineFlags(), constraints=Constraints())
-    first = lock_request(request, _opts(tmp_path, indexes))
-    assert not first.planned_from_cache
-    pylock = first.results[0].pylock.read_text()
-    again = lock_request(request, _opts(tmp_path, indexes))
-    assert again.planned_from_cache and again.results[0].spec == first.results[0].spec
-    assert again.results[0].pylock.read_text() == pylock
-    entries = list((cache / "bnb-provision" / "lock-plans").glob("*.json"))
-    assert len(entries) == 1
-
-    snap.write_text(json.dumps(_snapshot("linux", "NVIDIA A100", "580.95.05")))
-    changed = lock_request(request, _opts(tmp_path, indexes, force=True))
-    assert not changed.planned_from_cache
-    assert changed.results[0].spec.torch != first.results[0].spec.torch
-
-    for entry in (cache / "bnb-provision" / "lock-plans").glob("*.json"):
-        entry.write_text("{not json")
-    assert not lock_request(request, _opts(tmp_path, indexes, force=True)).planned_from_cache
-    assert lock_request(request, _opts(tmp_path, indexes, force=True)).planned_from_cache
-    monkeypatch.setenv("BNB_PROVISION_NO_CACHE", "1")
-    assert not lock_request(request, _opts(tmp_path, indexes, force=True)).planned_from_cache
-
-
 def test_new_lock_files_get_the_usual_permissions(tmp_path: Path) -> None:
     import os
 
@@ -427,7 +392,7 @@ def test_new_lock_files_get_the_usual_permissions(tmp_path: Path) -> None:
 
 
 def test_read_lock_pins_from_a_written_header(tmp_path: Path) -> None:
-    from bnb_provision.lockfiles import read_lock_pins
+    from bnb_provision.lock.pins import read_lock_pins
 
     lock = tmp_path / "x.requirements.txt"
     lock.write_text(
@@ -484,51 +449,3 @@ def test_relock_keeps_the_locked_versions_unless_upgrade(tmp_path: Path) -> None
     assert lock_with(first, upgrade=False) == "3.16.1"
     assert lock_with([*first, newer], upgrade=False) == "3.16.1"
     assert lock_with([*first, newer], upgrade=True) == "3.20.0"
-
-
-def test_the_same_lock_command_again_takes_over_uv_started_at_launch(
-    tmp_path: Path, indexes: tuple[str, str, list[str]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The entry point starts the compiles the same command ran last time; lock takes
-    them over only when argv, input and preferences are identical, and the locks are the
-    same as without; a run nobody takes is removed."""
-    from bnb_provision import _early
-    from bnb_provision.constraints import MachineFlags
-    from bnb_provision.lock import LockRequest, lock_request
-
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("TMPDIR", str(scratch))
-    monkeypatch.delenv("BNB_PROVISION_NO_PRESTART", raising=False)
-    monkeypatch.chdir(tmp_path)
-    snap = tmp_path / "pascal.json"
-    snap.write_text(json.dumps(_snapshot("linux", "NVIDIA GeForce GTX 1080 Ti", "550.54.14")))
-    argv = ("lock", "--machine", "pascal.json", "--force")
-    request = LockRequest(
-        machine_files=(snap,), flags=MachineFlags(), constraints=Constraints(), command=argv
-    )
-    opts = _opts(tmp_path, indexes, force=True)
-    assert _early.prestart(list(argv)) == []  # never run: nothing to start
-    first = lock_request(request, opts)
-    assert first.prestarted == 0
-    pylock = first.results[0].pylock
-    text = pylock.read_text()
-
-    (started,) = _early.prestart(list(argv))
-    assert isinstance(started, _early.LockCompile) and started.preferences == pylock.read_bytes()
-    said: list[str] = []
-    again = lock_request(request, opts, said.append)
-    assert again.prestarted == 1 and "1 of 1 uv run(s) started at launch" in said
-    assert pylock.read_text() == text
-    assert list(scratch.iterdir()) == []  # its scratch folder went with it
-
-    # the previous lock changed after the launch: other preferences, so compiled anew
-    _early.prestart(list(argv))
-    pylock.write_text(text + "\n# edited by hand\n")
-    third = lock_request(request, opts)
-    assert third.prestarted == 0 and pylock.read_text() == text
-    assert list(scratch.iterdir()) == []
-    assert _early.prestart(["lock", "--machine", "other.json"]) == []
-    monkeypatch.setenv("BNB_PROVISION_NO_PRESTART", "1")
-    assert _early.prestart(list(argv)) == []

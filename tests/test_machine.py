@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from bnb_provision.detect.machine import MACHINE_SCHEMA, load_machine, machine_from_dict
 from bnb_provision.errors import SnapshotError
-from bnb_provision.machine import MACHINE_SCHEMA, load_machine, machine_from_dict
 
 SNAP = Path(__file__).parent / "fixtures" / "snapshots"
 

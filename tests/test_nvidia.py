@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bnb_provision import nvidia
-from bnb_provision.nvidia import (
+from bnb_provision.detect import nvidia
+from bnb_provision.detect.nvidia import (
     cuda_from_nvml,
     detect_nvidia,
     parse_nvidia_smi_csv,
@@ -221,7 +221,7 @@ def test_nvml_hang_is_bounded(
 ) -> None:
     import time
 
-    from bnb_provision import _nvml
+    from bnb_provision.detect import _nvml
 
     def hang() -> None:
         time.sleep(5)

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 import pytest
 from packaging.version import Version
 
-from bnb_provision.compat import load_db
-from bnb_provision.constraints import Constraints
+from bnb_provision.db.compat import load_db
 from bnb_provision.errors import NoPlanError
-from bnb_provision.resolve import Target, make_plan
+from bnb_provision.plan.constraints import Constraints
+from bnb_provision.plan.resolve import Target, make_plan
 
 CUDA13 = ("cu130", "cu132")
 

@@ -8,22 +8,22 @@ import time
 
 import pytest
 
-from bnb_provision import _subprocess
+from bnb_provision.core import process
 from bnb_provision.errors import ExternalToolError
 
 PY = sys.executable
 
 
 def test_run_captures_output_and_exit_status() -> None:
-    done = _subprocess.run([PY, "-c", "import sys; print('out'); print('err', file=sys.stderr)"])
+    done = process.run([PY, "-c", "import sys; print('out'); print('err', file=sys.stderr)"])
     assert (done.returncode, done.stdout.strip(), done.stderr.strip()) == (0, "out", "err")
-    quiet = _subprocess.run([PY, "-c", "raise SystemExit(3)"], check=False)
+    quiet = process.run([PY, "-c", "raise SystemExit(3)"], check=False)
     assert quiet.returncode == 3
 
 
 def test_a_failure_carries_the_programs_own_message() -> None:
     with pytest.raises(ExternalToolError, match=r"exited with status 1:\nno such index") as info:
-        _subprocess.run([PY, "-c", "import sys; sys.exit('no such index')"], check=True)
+        process.run([PY, "-c", "import sys; sys.exit('no such index')"], check=True)
     assert info.value.returncode == 1 and info.value.output == "no such index"
 
 
@@ -31,19 +31,19 @@ def test_uncaptured_output_goes_to_the_terminal_and_the_error_says_so(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     with pytest.raises(ExternalToolError, match="its own output is above"):
-        _subprocess.run([PY, "-c", "print('progress 50%'); raise SystemExit(1)"], capture=False)
+        process.run([PY, "-c", "print('progress 50%'); raise SystemExit(1)"], capture=False)
     assert "progress 50%" in capfd.readouterr().out
 
 
 def test_missing_program_and_timeout() -> None:
     with pytest.raises(ExternalToolError, match="was not found"):
-        _subprocess.run(["/nonexistent/uv", "--version"])
+        process.run(["/nonexistent/uv", "--version"])
     with pytest.raises(ExternalToolError, match=r"did not finish within 0\.3 s"):
-        _subprocess.run([PY, "-c", "import time; time.sleep(30)"], timeout=0.3)
+        process.run([PY, "-c", "import time; time.sleep(30)"], timeout=0.3)
 
 
 def test_cancel_stops_a_running_program_from_another_thread() -> None:
-    running = _subprocess.start([PY, "-c", "import time; time.sleep(30)"])
+    running = process.start([PY, "-c", "import time; time.sleep(30)"])
     threading.Timer(0.2, running.cancel).start()
     start = time.monotonic()
     with pytest.raises(ExternalToolError, match="was cancelled"):

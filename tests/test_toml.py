@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bnb_provision._toml import toml_loads, toml_pairs, toml_table, toml_value
+from bnb_provision.core.tomlio import toml_loads, toml_pairs, toml_table, toml_value
 
 
 @pytest.mark.parametrize(

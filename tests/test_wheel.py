@@ -31,7 +31,8 @@ def test_wheel_contains_the_data(wheel: Path) -> None:
         "bnb_provision/compat_db/meta.toml",
         "bnb_provision/compat_db/nvidia.toml",
         "bnb_provision/compat_db/derived/bitsandbytes.toml",
-        "bnb_provision/_probe_script.py",
+        "bnb_provision/detect/_probe_script.py",
+        "bnb_provision/env/_verify_script.py",
         "bnb_provision/py.typed",
     ):
         assert required in names, required
@@ -44,8 +45,8 @@ def test_installed_wheel_finds_its_data(wheel: Path, tmp_path: Path) -> None:
     zipfile.ZipFile(wheel).extractall(site)
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); "
-        "from bnb_provision._data import data_dir; "
-        "from bnb_provision.compat import load_db; "
+        "from bnb_provision.core.data import data_dir; "
+        "from bnb_provision.db.compat import load_db; "
         "print(data_dir('compat_db')); print(data_dir('templates')); print(load_db().version)"
     )
     done = subprocess.run(

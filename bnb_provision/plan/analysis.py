@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bnb_provision.fatbin import describe_archs
-from bnb_provision.loader import LibraryChoice, choose_library
+from bnb_provision.detect.fatbin import describe_archs
+from bnb_provision.plan.loader import LibraryChoice, choose_library
 
 if TYPE_CHECKING:
-    from bnb_provision.compat import CompatDB
-    from bnb_provision.machine import Machine
+    from bnb_provision.db.compat import CompatDB
+    from bnb_provision.detect.machine import Machine
 
 __all__ = ["BnbLoadReport", "bnb_load_report"]
 

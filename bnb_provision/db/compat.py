@@ -10,6 +10,7 @@ the path of the bad field (``bitsandbytes.toml: loader_rule[1].rule: ...``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import Callable
@@ -20,10 +21,9 @@ from typing import Any, Final, TypeVar
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from bnb_provision import _early
-from bnb_provision._data import data_dir
-from bnb_provision._fields import FieldError, Fields
-from bnb_provision._toml import toml_loads
+from bnb_provision.core.data import data_dir
+from bnb_provision.core.fields import FieldError, Fields
+from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.errors import CompatDBError
 
 __all__ = [
@@ -796,49 +796,42 @@ def read_db_files(root: Path) -> dict[str, dict[str, Any]]:
     return files
 
 
-def _cache_file(root: Path) -> Path | None:
-    """Where the validated DB is cached, keyed by every file's size and mtime."""
-    from bnb_provision import _cache
+def _db_signature(root: Path) -> str:
+    """Every DB file's path, size and mtime: a changed DB gets another cache entry."""
+    parts = [str(root.resolve())]
+    for path in sorted(root.rglob("*.toml")):
+        st = path.stat()
+        parts.append(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}")
+    return "\0".join(parts)
 
-    if not _cache.enabled():
-        return None
-    return _cache.cache_dir() / f"compat-db-{_cache.db_signature(root)}.pickle"
+
+def _read_files_cached(folder: Path) -> dict[str, dict[str, Any]]:
+    """The DB files as plain data, from the cache when this code and these files made it.
+
+    The cache holds only what TOML parsing gave (JSON); every load validates it again.
+    """
+    from bnb_provision.core import cache
+
+    try:
+        key = cache.key_for("compat-db", _db_signature(folder)) if cache.enabled() else None
+    except OSError:
+        key = None
+    data = cache.read_json("compat-db", key) if key else None
+    if isinstance(data, dict) and all(isinstance(v, dict) for v in data.values()):
+        return data
+    files = read_db_files(folder)
+    if key:
+        with contextlib.suppress(TypeError, ValueError):  # a value JSON cannot hold
+            cache.write_json("compat-db", key, files, keep=4)
+    return files
 
 
 @functools.cache
 def load_db(root: Path | None = None) -> CompatDB:
     """Load and validate the compat DB (the shipped one unless ``root`` is given).
 
-    Validation runs once per DB content; the validated value is then cached in the
-    user's cache folder (``BNB_PROVISION_NO_CACHE=1`` turns that off).
+    The parsed files are cached as plain data (``BNB_PROVISION_NO_CACHE=1`` turns that
+    off); validation runs on every load, so a cached value passes the same checks.
     """
-    import pickle
-
     folder = root or data_dir("compat_db")
-    try:
-        cache = _cache_file(folder)
-    except OSError:
-        cache = None
-    data = _early.read_private(str(cache)) if cache is not None else None
-    if data is not None:
-        try:
-            db = pickle.loads(data)  # noqa: S301 - our own private cache, keyed by the DB's files
-            if isinstance(db, CompatDB):
-                return db
-        except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError):
-            pass
-    db = parse_db(read_db_files(folder))
-    if cache is not None:
-        try:
-            _early.write_private(str(cache), pickle.dumps(db, protocol=pickle.HIGHEST_PROTOCOL))
-            # keep the newest few (other installs, other DB versions); drop the rest
-            others = sorted(
-                cache.parent.glob("compat-db-*.pickle"),
-                key=lambda p: p.stat().st_mtime,
-                reverse=True,
-            )
-            for stale in others[4:]:
-                stale.unlink(missing_ok=True)
-        except OSError:
-            pass
-    return db
+    return parse_db(_read_files_cached(folder))

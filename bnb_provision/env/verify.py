@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from bnb_provision import _subprocess
+from bnb_provision.core import process
 from bnb_provision.errors import ExternalToolError, TargetEnvError
 
 __all__ = ["VERIFY_SCHEMA", "VerifyReport", "run_verify"]
@@ -53,7 +53,7 @@ def run_verify(
     """Run the checks with interpreter ``python``; raises TargetEnvError if it cannot run."""
     script = (Path(__file__).parent / "_verify_script.py").read_text(encoding="utf-8")
     try:
-        done = _subprocess.run(
+        done = process.run(
             [python, "-X", "utf8", "-c", script],
             timeout=timeout,
             check=False,

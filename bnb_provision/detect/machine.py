@@ -16,8 +16,18 @@ from pathlib import Path
 from typing import Any, Final
 
 from bnb_provision import __version__
-from bnb_provision._fields import FieldError, Fields
-from bnb_provision.environment import (
+from bnb_provision.core.fields import FieldError, Fields
+from bnb_provision.detect.fatbin import KernelInventory
+from bnb_provision.detect.host import (
+    OSInfo,
+    PythonInfo,
+    detect_os,
+    detect_python,
+    normalize_arch,
+    normalize_system,
+)
+from bnb_provision.detect.nvidia import Gpu, NvidiaInfo, detect_nvidia
+from bnb_provision.detect.target import (
     BnbInfo,
     BnbLibrary,
     EnvInfo,
@@ -26,16 +36,6 @@ from bnb_provision.environment import (
     inspect_env,
 )
 from bnb_provision.errors import SnapshotError
-from bnb_provision.fatbin import KernelInventory
-from bnb_provision.host import (
-    OSInfo,
-    PythonInfo,
-    detect_os,
-    detect_python,
-    normalize_arch,
-    normalize_system,
-)
-from bnb_provision.nvidia import Gpu, NvidiaInfo, detect_nvidia
 
 __all__ = ["MACHINE_SCHEMA", "Machine", "detect_machine", "load_machine", "machine_from_dict"]
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from bnb_provision import _subprocess
+from bnb_provision.core import process
+from bnb_provision.detect.host import PythonInfo
 from bnb_provision.errors import ExternalToolError, TargetEnvError
-from bnb_provision.host import PythonInfo
 
 if TYPE_CHECKING:  # fatbin loads when binaries are read (init's stamp reads none)
-    from bnb_provision.fatbin import KernelInventory
+    from bnb_provision.detect.fatbin import KernelInventory
 
 __all__ = [
     "BnbInfo",
@@ -205,12 +205,12 @@ def find_env_python(env_dir: str | os.PathLike[str]) -> Path:
 def _run_probe(python: str) -> dict[str, Any]:
     script = (Path(__file__).parent / "_probe_script.py").read_text(encoding="utf-8")
     exe = Path(python)
-    if not (exe.exists() or _subprocess.find_program(python)):
+    if not (exe.exists() or process.find_program(python)):
         raise TargetEnvError(
             f"--python {python}: no such file. Give the path of a Python interpreter."
         )
     try:
-        done = _subprocess.run(
+        done = process.run(
             [python, "-X", "utf8", "-c", script],
             timeout=PROBE_TIMEOUT,
             cwd=Path.home() if Path.home().is_dir() else None,
@@ -268,7 +268,7 @@ def inspect_env(python: str, warnings: list[str], *, read_binaries: bool = True)
             kernels = None
             if read_binaries and backend.startswith("cuda"):
                 try:
-                    from bnb_provision.fatbin import read_kernels
+                    from bnb_provision.detect.fatbin import read_kernels
 
                     kernels = read_kernels(path)
                 except (OSError, ValueError) as exc:

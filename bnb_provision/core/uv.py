@@ -6,13 +6,23 @@ import functools
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from bnb_provision import _subprocess
+from bnb_provision.core import process
 from bnb_provision.errors import ExternalToolError
 
-__all__ = ["PYTHON_PLATFORMS", "find_uv", "python_platform", "run_uv", "start_uv"]
+__all__ = [
+    "PYTHON_PLATFORMS",
+    "find_uv",
+    "python_platform",
+    "run_uv",
+    "source_args",
+    "sync_step",
+    "venv_python",
+    "venv_step",
+]
 
 # bnb-provision platform -> uv's --python-platform target triple
 PYTHON_PLATFORMS: Final = {
@@ -73,13 +83,41 @@ def run_uv(
     cwd: str | Path | None = None,
     timeout: float = UV_TIMEOUT,
     env: dict[str, str] | None = None,
-) -> _subprocess.Completed:
+) -> process.Completed:
     """Run ``uv ARGS``; a failure raises ExternalToolError carrying uv's own message."""
-    return _subprocess.run([find_uv(), *args], cwd=cwd, timeout=timeout, env=env, check=True)
+    return process.run([find_uv(), *args], cwd=cwd, timeout=timeout, env=env, check=True)
 
 
-def start_uv(
-    args: list[str], *, cwd: str | Path | None = None, timeout: float = UV_TIMEOUT
-) -> _subprocess.Running:
-    """Start ``uv ARGS`` and return at once; ``.wait()`` finishes it like :func:`run_uv`."""
-    return _subprocess.start([find_uv(), *args], cwd=cwd, timeout=timeout, check=True)
+def venv_python(env: str | os.PathLike[str]) -> Path:
+    """Where ``uv venv`` puts the interpreter (known before the environment exists)."""
+    return Path(env, "Scripts", "python.exe") if os.name == "nt" else Path(env, "bin", "python")
+
+
+def venv_step(interpreter: str, env: str | os.PathLike[str]) -> list[str]:
+    """``uv venv`` for a build folder that is renamed when complete: relocatable, so that
+    its scripts' shebangs and activation scripts do not name the ``.partial`` path."""
+    return [find_uv(), "venv", "--relocatable", "--quiet", "--no-python-downloads",
+            "--python", interpreter, str(env)]  # fmt: skip
+
+
+def sync_step(
+    env: str | os.PathLike[str],
+    requirements: str | os.PathLike[str],
+    *,
+    sources: Sequence[str],
+    quiet: bool,
+) -> list[str]:
+    """``uv pip sync`` of a hash-pinned requirements lock into the environment ``env``."""
+    args = [find_uv(), "pip", "sync", "--python", str(venv_python(env)), "--require-hashes",
+            "--no-python-downloads"]  # fmt: skip
+    if quiet:
+        args.append("--quiet")
+    return [*args, *sources, str(requirements)]
+
+
+def source_args(*, offline: bool, find_links: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """uv's flags for where packages come from: only ``find_links`` when offline."""
+    args = ["--offline", "--no-index"] if offline else []
+    for d in find_links:
+        args += ["--find-links", str(d)]
+    return args

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from bnb_provision import _early, _subprocess
+from bnb_provision.core import process, uv
+from bnb_provision.core.uv import find_uv, run_uv
 from bnb_provision.errors import (
     ExternalToolError,
     FindingsError,
@@ -36,20 +37,19 @@ from bnb_provision.errors import (
     NoPlanError,
     TargetEnvError,
 )
-from bnb_provision.lockfiles import MANIFEST_FILE, LockPins, read_lock_pins, requirements_for
-from bnb_provision.uv import find_uv, run_uv
+from bnb_provision.lock.pins import MANIFEST_FILE, LockPins, read_lock_pins, requirements_for
 
 # The resolver, the DB, the machine, the lock writer, the verifier and the environment
 # reader load inside the functions that use them: with a lock given, init starts uv
 # first and loads them while uv installs.
 if TYPE_CHECKING:
-    from bnb_provision.compat import CompatDB
-    from bnb_provision.constraints import Constraints
-    from bnb_provision.environment import EnvInfo
-    from bnb_provision.machine import Machine
-    from bnb_provision.resolve import Plan
-    from bnb_provision.stamp import Stamp
-    from bnb_provision.verify import VerifyReport
+    from bnb_provision.db.compat import CompatDB
+    from bnb_provision.detect.machine import Machine
+    from bnb_provision.detect.target import EnvInfo
+    from bnb_provision.env.stamp import Stamp
+    from bnb_provision.env.verify import VerifyReport
+    from bnb_provision.plan.constraints import Constraints
+    from bnb_provision.plan.resolve import Plan
 
 __all__ = [
     "BuildOptions",
@@ -122,7 +122,8 @@ def default_env_path(stack: str) -> Path:
 
 
 def _now() -> str:
-    return _early.build_name()
+    """A build folder's name: the UTC time to the microsecond, sortable."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def _store(env: Path) -> Path:
@@ -130,7 +131,7 @@ def _store(env: Path) -> Path:
 
 
 def _python_in(env: Path) -> Path:
-    from bnb_provision.environment import find_env_python
+    from bnb_provision.detect.target import find_env_python
 
     return find_env_python(env).absolute()
 
@@ -142,8 +143,8 @@ def select_from_manifest(
     manifest: Path, machine: Machine, db: CompatDB, constraints: Constraints
 ) -> Path:
     """The lock of the manifest's class that runs on ``machine``."""
-    from bnb_provision._toml import toml_loads
-    from bnb_provision.planning import plan_for
+    from bnb_provision.core.tomlio import toml_loads
+    from bnb_provision.plan.inputs import plan_for
 
     data = toml_loads(manifest.read_text(encoding="utf-8"))
     reasons = []
@@ -189,7 +190,7 @@ class _Steps(threading.Thread):
         self._steps = [list(a) for a in steps]
         self._progress = progress
         self._lock = threading.Lock()
-        self._current: _subprocess.Running | None = None
+        self._current: process.Running | None = None
         self._cancelled = False
         self.error: BaseException | None = None
 
@@ -199,9 +200,7 @@ class _Steps(threading.Thread):
                 with self._lock:
                     if self._cancelled:
                         return
-                    self._current = _subprocess.start(
-                        args, timeout=1800.0, capture=not self._progress
-                    )
+                    self._current = process.start(args, timeout=1800.0, capture=not self._progress)
                 self._current.wait()
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread by finish()
             self.error = exc
@@ -228,7 +227,7 @@ def _interpreter_for(python: str, hint: Path | None) -> str:
         return str(hint)
     if f"{sys.version_info[0]}.{sys.version_info[1]}" == python:
         return sys.executable
-    found = _subprocess.find_program(f"python{python}")
+    found = process.find_program(f"python{python}")
     if found:
         return found
     try:
@@ -242,22 +241,15 @@ def _interpreter_for(python: str, hint: Path | None) -> str:
 
 
 def _uv_index_args(opts: BuildOptions) -> list[str]:
-    return _early.source_args(offline=opts.offline, find_links=[str(d) for d in opts.find_links])
+    return uv.source_args(offline=opts.offline, find_links=opts.find_links)
 
 
 def _venv_step(real: Path, interpreter: str) -> list[str]:
-    return _early.venv_step(find_uv(), interpreter, str(real))
+    return uv.venv_step(interpreter, real)
 
 
 def _sync_step(real: Path, req: Path, opts: BuildOptions) -> list[str]:
-    return _early.sync_step(
-        find_uv(),
-        str(real),
-        str(req),
-        offline=opts.offline,
-        find_links=[str(d) for d in opts.find_links],
-        quiet=not opts.progress,
-    )
+    return uv.sync_step(real, req, sources=_uv_index_args(opts), quiet=not opts.progress)
 
 
 def _system_site_dirs(python: Path) -> list[str]:
@@ -265,7 +257,7 @@ def _system_site_dirs(python: Path) -> list[str]:
         "import json, site, sysconfig; p = sysconfig.get_paths(); "
         "print(json.dumps(sorted({p['purelib'], p['platlib']})))"
     )
-    done = _subprocess.run([str(python), "-c", code], timeout=60)
+    done = process.run([str(python), "-c", code], timeout=60)
     return [d for d in json.loads(done.stdout.strip().splitlines()[-1]) if Path(d).is_dir()]
 
 
@@ -276,12 +268,12 @@ def _adopt_system_torch(
     from packaging.version import Version
 
     assert opts.torch_system is not None
-    _subprocess.run(_venv_step(real, str(opts.torch_system)), timeout=600)
+    process.run(_venv_step(real, str(opts.torch_system)), timeout=600)
     py = _python_in(real)
     workdir = real / ".bnb-provision"
     workdir.mkdir(exist_ok=True)
     site = json.loads(
-        _subprocess.run(
+        process.run(
             [
                 str(py),
                 "-c",
@@ -318,7 +310,7 @@ def _adopt_system_torch(
         f"adopting {system_env.torch.version if system_env.torch else 'torch'} from "
         f"{opts.torch_system}; installing {', '.join(wanted)}"
     )
-    _subprocess.run(
+    process.run(
         [
             find_uv(),
             "pip",
@@ -341,7 +333,7 @@ def _adopt_system_torch(
 
 def _lock_for_plan(real: Path, plan: Plan, opts: BuildOptions, db: CompatDB) -> Path:
     """No lock given: compile one for this machine's plan into the new environment."""
-    from bnb_provision.lock import LockOptions, compile_spec, spec_for
+    from bnb_provision.lock.lockset import LockOptions, compile_spec, spec_for
 
     workdir = real / ".bnb-provision"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -379,7 +371,7 @@ def _installed(env: Path, system: Path | None) -> tuple[str | None, str | None, 
     Read from its files; an environment that adopts a system torch is asked through its
     interpreter, since its torch lives in the system's site-packages.
     """
-    from bnb_provision.environment import inspect_env, installed_from_files, site_packages
+    from bnb_provision.detect.target import inspect_env, installed_from_files, site_packages
 
     site = site_packages(env)
     if system is None and site is not None:
@@ -407,7 +399,7 @@ def _write_stamp(
 ) -> Stamp:
     import hashlib
 
-    from bnb_provision.stamp import STAMP_FILE, Stamp, gpu_ids
+    from bnb_provision.env.stamp import STAMP_FILE, Stamp, gpu_ids
 
     torch, bnb, _ = _installed(real, system)
     stamp = Stamp(
@@ -512,15 +504,13 @@ def _make(
 ) -> tuple[Path, _Context, VerifyReport | None, Stamp]:
     """Build a new environment in ``<env>.d/<timestamp>.partial``, verify and stamp it.
 
-    With a requirements lock whose Python is known, uv starts at once (or is taken over
-    from the entry point, which may have started these very steps at launch: _early) and
+    With a requirements lock whose Python is known, uv starts at once and
     ``context`` (the machine, the DB, the plan) is worked out while it installs; a plan
     that rejects the lock cancels uv. Otherwise the plan comes first. Only a finished environment
     loses the ``.partial`` suffix; any failure removes the partial one.
     """
     store = _store(opts.env)
     at_once = bool(req and pins and pins.python and opts.torch_system is None)
-    early = None
     if at_once:
         assert req is not None
         assert pins is not None
@@ -534,13 +524,9 @@ def _make(
                 _sync_step(Path(partial), lock, opts),
             ]
 
-        # the entry point may have started these very steps before the CLI was loaded
-        early = _early.claim(str(store), steps_for, capture=not opts.progress)
-    else:
-        _early.claim(str(store), None, capture=not opts.progress)  # discards any
-    made_store = not store.is_dir()  # after the claim: a discarded guess may remove it
+    made_store = not store.is_dir()
     store.mkdir(parents=True, exist_ok=True)
-    name = early.name if early is not None else _now()
+    name = _now()
     partial = store / f"{name}.partial"
     real = store / name
     owner = _owner_file(partial)
@@ -548,14 +534,9 @@ def _make(
     try:
         if at_once:
             assert req is not None
-            steps: _Steps | _early.Prestarted
-            if early is not None:
-                log(f"installing {req.name} into {real} (uv started at launch)")
-                steps = early
-            else:
-                log(f"installing {req.name} into {real}")
-                steps = _Steps(steps_for(str(partial)), progress=opts.progress)
-                steps.start()
+            log(f"installing {req.name} into {real}")
+            steps = _Steps(steps_for(str(partial)), progress=opts.progress)
+            steps.start()
             try:
                 ctx = context()
             except BaseException:
@@ -569,21 +550,17 @@ def _make(
                 assert ctx.system_env is not None
                 req = _adopt_system_torch(partial, plan, opts, db, log, ctx.system_env)
             else:
-                _subprocess.run(
-                    _venv_step(partial, _interpreter_for(plan.python, None)), timeout=600
-                )
+                process.run(_venv_step(partial, _interpreter_for(plan.python, None)), timeout=600)
                 if req is None:
                     req = _lock_for_plan(partial, plan, opts, db)
                 log(f"installing {req.name} into {real}")
-                _subprocess.run(
+                process.run(
                     _sync_step(partial, req, opts), timeout=1800.0, capture=not opts.progress
                 )
         partial.rename(real)  # a finished environment never has .partial in its name
         if req.is_relative_to(partial):
             req = real / req.relative_to(partial)
     except BaseException:
-        if early is not None:
-            early.discard()  # its log too
         shutil.rmtree(partial, ignore_errors=True)
         owner.unlink(missing_ok=True)
         if made_store:
@@ -594,7 +571,7 @@ def _make(
         owner.unlink(missing_ok=True)
     report = None
     if opts.verify:
-        from bnb_provision.verify import run_verify
+        from bnb_provision.env.verify import run_verify
 
         log("verifying")
         report = run_verify(str(_python_in(real)))
@@ -617,7 +594,7 @@ def _make(
 def _plan(machine: Machine, opts: BuildOptions, db: CompatDB, system_env: EnvInfo | None) -> Plan:
     from packaging.version import Version
 
-    from bnb_provision.planning import plan_for
+    from bnb_provision.plan.inputs import plan_for
 
     cons = opts.constraints
     if system_env is not None:
@@ -636,7 +613,7 @@ def _plan_for_lock(machine: Machine, db: CompatDB, pins: LockPins, opts: BuildOp
     does not run here (a CUDA build too new for the driver, a GPU its kernels lack)."""
     from packaging.version import Version
 
-    from bnb_provision.planning import plan_for
+    from bnb_provision.plan.inputs import plan_for
 
     cons = dataclasses.replace(
         opts.constraints,
@@ -673,61 +650,20 @@ class _Lazy:
     def __init__(self, machine: Machine | None, db: CompatDB | None) -> None:
         self._machine = machine
         self._db = db
-        self.given_db = db is not None
 
     def machine(self) -> Machine:
         if self._machine is None:
-            from bnb_provision.machine import detect_machine
+            from bnb_provision.detect.machine import detect_machine
 
             self._machine = detect_machine()
         return self._machine
 
     def db(self) -> CompatDB:
         if self._db is None:
-            from bnb_provision.compat import load_db
+            from bnb_provision.db.compat import load_db
 
             self._db = load_db()
         return self._db
-
-
-FIT_CACHE: Final = "lock-fits"
-
-
-def _fit_key(lazy: _Lazy, pins: LockPins, opts: BuildOptions) -> str | None:
-    """The cache key of "this lock runs on this machine": the tool and shipped DB (file
-    sizes and mtimes), the machine's snapshot, the lock's pins and the constraints.
-    None when a DB was handed in (tests, other DBs) or caching is off."""
-    import hashlib
-
-    from bnb_provision import _cache
-    from bnb_provision._data import data_dir
-
-    if lazy.given_db or not _cache.enabled():
-        return None
-    try:
-        db = _cache.db_signature(data_dir("compat_db"))
-    except OSError:
-        return None
-    inputs = {
-        "db": db,
-        "machine": lazy.machine().identity(),
-        "pins": dataclasses.asdict(pins),
-        "constraints": dataclasses.asdict(opts.constraints),
-    }
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _cached_fit(lazy: _Lazy, key: str | None) -> _Context | None:
-    from bnb_provision import _cache
-
-    data = _cache.read_json(FIT_CACHE, key) if key else None
-    if not isinstance(data, dict):
-        return None
-    try:
-        summary = PlanSummary(**data)
-    except TypeError:
-        return None
-    return _Context(machine=lazy.machine(), summary=summary)
 
 
 def init_env(
@@ -754,19 +690,11 @@ def init_env(
     pins = read_lock_pins(req) if req is not None else None
 
     def context() -> _Context:
-        from bnb_provision.environment import inspect_env
+        from bnb_provision.detect.target import inspect_env
 
         system_env = inspect_env(str(opts.torch_system), []) if opts.torch_system else None
         if pins is not None and system_env is None:
-            key = _fit_key(lazy, pins, opts)
-            cached = _cached_fit(lazy, key)
-            if cached is not None:
-                return cached
             plan = _plan_for_lock(lazy.machine(), lazy.db(), pins, opts)
-            if key:
-                from bnb_provision import _cache
-
-                _cache.write_json(FIT_CACHE, key, dataclasses.asdict(PlanSummary.of(plan)))
         else:
             plan = _plan(lazy.machine(), opts, lazy.db(), system_env)
         return _Context(
@@ -821,8 +749,8 @@ def rebuild_env(
             "swapped atomically. Create a managed one beside it with bnb-provision init --env "
             f"{env}-managed, check it, then remove the old one yourself."
         )
-    from bnb_provision.environment import inspect_env
-    from bnb_provision.stamp import machine_drift, read_stamp
+    from bnb_provision.detect.target import inspect_env
+    from bnb_provision.env.stamp import machine_drift, read_stamp
 
     lazy = _Lazy(machine, db)
     current = env.resolve()
@@ -858,7 +786,7 @@ def rebuild_env(
     if stamp is not None:
         reasons += machine_drift(stamp, ctx.machine)
     if not reasons and opts.verify:
-        from bnb_provision.verify import run_verify
+        from bnb_provision.env.verify import run_verify
 
         check = run_verify(str(_python_in(current)))
         if not check.ok:

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from bnb_provision._fields import FieldError, Fields
+from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.errors import SnapshotError
 
 if TYPE_CHECKING:
-    from bnb_provision.machine import Machine
+    from bnb_provision.detect.machine import Machine
 
 __all__ = ["STAMP_FILE", "STAMP_SCHEMA", "Stamp", "gpu_ids", "machine_drift", "read_stamp"]
 

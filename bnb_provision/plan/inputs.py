@@ -8,13 +8,19 @@ from pathlib import Path
 from typing import Any, Final
 
 from bnb_provision import __version__
-from bnb_provision.compat import CompatDB
-from bnb_provision.constraints import Constraints, MachineFlags
+from bnb_provision.db.compat import CompatDB
+from bnb_provision.detect.host import (
+    OSInfo,
+    PythonInfo,
+    detect_python,
+    normalize_arch,
+    normalize_system,
+)
+from bnb_provision.detect.machine import Machine
+from bnb_provision.detect.nvidia import Gpu, NvidiaInfo
 from bnb_provision.errors import NoPlanError, SnapshotError
-from bnb_provision.host import OSInfo, PythonInfo, detect_python, normalize_arch, normalize_system
-from bnb_provision.machine import Machine
-from bnb_provision.nvidia import Gpu, NvidiaInfo
-from bnb_provision.resolve import Plan, make_plan, target_from_machine
+from bnb_provision.plan.constraints import Constraints, MachineFlags
+from bnb_provision.plan.resolve import Plan, make_plan, target_from_machine
 
 __all__ = [
     "PLAN_SCHEMA",
@@ -82,7 +88,7 @@ def apply_flags(base: Machine | None, flags: MachineFlags, db: CompatDB) -> Mach
 def load_machines(paths: tuple[Path, ...], flags: MachineFlags, db: CompatDB) -> list[Machine]:
     """The machines to plan for: snapshot files and folders of them, else the flags alone,
     else this machine; the flags apply on top of each."""
-    from bnb_provision.machine import detect_machine, load_machine
+    from bnb_provision.detect.machine import detect_machine, load_machine
 
     machines = []
     for path in paths:

@@ -25,15 +25,15 @@ from typing import Final
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from bnb_provision.analysis import bnb_load_report
-from bnb_provision.compat import CompatDB
-from bnb_provision.environment import GPTQ_AWQ
-from bnb_provision.fatbin import describe_archs
-from bnb_provision.findings import Finding
-from bnb_provision.loader import cuda_tag
-from bnb_provision.machine import Machine
-from bnb_provision.memory import GPU_SHARE, ModelShape, estimate_peak_bytes, mib
-from bnb_provision.stamp import Stamp, machine_drift
+from bnb_provision.db.compat import CompatDB
+from bnb_provision.detect.fatbin import describe_archs
+from bnb_provision.detect.machine import Machine
+from bnb_provision.detect.target import GPTQ_AWQ
+from bnb_provision.doctor.findings import Finding
+from bnb_provision.doctor.memory import GPU_SHARE, ModelShape, estimate_peak_bytes, mib
+from bnb_provision.env.stamp import Stamp, machine_drift
+from bnb_provision.plan.analysis import bnb_load_report
+from bnb_provision.plan.loader import cuda_tag
 
 __all__ = ["DoctorOptions", "diagnose", "explain_text"]
 

@@ -6,12 +6,12 @@ Python version and pins here and starts uv before anything heavy is loaded.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from bnb_provision._early import plan_line_python
 from bnb_provision.errors import LockfileError
 
 __all__ = ["MANIFEST_FILE", "MANIFEST_SCHEMA", "LockPins", "read_lock_pins", "requirements_for"]
@@ -71,3 +71,16 @@ def read_lock_pins(requirements: Path) -> LockPins:
             if name in ("torch", "bitsandbytes"):
                 pins[name] = p.group("version")
     return LockPins(python=python, torch=pins.get("torch"), bitsandbytes=pins.get("bitsandbytes"))
+
+
+def plan_line_python(line: str) -> str | None:
+    """The Python version (``3.11``) a lock header's ``# Plan: ...`` line names, else None."""
+    if not line.startswith("# Plan: "):
+        return None
+    words = line.replace(",", " ").split()
+    found = None
+    for word, value in itertools.pairwise(words):
+        major, dot, minor = value.partition(".")
+        if word == "Python" and dot and major.isdigit() and minor.isdigit():
+            found = value
+    return found

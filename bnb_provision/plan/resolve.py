@@ -23,7 +23,7 @@ from typing import Final
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from bnb_provision.compat import (
+from bnb_provision.db.compat import (
     BnbLibraryRow,
     BnbRelease,
     CompatDB,
@@ -31,10 +31,10 @@ from bnb_provision.compat import (
     TorchRelease,
     Verified,
 )
-from bnb_provision.constraints import Constraints
+from bnb_provision.detect.machine import Machine
 from bnb_provision.errors import NoPlanError
-from bnb_provision.loader import choose_library
-from bnb_provision.machine import Machine
+from bnb_provision.plan.constraints import Constraints
+from bnb_provision.plan.loader import choose_library
 
 __all__ = [
     "PROFILES",

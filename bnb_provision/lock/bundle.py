@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlparse
 
 import requests
 
-from bnb_provision._toml import toml_loads
+from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.errors import ExternalToolError, LockfileError
 
 __all__ = ["BundleResult", "bundle_lock"]

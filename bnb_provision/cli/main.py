@@ -68,12 +68,6 @@ def _machine_and_pin_options(f: Any) -> Any:
     return f
 
 
-def _command_line() -> tuple[str, ...] | None:
-    """The arguments this process was started with (main() passes them; None in tests)."""
-    obj = click.get_current_context().find_root().obj
-    return obj.get("argv") if isinstance(obj, dict) else None
-
-
 def _emit_json(data: object) -> None:
     click.echo(json.dumps(data, indent=2))
 
@@ -119,7 +113,7 @@ def detect(python: str | None, env_dir: str | None, as_json: bool) -> None:
         bnb-provision detect --python .venv/bin/python
         bnb-provision detect --json > machine.json   # a snapshot for plan/lock --machine
     """
-    from bnb_provision.machine import detect_machine
+    from bnb_provision.detect.machine import detect_machine
 
     if python and env_dir:
         raise click.UsageError("give --python or --env, not both")
@@ -127,12 +121,12 @@ def detect(python: str | None, env_dir: str | None, as_json: bool) -> None:
     if as_json:
         _emit_json(machine.to_dict())
         return
-    from bnb_provision.render import render_machine
+    from bnb_provision.cli.render import render_machine
 
     report = None
     if machine.env is not None and machine.env.bitsandbytes is not None:
-        from bnb_provision.analysis import bnb_load_report
-        from bnb_provision.compat import load_db
+        from bnb_provision.db.compat import load_db
+        from bnb_provision.plan.analysis import bnb_load_report
 
         report = bnb_load_report(machine, load_db())
     click.echo(render_machine(machine, report))
@@ -171,10 +165,10 @@ def plan(
         bnb-provision plan --gpu "GTX 1080 Ti" --driver 550.54.14 --python 3.11
         bnb-provision plan --machine machine.json --torch 2.8 --json
     """
-    from bnb_provision.compat import load_db
-    from bnb_provision.constraints import Constraints
-    from bnb_provision.machine import detect_machine, load_machine
-    from bnb_provision.planning import MachineFlags, apply_flags, plan_for, plan_to_dict
+    from bnb_provision.db.compat import load_db
+    from bnb_provision.detect.machine import detect_machine, load_machine
+    from bnb_provision.plan.constraints import Constraints
+    from bnb_provision.plan.inputs import MachineFlags, apply_flags, plan_for, plan_to_dict
 
     db = load_db()
     flags = MachineFlags(os=os_name, arch=arch, driver=driver, gpus=gpus, python=python)
@@ -190,13 +184,13 @@ def plan(
     if as_json:
         _emit_json(plan_to_dict(result))
         return
-    from bnb_provision.render import render_plan
+    from bnb_provision.cli.render import render_plan
 
     click.echo(render_plan(result, all_rejected=all_rejected))
 
 
 def _target_machine(python: str | None, env_dir: str | None, machine_file: Path | None) -> Any:
-    from bnb_provision.machine import detect_machine, load_machine
+    from bnb_provision.detect.machine import detect_machine, load_machine
 
     if sum(x is not None for x in (python, env_dir, machine_file)) > 1:
         raise click.UsageError("give one of --python, --env, --machine")
@@ -266,11 +260,11 @@ def doctor(
         bnb-provision doctor --env .venv --model-params 70e9 --quant nf4
         bnb-provision doctor --machine snapshot.json --json
     """
-    from bnb_provision.compat import load_db
-    from bnb_provision.doctor import DoctorOptions, diagnose
+    from bnb_provision.db.compat import load_db
+    from bnb_provision.doctor.checks import DoctorOptions, diagnose
+    from bnb_provision.doctor.memory import read_model_shape, shape_from_params
+    from bnb_provision.env.stamp import read_stamp
     from bnb_provision.errors import FindingsError
-    from bnb_provision.memory import read_model_shape, shape_from_params
-    from bnb_provision.stamp import read_stamp
 
     machine = _target_machine(python, env_dir, machine_file)
     if machine.env is None:
@@ -317,8 +311,8 @@ def explain(log_file: Any, as_json: bool) -> None:
         python train.py 2>&1 | bnb-provision explain
         bnb-provision explain --log error.txt --json
     """
-    from bnb_provision.compat import load_db
-    from bnb_provision.doctor import explain_text
+    from bnb_provision.db.compat import load_db
+    from bnb_provision.doctor.checks import explain_text
 
     text = log_file.read()
     if not text.strip():
@@ -334,8 +328,8 @@ def _emit_findings(
 ) -> None:
     import getpass
 
-    from bnb_provision.findings import findings_to_dict
-    from bnb_provision.render import redact, render_findings
+    from bnb_provision.cli.render import redact, render_findings
+    from bnb_provision.doctor.findings import findings_to_dict
 
     subject: dict[str, Any] = {}
     if machine is not None:
@@ -345,7 +339,7 @@ def _emit_findings(
         return
     text = render_findings(findings, header)
     if report and machine is not None:
-        from bnb_provision.render import render_machine
+        from bnb_provision.cli.render import render_machine
 
         env_values = tuple(v for _, v in machine.env.variables) if machine.env else ()
         try:
@@ -376,10 +370,10 @@ def verify(python: str | None, env_dir: str | None, as_json: bool) -> None:
         bnb-provision verify --env .venv-bnb
         bnb-provision verify --python /opt/conda/bin/python --json
     """
-    from bnb_provision.environment import find_env_python
+    from bnb_provision.cli.render import render_verify
+    from bnb_provision.detect.target import find_env_python
+    from bnb_provision.env.verify import run_verify
     from bnb_provision.errors import FindingsError
-    from bnb_provision.render import render_verify
-    from bnb_provision.verify import run_verify
 
     if python and env_dir:
         raise click.UsageError("give --python or --env, not both")
@@ -483,8 +477,8 @@ def lock(
         bnb-provision lock --machine snapshots/ -o locks --dockerfile
         bnb-provision lock --os windows --gpu "RTX 4090" --driver 572.61 --python 3.12
     """
-    from bnb_provision.constraints import Constraints, MachineFlags
-    from bnb_provision.lock import LockOptions, LockRequest, lock_request
+    from bnb_provision.lock.lockset import LockOptions, LockRequest, lock_request
+    from bnb_provision.plan.constraints import Constraints, MachineFlags
 
     if offline and not find_links:
         raise click.UsageError("--offline needs --find-links DIR (a wheelhouse)")
@@ -492,7 +486,6 @@ def lock(
         machine_files=machine_files,
         flags=MachineFlags(os=os_name, arch=arch, driver=driver, gpus=gpus, python=python),
         constraints=Constraints(torch=torch, bnb=bnb, cuda=cuda, python=python, profile=profile),
-        command=_command_line(),
     )
     opts = LockOptions(
         output=output,
@@ -561,7 +554,7 @@ def bundle(lock_file: Path, output: Path, as_json: bool) -> None:
         # then, on the air-gapped machine:
         bnb-provision init --offline --find-links wheelhouse
     """
-    from bnb_provision.bundle import bundle_lock
+    from bnb_provision.lock.bundle import bundle_lock
 
     result = bundle_lock(
         lock_file, output, log=lambda m: None if as_json else click.echo(m, err=True)
@@ -640,8 +633,8 @@ def _env_options(f: Any) -> Any:
 
 
 def _build_options(kw: dict[str, Any], keep: int = 2) -> Any:
-    from bnb_provision.constraints import Constraints
-    from bnb_provision.envbuild import BuildOptions, default_env_path
+    from bnb_provision.env.build import BuildOptions, default_env_path
+    from bnb_provision.plan.constraints import Constraints
 
     torch = kw["torch"]
     system = None
@@ -681,8 +674,8 @@ def _subprocess_which(name: str) -> str:
 
 
 def _report_build(result: Any, as_json: bool) -> None:
-    from bnb_provision.envbuild import describe
-    from bnb_provision.render import render_verify
+    from bnb_provision.cli.render import render_verify
+    from bnb_provision.env.build import describe
 
     if as_json:
         _emit_json(describe(result))
@@ -709,7 +702,7 @@ def init(**kw: Any) -> None:
         bnb-provision init --lock locks/            # the team's lock for this machine
         bnb-provision init --torch system --offline --find-links wheelhouse
     """
-    from bnb_provision.envbuild import init_env
+    from bnb_provision.env.build import init_env
 
     opts = _build_options(kw)
     result = init_env(opts, log=lambda m: None if kw["as_json"] else click.echo(m, err=True))
@@ -736,7 +729,7 @@ def rebuild(keep: int, **kw: Any) -> None:
         bnb-provision rebuild --dry-run
         bnb-provision rebuild --env .venv-bnb --keep 3
     """
-    from bnb_provision.envbuild import rebuild_env
+    from bnb_provision.env.build import rebuild_env
 
     opts = _build_options(kw, keep=keep)
     result = rebuild_env(opts, log=lambda m: None if kw["as_json"] else click.echo(m, err=True))
@@ -745,13 +738,7 @@ def rebuild(keep: int, **kw: Any) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    import gc
-
-    # everything imported so far lives until exit: keep the collector (and the final
-    # collection at exit) from walking it again; a few ms of every short run
-    gc.freeze()
-    gc.enable()  # the entry point (bnb_provision._early) disables it while importing
-    cli(prog_name="bnb-provision", obj={"argv": tuple(sys.argv[1:])})
+    cli(prog_name="bnb-provision")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from bnb_provision import _subprocess
+from bnb_provision.core import process
 from bnb_provision.errors import ExternalToolError
 
 __all__ = [
@@ -193,7 +193,7 @@ def _bounded(fn: object, timeout: float) -> object:
 
 
 def _from_nvml(warnings: list[str]) -> tuple[NvidiaInfo, list[Gpu]] | None:
-    from bnb_provision._nvml import NvmlReading, NvmlUnavailable, read_nvml
+    from bnb_provision.detect._nvml import NvmlReading, NvmlUnavailable, read_nvml
 
     try:
         reading = _bounded(read_nvml, NVML_TIMEOUT)
@@ -237,7 +237,7 @@ def _smi_dirs() -> list[str]:
 
 
 def find_nvidia_smi() -> str | None:
-    return _subprocess.find_program("nvidia-smi", *_smi_dirs())
+    return process.find_program("nvidia-smi", *_smi_dirs())
 
 
 def _from_nvidia_smi(warnings: list[str]) -> tuple[NvidiaInfo, list[Gpu]] | None:
@@ -247,7 +247,7 @@ def _from_nvidia_smi(warnings: list[str]) -> tuple[NvidiaInfo, list[Gpu]] | None
         return None
     for fields in (SMI_FIELDS, SMI_FIELDS_OLD):
         try:
-            done = _subprocess.run(
+            done = process.run(
                 [smi, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
                 timeout=SMI_TIMEOUT,
             )
@@ -266,7 +266,7 @@ def _from_nvidia_smi(warnings: list[str]) -> tuple[NvidiaInfo, list[Gpu]] | None
         return None
     cuda = None
     try:
-        plain = _subprocess.run([smi], timeout=SMI_TIMEOUT)
+        plain = process.run([smi], timeout=SMI_TIMEOUT)
         head_driver, cuda = parse_nvidia_smi_header(plain.stdout)
         driver = driver or head_driver
     except ExternalToolError as exc:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 __all__ = ["data_dir"]
 
-_HERE = Path(__file__).resolve().parent
+_HERE = Path(__file__).resolve().parent.parent  # the package folder
 
 
 def data_dir(name: str) -> Path:

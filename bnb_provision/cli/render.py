@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from bnb_provision.fatbin import describe_archs
+from bnb_provision.detect.fatbin import describe_archs
 
 if TYPE_CHECKING:
-    from bnb_provision.analysis import BnbLoadReport
-    from bnb_provision.findings import Finding
-    from bnb_provision.machine import Machine
-    from bnb_provision.resolve import Plan
+    from bnb_provision.detect.machine import Machine
+    from bnb_provision.doctor.findings import Finding
+    from bnb_provision.plan.analysis import BnbLoadReport
+    from bnb_provision.plan.resolve import Plan
 
 __all__ = [
     "redact",
@@ -147,7 +147,7 @@ def render_machine(m: Machine, report: BnbLoadReport | None = None) -> str:
 
 
 def render_plan(plan: Plan, *, all_rejected: bool = False) -> str:
-    from bnb_provision.resolve import group_rejections
+    from bnb_provision.plan.resolve import group_rejections
 
     t = plan.target
     head = f"Plan for {t.platform}, Python {plan.python}"

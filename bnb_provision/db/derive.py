@@ -40,8 +40,8 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from bnb_provision.environment import parse_bnb_library_name
-from bnb_provision.fatbin import read_kernels
+from bnb_provision.detect.fatbin import read_kernels
+from bnb_provision.detect.target import parse_bnb_library_name
 
 __all__ = [
     "PYPI",

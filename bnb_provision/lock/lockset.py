@@ -15,33 +15,32 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import hashlib
-import json
 import os
 import re
 import string
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from bnb_provision import __version__, _cache, _early, _subprocess
-from bnb_provision._data import data_dir
-from bnb_provision._toml import toml_loads, toml_pairs, toml_table
+from bnb_provision import __version__
+from bnb_provision.core import process
+from bnb_provision.core.data import data_dir
+from bnb_provision.core.tomlio import toml_loads, toml_pairs, toml_table
+from bnb_provision.core.uv import UV_TIMEOUT, find_uv, network_failure, python_platform
 from bnb_provision.errors import ExternalToolError, LockfileError, NoPlanError
-from bnb_provision.lockfiles import MANIFEST_FILE, MANIFEST_SCHEMA
-from bnb_provision.uv import UV_TIMEOUT, find_uv, network_failure, python_platform
+from bnb_provision.lock.pins import MANIFEST_FILE, MANIFEST_SCHEMA
 
 # The DB, the machines and the resolver load only when a plan must be computed: a lock
 # whose inputs were planned before starts uv on the cached groups (see lock_request).
 if TYPE_CHECKING:
-    from bnb_provision.compat import CompatDB
-    from bnb_provision.constraints import Constraints, MachineFlags
-    from bnb_provision.machine import Machine
-    from bnb_provision.resolve import Plan
+    from bnb_provision.db.compat import CompatDB
+    from bnb_provision.detect.machine import Machine
+    from bnb_provision.plan.constraints import Constraints, MachineFlags
+    from bnb_provision.plan.resolve import Plan
 
 __all__ = [
     "MANIFEST_FILE",
@@ -68,8 +67,6 @@ STACKS: Final = ("bnb", "gptq", "awq")
 # what each stack installs besides torch; the bnb stack never holds GPTQ/AWQ libraries
 _STACK_EXTRA: Final = {"gptq": ("gptqmodel",), "awq": ("autoawq",)}
 _FORBIDDEN_IN_BNB: Final = frozenset({"auto-gptq", "gptqmodel", "autoawq", "autoawq-kernels"})
-SPEC_CACHE: Final = "lock-plans"
-SPEC_SCHEMA: Final = "bnb-provision.lock-spec/1"
 Log = Callable[[str], None]
 
 
@@ -95,7 +92,7 @@ class LockSpec:
     """One lock group, planned: everything uv and the output files need, as plain values.
 
     Machines that need the same plan share a spec. Specs are what the planning stage
-    hands to the uv stage, and what is cached between runs with the same inputs.
+    hands to the uv stage.
     """
 
     name: str
@@ -117,18 +114,6 @@ class LockSpec:
     db_version: str
     uv_input: str  # the pyproject.toml uv compiles
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LockSpec:
-        values = dict(data)
-        for key in ("machines", "requirements", "gpu_archs"):
-            values[key] = tuple(values[key])
-        if values["glibc"] is not None:
-            values["glibc"] = (int(values["glibc"][0]), int(values["glibc"][1]))
-        return cls(**values)
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class LockResult:
@@ -146,8 +131,6 @@ class LockSet:
     results: tuple[LockResult, ...]
     manifest: Path
     unplanned: tuple[tuple[str, str], ...] = field(default=())  # (machine, why)
-    planned_from_cache: bool = False
-    prestarted: int = 0  # how many uv runs were taken over from the launch (see _early)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -158,9 +141,6 @@ class LockRequest:
     machine_files: tuple[Path, ...]
     flags: MachineFlags
     constraints: Constraints
-    # the command line (argv after the program name) that asked for this: the next run of
-    # the same command in the same folder starts its uv compiles at launch
-    command: tuple[str, ...] | None = None
 
 
 # -- planning and grouping -------------------------------------------------------------
@@ -276,7 +256,7 @@ def plan_specs(
 
     Raises NoPlanError when no machine could be planned (the message says why for each).
     """
-    from bnb_provision.planning import plan_for
+    from bnb_provision.plan.inputs import plan_for
 
     if opts.stack not in STACKS:
         raise LockfileError(f"--stack {opts.stack}: expected one of {', '.join(STACKS)}")
@@ -455,29 +435,17 @@ def _preferences(pylock_path: Path, opts: LockOptions) -> bytes | None:
 
 @contextlib.contextmanager
 def _uv_compile(
-    spec: LockSpec, opts: LockOptions, pylock_path: Path, early: _early.LockCompile | None
+    spec: LockSpec, opts: LockOptions, pylock_path: Path
 ) -> Iterator[Callable[[], str]]:
-    """Start (or take over, ``early``) uv for ``spec``; yields a function that waits for
-    it and returns the pylock.toml text uv wrote. The scratch folder goes afterwards."""
-    if early is not None:
-        started = early
-
-        def finish_early() -> str:
-            started.finish(UV_TIMEOUT)
-            return Path(started.folder, "pylock.toml").read_text(encoding="utf-8")
-
-        try:
-            yield finish_early
-        finally:
-            started.discard()
-        return
+    """Start uv for ``spec``; yields a function that waits for it and returns the
+    pylock.toml text uv wrote. The scratch folder goes afterwards."""
     with tempfile.TemporaryDirectory(prefix="bnb-provision-lock-") as tmp:
         Path(tmp, "pyproject.toml").write_text(spec.uv_input, encoding="utf-8")
         preferences = _preferences(pylock_path, opts)
         if preferences is not None:
             Path(tmp, "pylock.toml").write_bytes(preferences)
         argv = _compile_argv(spec, tmp, opts)
-        running = _subprocess.start(argv, timeout=UV_TIMEOUT, check=True)
+        running = process.start(argv, timeout=UV_TIMEOUT, check=True)
 
         def finish() -> str:
             running.wait()
@@ -489,16 +457,13 @@ def _uv_compile(
             running.cancel()  # nothing when it finished
 
 
-def compile_spec(
-    spec: LockSpec, opts: LockOptions, early: _early.LockCompile | None = None
-) -> LockResult:
-    """Resolve one spec with uv (or take over ``early``, the same uv run started at
-    launch) and write its lock files."""
+def compile_spec(spec: LockSpec, opts: LockOptions) -> LockResult:
+    """Resolve one spec with uv and write its lock files."""
     start = time.perf_counter()
     out = opts.output
     req_path = out / f"{spec.name}.requirements.txt"
     pylock_path = out / f"pylock.{spec.name}.toml"
-    with _uv_compile(spec, opts, pylock_path, early) as finish:
+    with _uv_compile(spec, opts, pylock_path) as finish:
         old = _old_packages(pylock_path)  # while uv resolves
         try:
             uv_text = finish()
@@ -663,75 +628,28 @@ def _manifest(results: Sequence[LockResult], unplanned: Sequence[tuple[str, str]
     return "\n".join(parts)
 
 
-def _in_parallel(
-    specs: Sequence[LockSpec],
-    opts: LockOptions,
-    early: dict[str, _early.LockCompile] | None = None,
-) -> list[LockResult]:
+def _in_parallel(specs: Sequence[LockSpec], opts: LockOptions) -> list[LockResult]:
     """compile_spec for every spec, at most ``opts.jobs`` at a time; the first failure is
-    raised once all have stopped. ``early``: uv runs started at launch, by spec name."""
-    early = early or {}
-    import threading
+    raised once all have stopped."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    pending = list(enumerate(specs))
-    results: list[LockResult | None] = [None] * len(specs)
-    errors: list[BaseException] = []
-    lock = threading.Lock()
+    with ThreadPoolExecutor(max_workers=max(1, min(opts.jobs, len(specs)))) as pool:
+        futures = [pool.submit(compile_spec, spec, opts) for spec in specs]
+        # while uv resolves, load what checking its output needs
+        import packaging.pylock  # noqa: F401
 
-    def worker() -> None:
-        while True:
-            with lock:
-                if not pending or errors:
-                    return
-                i, spec = pending.pop(0)
-            try:
-                results[i] = compile_spec(spec, opts, early.pop(spec.name, None))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
-                with lock:
-                    errors.append(exc)
-
-    threads = [
-        threading.Thread(target=worker, name=f"bnb-provision-lock-{n}", daemon=True)
-        for n in range(max(1, min(opts.jobs, len(specs))))
-    ]
-    for t in threads:
-        t.start()
-    # while uv resolves, load what checking its output needs
-    import packaging.pylock  # noqa: F401
-
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return [r for r in results if r is not None]
+        return [f.result() for f in futures]
 
 
 def _compile_all(
     specs: Sequence[LockSpec],
     unplanned: Sequence[tuple[str, str]],
     opts: LockOptions,
-    *,
-    from_cache: bool = False,
 ) -> LockSet:
     """Run uv for every spec (in parallel), then write the manifest."""
     find_uv()  # resolve the binary once, before the worker threads
     _umask()
-    early: dict[str, _early.LockCompile] = {}
-    for spec in specs:  # the compiles started at launch that are exactly these
-        taken = _early.claim_compile(
-            functools.partial(_compile_argv, spec, opts=opts),
-            spec.uv_input,
-            _preferences(opts.output / f"pylock.{spec.name}.toml", opts),
-        )
-        if taken is not None:
-            early[spec.name] = taken
-    _early.discard_unclaimed()
-    prestarted = len(early)
-    try:
-        results = _in_parallel(specs, opts, early)
-    finally:
-        for run in early.values():  # left when a failure stopped the others
-            run.discard()
+    results = _in_parallel(specs, opts)
     results.sort(key=lambda r: r.spec.name)
     manifest = opts.output / MANIFEST_FILE
     write_atomic(manifest, _manifest(results, unplanned), force=True)
@@ -739,8 +657,6 @@ def _compile_all(
         results=tuple(results),
         manifest=manifest,
         unplanned=tuple(unplanned),
-        planned_from_cache=from_cache,
-        prestarted=prestarted,
     )
 
 
@@ -757,105 +673,12 @@ def lock_machines(
     return _compile_all(specs, unplanned, opts)
 
 
-# -- the planned groups, cached by their inputs -----------------------------------------
-
-
-def _request_key(request: LockRequest, opts: LockOptions) -> str | None:
-    """A key for everything the planned groups depend on, or None when there is none.
-
-    That is the tool and DB version (file sizes and mtimes), the snapshot files' names
-    and bytes (this machine's snapshot when none is given), the flags, the constraints
-    and the options that shape the specs.
-    """
-    if not _cache.enabled():
-        return None
-    machines: list[object] = []
-    for path in request.machine_files:
-        files = sorted(path.glob("*.json")) if path.is_dir() else [path]
-        for f in files:
-            try:
-                machines.append([f.name, hashlib.sha256(f.read_bytes()).hexdigest()])
-            except OSError:
-                return None
-    if not request.machine_files and not request.flags.any_machine_flag:
-        from bnb_provision.machine import detect_machine
-
-        machines.append(detect_machine().identity())
-    try:
-        db = _cache.db_signature(data_dir("compat_db"))
-    except OSError:
-        return None
-    inputs = {
-        "schema": SPEC_SCHEMA,
-        "db": db,
-        "machines": machines,
-        "flags": asdict(request.flags),
-        "constraints": asdict(request.constraints),
-        "stack": opts.stack,
-        "torch_index_template": opts.torch_index_template,
-        "offline": opts.offline,
-    }
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _cached_specs(key: str) -> tuple[list[LockSpec], list[tuple[str, str]]] | None:
-    data = _cache.read_json(SPEC_CACHE, key)
-    if not isinstance(data, dict) or data.get("schema") != SPEC_SCHEMA:
-        return None
-    try:
-        specs = [LockSpec.from_dict(d) for d in data["specs"]]
-        unplanned = [(str(m), str(w)) for m, w in data["unplanned"]]
-    except (KeyError, TypeError, ValueError, IndexError):
-        return None
-    return specs, unplanned
-
-
 def lock_request(request: LockRequest, opts: LockOptions, log: Log = lambda _m: None) -> LockSet:
-    """lock as the command line runs it: plan the request's machines (or take the groups
-    planned before for the very same inputs), then lock every group in parallel."""
-    key = _request_key(request, opts)
-    cached = _cached_specs(key) if key is not None else None
-    if cached is not None:
-        specs, unplanned = cached
-        log(f"{len(specs)} lock group(s), planned before for these inputs")
-        done = _compile_all(specs, unplanned, opts, from_cache=True)
-        return _remembered(request, opts, done, log)
-    from bnb_provision.compat import load_db
-    from bnb_provision.planning import load_machines
+    """lock as the command line runs it: plan the request's machines, then lock every
+    group in parallel."""
+    from bnb_provision.db.compat import load_db
+    from bnb_provision.plan.inputs import load_machines
 
     db = load_db()
     machines = load_machines(request.machine_files, request.flags, db)
-    specs, unplanned = plan_specs(machines, db, request.constraints, opts)
-    if key is not None:
-        _cache.write_json(
-            SPEC_CACHE,
-            key,
-            {
-                "schema": SPEC_SCHEMA,
-                "specs": [s.to_dict() for s in specs],
-                "unplanned": [list(u) for u in unplanned],
-            },
-        )
-    log(f"{len(machines)} machine(s) -> {len(specs)} lock group(s)")
-    return _remembered(request, opts, _compile_all(specs, unplanned, opts), log)
-
-
-def _remembered(
-    request: LockRequest, opts: LockOptions, done: LockSet, log: Log = lambda _m: None
-) -> LockSet:
-    """Remember the uv runs of this command line, for the next run of it (see _early)."""
-    if done.prestarted:
-        log(f"{done.prestarted} of {len(done.results)} uv run(s) started at launch")
-    if request.command is not None:
-        _early.remember_lock(
-            request.command,
-            [
-                (
-                    _compile_argv(r.spec, _early.SCRATCH, opts),
-                    r.spec.uv_input,
-                    "" if opts.upgrade else str(r.pylock),
-                )
-                for r in done.results
-            ],
-        )
-    return done
+    return lock_machines(machines, db, request.constraints, opts, log)
