@@ -1,0 +1,72 @@
+"""The tool's closed vocabularies, as types; each runtime tuple is derived from its type.
+
+Click choices, DB validation and JSON schemas all read these, so a new word is added
+in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+__all__ = [
+    "CATEGORIES",
+    "HF_PACKAGES",
+    "PLATFORMS",
+    "PROFILES",
+    "QUANTS",
+    "SEVERITIES",
+    "STACKS",
+    "Category",
+    "HfPackage",
+    "Platform",
+    "Profile",
+    "Quant",
+    "Severity",
+    "Stack",
+]
+
+Stack = Literal["bnb", "gptq", "awq"]
+"""A quantization stack; each gets its own environment and lock."""
+STACKS: Final[tuple[Stack, ...]] = get_args(Stack)
+
+Profile = Literal["inference", "qlora"]
+"""What the stack is for: qlora adds peft and trl."""
+PROFILES: Final[tuple[Profile, ...]] = get_args(Profile)
+
+Platform = Literal[
+    "linux-x86_64",
+    "linux-aarch64",
+    "windows-x86_64",
+    "windows-aarch64",
+    "macos-arm64",
+    "macos-x86_64",
+]
+"""An OS and CPU architecture pair, as wheels are built for them."""
+PLATFORMS: Final[tuple[Platform, ...]] = get_args(Platform)
+
+Severity = Literal["error", "warning", "info"]
+SEVERITIES: Final[tuple[Severity, ...]] = get_args(Severity)
+
+Category = Literal[
+    "cuda_runtime_mismatch",
+    "arch_not_compiled",
+    "driver_too_old",
+    "windows_install",
+    "oom_on_quant_load",
+    "conflicting_quant_libs",
+    "cpu_only_build",
+    "hf_stack",
+    "dtype",
+    "drift",
+    "other",
+]
+"""What kind of failure a finding is; doctor, explain and the DB's error patterns share it."""
+CATEGORIES: Final[tuple[Category, ...]] = get_args(Category)
+
+Quant = Literal["nf4", "fp4", "int8"]
+"""A bitsandbytes weight format."""
+QUANTS: Final[tuple[Quant, ...]] = get_args(Quant)
+
+HfPackage = Literal["transformers", "accelerate", "peft", "trl"]
+"""The Hugging Face packages a plan pins (peft and trl only for qlora)."""
+HF_PACKAGES: Final[tuple[HfPackage, ...]] = get_args(HfPackage)
