@@ -12,8 +12,9 @@ from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.db.compat import load_db
 from bnb_provision.detect.fatbin import read_kernels
 from bnb_provision.detect.host import OSInfo, PythonInfo
-from bnb_provision.detect.machine import Machine, load_machine
+from bnb_provision.detect.machine import Machine
 from bnb_provision.detect.nvidia import Gpu, NvidiaInfo
+from bnb_provision.detect.snapshot import load_machine
 from bnb_provision.detect.target import BnbInfo, BnbLibrary, EnvInfo, TorchInfo
 from bnb_provision.doctor.checks import DoctorOptions, diagnose, explain_text
 from bnb_provision.doctor.findings import CATEGORIES

@@ -233,7 +233,7 @@ def test_init_from_a_manifest_picks_this_machines_lock(tmp_path: Path, wheelhous
 def test_rebuild_after_a_changed_snapshot_swaps(tmp_path: Path, wheelhouse: Path) -> None:
     """The machine changed under the environment (a GPU and its driver appeared): the stamp
     no longer matches, so rebuild builds beside, swaps, and keeps the old one."""
-    from bnb_provision.detect.machine import machine_from_dict
+    from bnb_provision.detect.snapshot import machine_from_dict
 
     init_env(_opts(tmp_path, wheelhouse), load_db(), machine=CPU)
     env = tmp_path / ".venv-bnb"
@@ -268,7 +268,7 @@ def test_a_lock_that_cannot_run_here_is_refused_and_nothing_is_left(
 ) -> None:
     """A CUDA 13.0 lock on a machine whose driver is too old: uv is started at once and
     cancelled when the plan rejects the lock; the half-built environment is removed."""
-    from bnb_provision.detect.machine import machine_from_dict
+    from bnb_provision.detect.snapshot import machine_from_dict
     from bnb_provision.errors import NoPlanError
 
     old_driver = machine_from_dict(

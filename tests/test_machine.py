@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bnb_provision.detect.machine import MACHINE_SCHEMA, load_machine, machine_from_dict
+from bnb_provision.detect.machine import MACHINE_SCHEMA
+from bnb_provision.detect.snapshot import load_machine, machine_from_dict
 from bnb_provision.errors import SnapshotError
 
 SNAP = Path(__file__).parent / "fixtures" / "snapshots"
@@ -133,3 +137,85 @@ def test_identity_leaves_out_what_changes_between_runs(fixtures: Path) -> None:
     busier = replace(m, gpus=tuple(replace(g, memory_free_mib=1) for g in m.gpus), warnings=("x",))
     assert busier.identity() == m.identity() and busier.to_dict() != m.to_dict()
     assert "warnings" not in m.identity()
+
+
+# -- snapshot files as users' shells write them ------------------------------------------
+
+_PARTIAL = (
+    '{"os": {"system": "linux", "arch": "x86_64"}, "python": {"version": "3.11"}, '
+    '"nvidia": {"driver": "550.54.14"}, "gpus": [{"name": "NVIDIA GeForce GTX 1080 Ti"}]}'
+)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom"),
+    [
+        ("utf-8", b""),
+        ("utf-8", b"\xef\xbb\xbf"),
+        ("utf-16-le", b"\xff\xfe"),
+        ("utf-16-be", b"\xfe\xff"),
+    ],
+    ids=["utf8", "utf8-bom", "powershell-utf16le", "utf16be"],
+)
+def test_snapshots_in_every_encoding_a_shell_writes(
+    tmp_path: Path, encoding: str, bom: bytes
+) -> None:
+    path = tmp_path / "machine.json"
+    path.write_bytes(bom + _PARTIAL.encode(encoding))
+    machine = load_machine(path)
+    assert machine.nvidia is not None and machine.nvidia.driver == "550.54.14"
+    assert machine.gpus[0].name == "NVIDIA GeForce GTX 1080 Ti"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\x80\x81 not text", "not UTF-8 or UTF-16"),
+        (b"[" * 5000 + b"]" * 5000, "nested 5000 levels"),
+        (b'{"python": {"version": "3.11"}, "x": ' + b"9" * 5000 + b"}", "not a snapshot"),
+        (b"{", "not valid JSON"),
+        (b"[]", "expected a table"),
+    ],
+    ids=["not-utf8", "deep", "5000-digit-number", "truncated", "array"],
+)
+def test_bad_snapshot_files_are_snapshot_errors(tmp_path: Path, data: bytes, message: str) -> None:
+    path = tmp_path / "machine.json"
+    path.write_bytes(data)
+    with pytest.raises(SnapshotError, match=message):
+        load_machine(path)
+
+
+def test_an_oversized_snapshot_is_refused_without_reading_it_whole(tmp_path: Path) -> None:
+    from bnb_provision.detect.snapshot import MAX_SNAPSHOT_BYTES
+
+    path = tmp_path / "machine.json"
+    with path.open("wb") as f:
+        f.truncate(MAX_SNAPSHOT_BYTES + 10)  # sparse: no disk used
+    with pytest.raises(SnapshotError, match="larger than"):
+        load_machine(path)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400))
+def test_any_bytes_give_a_machine_or_a_snapshot_error(data: bytes) -> None:
+    from bnb_provision.detect.snapshot import decode_snapshot
+
+    with contextlib.suppress(SnapshotError):
+        machine_from_dict(decode_snapshot(data, "fuzz"), label="fuzz")
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_keys = st.sampled_from(["os", "python", "nvidia", "gpus", "env", "schema", "tool", "warnings"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_keys, _json, max_size=6))
+def test_any_json_gives_a_machine_or_a_snapshot_error(data: dict[str, object]) -> None:
+    with contextlib.suppress(SnapshotError):
+        machine_from_dict(data, label="fuzz")

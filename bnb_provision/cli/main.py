@@ -166,7 +166,8 @@ def plan(
         bnb-provision plan --machine machine.json --torch 2.8 --json
     """
     from bnb_provision.db.compat import load_db
-    from bnb_provision.detect.machine import detect_machine, load_machine
+    from bnb_provision.detect.machine import detect_machine
+    from bnb_provision.detect.snapshot import load_machine
     from bnb_provision.plan.constraints import Constraints
     from bnb_provision.plan.inputs import MachineFlags, apply_flags, plan_for, plan_to_dict
 
@@ -190,7 +191,8 @@ def plan(
 
 
 def _target_machine(python: str | None, env_dir: str | None, machine_file: Path | None) -> Any:
-    from bnb_provision.detect.machine import detect_machine, load_machine
+    from bnb_provision.detect.machine import detect_machine
+    from bnb_provision.detect.snapshot import load_machine
 
     if sum(x is not None for x in (python, env_dir, machine_file)) > 1:
         raise click.UsageError("give one of --python, --env, --machine")

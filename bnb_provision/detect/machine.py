@@ -1,43 +1,31 @@
 """The machine snapshot: everything ``detect`` knows, as one frozen value.
 
-:func:`detect_machine` reads the running system; :func:`machine_from_dict`
-reads a snapshot (``bnb-provision.machine/1``, possibly hand-written and
-partial) with errors that give the path of the bad field;
-:meth:`Machine.to_dict` writes one.
+:func:`detect_machine` reads the running system and :meth:`Machine.to_dict` writes a
+snapshot (``bnb-provision.machine/1``); :mod:`bnb_provision.detect.snapshot` reads one.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from bnb_provision import __version__
-from bnb_provision.core.fields import FieldError, Fields
-from bnb_provision.detect.fatbin import KernelInventory
 from bnb_provision.detect.host import (
     OSInfo,
     PythonInfo,
     detect_os,
     detect_python,
-    normalize_arch,
-    normalize_system,
 )
 from bnb_provision.detect.nvidia import Gpu, NvidiaInfo, detect_nvidia
 from bnb_provision.detect.target import (
-    BnbInfo,
-    BnbLibrary,
     EnvInfo,
-    TorchInfo,
     find_env_python,
     inspect_env,
 )
-from bnb_provision.errors import SnapshotError
 
-__all__ = ["MACHINE_SCHEMA", "Machine", "detect_machine", "load_machine", "machine_from_dict"]
+__all__ = ["MACHINE_SCHEMA", "Machine", "detect_machine"]
 
 MACHINE_SCHEMA: Final = "bnb-provision.machine/1"
 
@@ -176,237 +164,3 @@ def detect_machine(
         cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
         warnings=tuple(warnings),
     )
-
-
-# ---------------------------------------------------------------------------
-# reading snapshots
-
-_CC_RE: Final = re.compile(r"^(\d+)\.(\d+)$")
-
-
-def _parse_cc(f: Fields, key: str) -> tuple[int, int] | None:
-    value = f.data.get(key)
-    f._seen.add(key)  # noqa: SLF001 - read by hand to accept "9.0", 9.0 and [9, 0]
-    if value is None:
-        return None
-    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):  # noqa: PLR2004
-        return int(value[0]), int(value[1])
-    text = str(value)
-    m = _CC_RE.match(text)
-    f.check(bool(m), key, f'expected "X.Y" such as "8.6", got {value!r}')
-    assert m is not None
-    return int(m.group(1)), int(m.group(2))
-
-
-def _gpu(f: Fields, i: int) -> Gpu:
-    g = Gpu(
-        index=f.integer("index", i),
-        name=f.text("name", "unknown"),
-        compute_capability=_parse_cc(f, "compute_capability"),
-        memory_total_mib=f.integer("memory_total_mib", None),
-        memory_free_mib=f.integer("memory_free_mib", None),
-        uuid=f.text("uuid", None),
-        mig_mode=f.flag("mig_mode", None),
-    )
-    f.check(
-        g.name != "unknown" or g.compute_capability is not None,
-        "name",
-        "give the GPU's name or its compute_capability",
-    )
-    f.done()
-    return g
-
-
-def _kernels(f: Fields | None) -> KernelInventory | None:
-    if f is None:
-        return None
-    k = KernelInventory(
-        format=f.text("format", "elf"),
-        sass=tuple(f.int_list("sass", [])),
-        ptx=tuple(f.int_list("ptx", [])),
-        rel_sass=tuple(f.int_list("relocatable_sass", [])),
-        rel_ptx=tuple(f.int_list("relocatable_ptx", [])),
-        fatbins=f.integer("fatbins", 0),
-    )
-    f.done()
-    return k
-
-
-def _python(f: Fields) -> PythonInfo:
-    python = PythonInfo(
-        version=f.text("version"),
-        executable=f.text("executable", None),
-        implementation=f.text("implementation", "cpython"),
-    )
-    f.check(
-        bool(re.match(r"^3\.\d+", python.version)),
-        "version",
-        f"expected a Python 3 version such as '3.12', got {python.version!r}",
-    )
-    f.done()
-    return python
-
-
-def _env(f: Fields) -> EnvInfo:
-    py = f.table("python")
-    assert py is not None
-    python = _python(py)
-    packages_t = f.table("packages", {})
-    assert packages_t is not None
-    packages = tuple(sorted((k, packages_t.text(k)) for k in list(packages_t.data)))
-    torch = None
-    tf = f.table("torch", None)
-    if tf is not None:
-        torch = TorchInfo(
-            version=tf.text("version"),
-            cuda=tf.text("cuda", None),
-            hip=tf.text("hip", None),
-            xpu=tf.text("xpu", None),
-            location=tf.text("location", None),
-        )
-        tf.text("variant", None)
-        tf.done()
-    bnb = None
-    bf = f.table("bitsandbytes", None)
-    if bf is not None:
-        libs = []
-        for lf in bf.tables("libraries", []):
-            libs.append(
-                BnbLibrary(
-                    file=lf.text("file"),
-                    backend=lf.text("backend"),
-                    version=lf.text("version", None),
-                    kernels=_kernels(lf.table("kernels", None)),
-                )
-            )
-            lf.done()
-        bnb = BnbInfo(
-            version=bf.text("version"),
-            location=bf.text("location", None),
-            libraries=tuple(libs),
-            direct_url=bf.text("direct_url", None),
-        )
-        bf.done()
-    variables_t = f.table("variables", {})
-    assert variables_t is not None
-    variables = tuple(sorted((k, variables_t.text(k)) for k in list(variables_t.data)))
-    f.table("quant_libs", {})  # derived from packages; accepted and ignored
-    installed = f.table("installed_at", {})
-    assert installed is not None
-    stamps = tuple(
-        sorted((k, float(v)) for k, v in installed.data.items() if isinstance(v, int | float))
-    )
-    env = EnvInfo(
-        python=python,
-        prefix=f.text("prefix", None),
-        packages=packages,
-        torch=torch,
-        bitsandbytes=bnb,
-        variables=variables,
-        cudart=tuple(f.str_list("cudart", [])),
-        installed_at=stamps,
-    )
-    f.done()
-    return env
-
-
-def machine_from_dict(data: object, *, label: str | None = None) -> Machine:
-    """Build a :class:`Machine` from a snapshot dict. Raises :class:`SnapshotError`."""
-    where = label or "snapshot"
-    try:
-        f = Fields(data, "")
-        schema = f.text("schema", None)
-        if schema is not None and schema.split("/")[0] != MACHINE_SCHEMA.split("/")[0]:
-            raise FieldError(f"schema: expected {MACHINE_SCHEMA!r}, got {schema!r}")
-        if schema is not None and schema != MACHINE_SCHEMA:
-            raise FieldError(
-                f"schema: this bnb-provision reads {MACHINE_SCHEMA!r}, got "
-                f"{schema!r}; upgrade bnb-provision"
-            )
-        tool = f.table("tool", None)
-        if tool is not None:
-            tool._seen.update(tool.data)  # noqa: SLF001 - informational only
-        osf = f.table("os")
-        assert osf is not None
-        os_info = OSInfo(
-            system=normalize_system(osf.text("system")),
-            arch=normalize_arch(osf.text("arch", "x86_64")),
-            release=osf.text("release", None),
-            distro=osf.text("distro", None),
-            distro_id=osf.text("distro_id", None),
-            distro_version=osf.text("distro_version", None),
-            libc=osf.text("libc", None),
-            wsl=osf.flag("wsl", False),
-            containers=tuple(osf.str_list("containers", [])),
-            msvc_runtime=osf.flag("msvc_runtime", None),
-            apple_silicon=osf.flag("apple_silicon", None),
-        )
-        osf.check(
-            os_info.system in {"linux", "windows", "macos"},
-            "system",
-            f"expected linux, windows or macos, got {os_info.system!r}",
-        )
-        osf.done()
-        pyf = f.table("python", None)
-        if pyf is None:
-            raise FieldError(
-                'python: required field is missing (give at least {"version": "3.12"})'
-            )
-        python = _python(pyf)
-        nvidia = None
-        nf = f.table("nvidia", None)
-        if nf is not None:
-            nvidia = NvidiaInfo(
-                driver=nf.text("driver"),
-                cuda_driver=nf.text("cuda_driver", None),
-                source=nf.text("source", "snapshot"),
-            )
-            nf.check(
-                bool(re.match(r"^\d+(\.\d+)*$", nvidia.driver)),
-                "driver",
-                f"expected a driver version such as '580.95.05', got {nvidia.driver!r}",
-            )
-            nf.done()
-        gpus = tuple(_gpu(g, i) for i, g in enumerate(f.tables("gpus", [])))
-        env_f = f.table("env", None)
-        env = _env(env_f) if env_f is not None else None
-        machine = Machine(
-            os=os_info,
-            python=python,
-            nvidia=nvidia,
-            gpus=gpus,
-            env=env,
-            cuda_visible_devices=f.text("cuda_visible_devices", None),
-            warnings=tuple(f.str_list("warnings", [])),
-            label=label,
-        )
-        f.done()
-    except FieldError as exc:
-        raise SnapshotError(f"{where}: {exc}") from exc
-    if gpus and nvidia is None:
-        raise SnapshotError(
-            f"{where}: gpus are listed but nvidia is null; add "
-            '"nvidia": {"driver": "..."} (the driver version)'
-        )
-    return machine
-
-
-def load_machine(path: str | os.PathLike[str]) -> Machine:
-    """Read a snapshot file written by ``bnb-provision detect --json`` (or by hand)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SnapshotError(f"--machine {p}: cannot read it ({exc.strerror or exc})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SnapshotError(
-            f"--machine {p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}). "
-            "Write it with `bnb-provision detect --json > FILE`."
-        ) from exc
-    return machine_from_dict(data, label=p.name)
-
-
-def with_env(machine: Machine, env: EnvInfo | None) -> Machine:
-    return replace(machine, env=env)

@@ -88,7 +88,8 @@ def apply_flags(base: Machine | None, flags: MachineFlags, db: CompatDB) -> Mach
 def load_machines(paths: tuple[Path, ...], flags: MachineFlags, db: CompatDB) -> list[Machine]:
     """The machines to plan for: snapshot files and folders of them, else the flags alone,
     else this machine; the flags apply on top of each."""
-    from bnb_provision.detect.machine import detect_machine, load_machine
+    from bnb_provision.detect.machine import detect_machine
+    from bnb_provision.detect.snapshot import load_machine
 
     machines = []
     for path in paths:
