@@ -174,3 +174,46 @@ def test_current_interpreter() -> None:
 def test_python2_is_refused() -> None:  # pragma: no cover - rare
     with pytest.raises(TargetEnvError):
         inspect_env(shutil.which("python2") or "", [])
+
+
+def test_a_relative_python_path_is_relative_to_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cd project && bnb-provision detect --python .venv/bin/python` inspects the project's
+    interpreter, never one under the home folder (issue 12)."""
+    import os
+    import subprocess
+    import sys
+
+    project, home = tmp_path / "project", tmp_path / "home"
+    (project / ".venv" / "bin").mkdir(parents=True)
+    (home / ".venv" / "bin").mkdir(parents=True)
+    (project / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(Path(__file__).parent.parent)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bnb_provision", "detect", "--python", ".venv/bin/python", "--json"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"executable"' in done.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "bnb_provision", "detect", "--python", "nope/bin/python"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 3 and "no such file" in missing.stderr
+
+
+def test_a_probe_that_answers_nonsense_is_a_target_env_error(tmp_path: Path) -> None:
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\necho \'{"python": {"version": 3}}\'\n')
+    fake.chmod(0o755)
+    with pytest.raises(TargetEnvError, match="unexpected answer from the probe"):
+        inspect_env(str(fake), [])

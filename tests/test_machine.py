@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bnb_provision.detect.machine import MACHINE_SCHEMA
@@ -195,7 +195,7 @@ def test_an_oversized_snapshot_is_refused_without_reading_it_whole(tmp_path: Pat
         load_machine(path)
 
 
-@settings(max_examples=200, deadline=None)
+@pytest.mark.fuzz
 @given(st.binary(max_size=400))
 def test_any_bytes_give_a_machine_or_a_snapshot_error(data: bytes) -> None:
     from bnb_provision.detect.snapshot import decode_snapshot
@@ -214,7 +214,7 @@ _json = st.recursive(
 _keys = st.sampled_from(["os", "python", "nvidia", "gpus", "env", "schema", "tool", "warnings"])
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.mark.fuzz
 @given(st.dictionaries(_keys, _json, max_size=6))
 def test_any_json_gives_a_machine_or_a_snapshot_error(data: dict[str, object]) -> None:
     with contextlib.suppress(SnapshotError):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -48,4 +50,17 @@ def test_cancel_stops_a_running_program_from_another_thread() -> None:
     start = time.monotonic()
     with pytest.raises(ExternalToolError, match="was cancelled"):
         running.wait()
+    assert time.monotonic() - start < 10
+
+
+@pytest.mark.skipif(os.name != "posix", reason="process groups are POSIX")
+def test_a_timeout_stops_children_that_hold_the_output(tmp_path: Path) -> None:
+    """An nvidia-smi that is a wrapper script whose child hangs: the timeout is the bound,
+    not the child's lifetime (issue 12: it took 60 s instead of 5)."""
+    script = tmp_path / "nvidia-smi"
+    script.write_text("#!/bin/sh\nsleep 60 &\nsleep 60\n")
+    script.chmod(0o755)
+    start = time.monotonic()
+    with pytest.raises(ExternalToolError, match="did not finish within 1 s"):
+        process.run([str(script)], timeout=1)
     assert time.monotonic() - start < 10

@@ -1,9 +1,16 @@
-"""The one subprocess wrapper: every external program runs through :func:`run`."""
+"""The one subprocess wrapper: every external program runs through :func:`run`.
+
+On POSIX each program starts in a session of its own, so a timeout or a cancel stops
+the whole process group: a helper whose child hangs (an ``nvidia-smi`` wrapper script,
+say) cannot hold the caller beyond its bound.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 
@@ -53,26 +60,51 @@ class Running:
         self._input = input_text
         self.cancelled = False
 
+    def _signal(self, sig: int) -> None:
+        """Send ``sig`` to the program's process group (POSIX), or to the program."""
+        if os.name == "posix":
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._proc.pid, sig)
+        elif sig == signal.SIGTERM:
+            self._proc.terminate()
+        else:
+            self._proc.kill()
+
+    def _kill(self) -> tuple[str | None, str | None]:
+        """Kill the process group and collect what was printed, without waiting on pipes
+        that something outside the group may still hold."""
+        self._signal(getattr(signal, "SIGKILL", signal.SIGTERM))
+        try:
+            return self._proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            for stream in (self._proc.stdout, self._proc.stderr):
+                if stream is not None:
+                    stream.close()
+            self._proc.wait()
+            return None, None
+
     def cancel(self) -> None:
-        """Stop the program (terminate, then kill); :meth:`wait` then raises."""
+        """Stop the program and its children (terminate, then kill); :meth:`wait` then raises."""
         self.cancelled = True
         if self._proc.poll() is None:
-            self._proc.terminate()
+            self._signal(signal.SIGTERM)
             try:
                 self._proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self._proc.kill()
+                self._signal(getattr(signal, "SIGKILL", signal.SIGTERM))
 
     def wait(self) -> Completed:
         argv = self.argv
         try:
             stdout, stderr = self._proc.communicate(self._input, timeout=self._timeout)
         except subprocess.TimeoutExpired as exc:
-            self._proc.kill()
-            self._proc.communicate()
+            self._kill()
             raise ExternalToolError(
                 f"{argv[0]} did not finish within {self._timeout:g} s", command=argv
             ) from exc
+        except BaseException:  # Ctrl-C: the program must not outlive us
+            self._kill()
+            raise
         done = Completed(
             args=argv, returncode=self._proc.returncode, stdout=stdout or "", stderr=stderr or ""
         )
@@ -109,6 +141,7 @@ def start(
             errors="replace",
             env=env,
             cwd=cwd,
+            start_new_session=os.name == "posix",
         )
     except FileNotFoundError as exc:
         raise ExternalToolError(f"{argv[0]} was not found", command=argv) from exc

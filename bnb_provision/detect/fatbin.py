@@ -48,6 +48,21 @@ _RUNTIME_SECTIONS: Final = (".nv_fatbin", ".nv_fatb")
 _RELOCATABLE_SECTIONS: Final = ("__nv_relfatbin", "__nv_rel")
 _ENTRY_MIN_HEADER: Final = 32
 _HEADER_SIZE: Final = 16
+# bounds that no real library comes near, so that a crafted file cannot make the scan
+# walk gigabytes of padding or collect millions of entries
+_MAX_PADDING: Final = 64 * 1024
+_MAX_ENTRIES: Final = 1 << 16
+_MAX_SECTIONS: Final = 1 << 16
+
+
+def _unpack(fmt: str, data: bytes | memoryview | mmap.mmap, offset: int) -> tuple[int, ...]:
+    """struct.unpack_from, with a truncated or out-of-range read as ValueError."""
+    if offset < 0:
+        raise ValueError(f"negative offset {offset}")
+    try:
+        return struct.unpack_from(fmt, data, offset)
+    except struct.error as exc:
+        raise ValueError(f"truncated binary: {exc}") from exc
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -112,32 +127,40 @@ def parse_fatbins(data: bytes | memoryview | mmap.mmap) -> tuple[int, list[Fatbi
     """
     entries: list[FatbinEntry] = []
     count = 0
-    pos = 0
+    pos = padding = 0
     end = len(data)
-    while pos + 16 <= end:
-        (magic,) = struct.unpack_from("<I", data, pos)
+    while pos + _HEADER_SIZE <= end and len(entries) < _MAX_ENTRIES:
+        (magic,) = _unpack("<I", data, pos)
         if magic != FATBIN_MAGIC:
-            # containers are 8-byte aligned; skip zero padding between them
-            if data[pos : pos + 8] == b"\0" * 8:
+            # containers are 8-byte aligned; skip (a little) zero padding between them
+            if data[pos : pos + 8] == b"\0" * 8 and padding < _MAX_PADDING:
                 pos += 8
+                padding += 8
                 continue
             break
-        _version, header_size, body_size = struct.unpack_from("<HHQ", data, pos + 4)
+        padding = 0
+        _version, header_size, body_size = _unpack("<HHQ", data, pos + 4)
         if header_size < _HEADER_SIZE or pos + header_size + body_size > end:
             break
         count += 1
-        entry = pos + header_size
-        body_end = entry + body_size
-        while entry + _ENTRY_MIN_HEADER <= body_end:
-            kind, _flags, ehdr, payload = struct.unpack_from("<HHIQ", data, entry)
-            (arch,) = struct.unpack_from("<I", data, entry + 28)
-            if ehdr < _ENTRY_MIN_HEADER:
-                break
-            name = {_KIND_PTX: "ptx", _KIND_SASS: "sass"}.get(kind, "other")
-            entries.append(FatbinEntry(kind=name, arch=arch, size=payload))
-            entry += ehdr + payload
+        body_end = pos + header_size + body_size
+        _entries(data, pos + header_size, body_end, entries)
         pos = body_end
     return count, entries
+
+
+def _entries(
+    data: bytes | memoryview | mmap.mmap, entry: int, body_end: int, out: list[FatbinEntry]
+) -> None:
+    """The code objects of one fatbinary's body, appended to ``out``."""
+    while entry + _ENTRY_MIN_HEADER <= body_end and len(out) < _MAX_ENTRIES:
+        kind, _flags, ehdr, payload = _unpack("<HHIQ", data, entry)
+        (arch,) = _unpack("<I", data, entry + 28)
+        if ehdr < _ENTRY_MIN_HEADER:
+            break
+        name = {_KIND_PTX: "ptx", _KIND_SASS: "sass"}.get(kind, "other")
+        out.append(FatbinEntry(kind=name, arch=arch, size=payload))
+        entry += ehdr + payload
 
 
 def _split(entries: list[FatbinEntry]) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -165,24 +188,29 @@ def _inventory(fmt: str, sections: dict[str, memoryview | bytes]) -> KernelInven
 
 
 def parse_elf_kernels(data: bytes | memoryview | mmap.mmap) -> KernelInventory:
-    """Read the fatbin sections of an ELF file (32/64-bit, either byte order)."""
-    if bytes(data[:4]) != b"\x7fELF":
+    """Read the fatbin sections of an ELF file (32/64-bit, either byte order).
+
+    Raises ValueError for a file that is not ELF or whose headers point outside it.
+    """
+    if len(data) < 0x40 or bytes(data[:4]) != b"\x7fELF":  # noqa: PLR2004 - ELF header size
         raise ValueError("not an ELF file")
     is64 = data[4] == 2  # noqa: PLR2004 - ELFCLASS64
     bo = "<" if data[5] == 1 else ">"
     if is64:
-        (shoff,) = struct.unpack_from(bo + "Q", data, 0x28)
-        shentsize, shnum, shstrndx = struct.unpack_from(bo + "HHH", data, 0x3A)
+        (shoff,) = _unpack(bo + "Q", data, 0x28)
+        shentsize, shnum, shstrndx = _unpack(bo + "HHH", data, 0x3A)
         sh_fmt = bo + "IIQQQQIIQQ"
     else:
-        (shoff,) = struct.unpack_from(bo + "I", data, 0x20)
-        shentsize, shnum, shstrndx = struct.unpack_from(bo + "HHH", data, 0x2E)
+        (shoff,) = _unpack(bo + "I", data, 0x20)
+        shentsize, shnum, shstrndx = _unpack(bo + "HHH", data, 0x2E)
         sh_fmt = bo + "IIIIIIIIII"
     if shoff == 0 or shnum == 0 or shoff + shnum * shentsize > len(data):
         return KernelInventory(format="elf", sass=(), ptx=())
-    headers = [struct.unpack_from(sh_fmt, data, shoff + i * shentsize) for i in range(shnum)]
+    if shentsize < struct.calcsize(sh_fmt) or shstrndx >= shnum:
+        raise ValueError("ELF section headers are malformed")
+    headers = [_unpack(sh_fmt, data, shoff + i * shentsize) for i in range(shnum)]
     str_off, str_size = headers[shstrndx][4], headers[shstrndx][5]
-    names = bytes(data[str_off : str_off + str_size])
+    names = bytes(data[str_off : str_off + min(str_size, 1 << 20)])
     wanted = {*_RUNTIME_SECTIONS, *_RELOCATABLE_SECTIONS}
     view = memoryview(data) if not isinstance(data, memoryview) else data
     sections: dict[str, memoryview | bytes] = {}
@@ -195,21 +223,24 @@ def parse_elf_kernels(data: bytes | memoryview | mmap.mmap) -> KernelInventory:
 
 
 def parse_pe_kernels(data: bytes | memoryview | mmap.mmap) -> KernelInventory:
-    """Read the fatbin sections of a Windows PE file (a ``.dll``)."""
-    if bytes(data[:2]) != b"MZ":
+    """Read the fatbin sections of a Windows PE file (a ``.dll``).
+
+    Raises ValueError for a file that is not PE or whose headers point outside it.
+    """
+    if len(data) < 0x40 or bytes(data[:2]) != b"MZ":  # noqa: PLR2004 - DOS header size
         raise ValueError("not a PE file")
-    (pe_off,) = struct.unpack_from("<I", data, 0x3C)
+    (pe_off,) = _unpack("<I", data, 0x3C)
     if bytes(data[pe_off : pe_off + 4]) != b"PE\0\0":
         raise ValueError("not a PE file")
-    (nsect,) = struct.unpack_from("<H", data, pe_off + 6)
-    (opt_size,) = struct.unpack_from("<H", data, pe_off + 20)
+    (nsect,) = _unpack("<H", data, pe_off + 6)
+    (opt_size,) = _unpack("<H", data, pe_off + 20)
     table = pe_off + 24 + opt_size
     view = memoryview(data) if not isinstance(data, memoryview) else data
     sections: dict[str, memoryview | bytes] = {}
-    for i in range(nsect):
+    for i in range(min(nsect, _MAX_SECTIONS)):
         base = table + 40 * i
         name = bytes(data[base : base + 8]).rstrip(b"\0").decode("ascii", "replace")
-        vsize, _vaddr, raw_size, raw_ptr = struct.unpack_from("<IIII", data, base + 8)
+        vsize, _vaddr, raw_size, raw_ptr = _unpack("<IIII", data, base + 8)
         if name in (*_RUNTIME_SECTIONS, *_RELOCATABLE_SECTIONS):
             size = min(vsize or raw_size, raw_size)
             sections[name] = view[raw_ptr : raw_ptr + size]

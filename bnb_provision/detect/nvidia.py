@@ -14,6 +14,7 @@ do not read it) and reported separately by the caller.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -30,6 +31,7 @@ __all__ = [
     "NvidiaInfo",
     "cuda_from_nvml",
     "detect_nvidia",
+    "parse_driver_version",
     "parse_nvidia_smi_csv",
     "parse_nvidia_smi_header",
     "parse_proc_gpu_information",
@@ -84,12 +86,26 @@ def cuda_from_nvml(value: int | None) -> str | None:
     return f"{value // 1000}.{(value % 1000) // 10}"
 
 
-def _int_or_none(text: str) -> int | None:
+_DRIVER_RE: Final = re.compile(r"\d{1,4}(?:\.\d{1,4}){1,3}")
+
+
+def parse_driver_version(text: str) -> str | None:
+    """A driver version as NVIDIA prints it (``580.159.04``, ``572.61``), kept as given;
+    None for anything else."""
     text = text.strip()
+    return text if _DRIVER_RE.fullmatch(text) else None
+
+
+def _int_or_none(text: str) -> int | None:
+    """A non-negative whole number of MiB; None for ``inf``, ``nan``, negatives, words."""
+    text = text.strip()
+    if len(text) > 32:  # noqa: PLR2004 - no memory size has more digits
+        return None
     try:
-        return int(float(text))
+        value = float(text)
     except ValueError:
         return None
+    return int(value) if math.isfinite(value) and value >= 0 else None
 
 
 def parse_nvidia_smi_csv(text: str, fields: str = SMI_FIELDS) -> tuple[str | None, list[Gpu]]:
@@ -204,6 +220,10 @@ def _from_nvml(warnings: list[str]) -> tuple[NvidiaInfo, list[Gpu]] | None:
         warnings.append(f"NVML: {exc}")
         return None
     assert isinstance(reading, NvmlReading)
+    driver = parse_driver_version(reading.driver)
+    if driver is None:
+        warnings.append(f"NVML: the driver version {reading.driver[:40]!r} is not a version")
+        return None
     gpus = [
         Gpu(
             index=g.index,
@@ -216,9 +236,7 @@ def _from_nvml(warnings: list[str]) -> tuple[NvidiaInfo, list[Gpu]] | None:
         )
         for g in reading.gpus
     ]
-    info = NvidiaInfo(
-        driver=reading.driver, cuda_driver=cuda_from_nvml(reading.cuda_driver), source="nvml"
-    )
+    info = NvidiaInfo(driver=driver, cuda_driver=cuda_from_nvml(reading.cuda_driver), source="nvml")
     return info, gpus
 
 
@@ -271,6 +289,7 @@ def _from_nvidia_smi(warnings: list[str]) -> tuple[NvidiaInfo, list[Gpu]] | None
         driver = driver or head_driver
     except ExternalToolError as exc:
         warnings.append(f"nvidia-smi: could not read the CUDA version ({exc})")
+    driver = parse_driver_version(driver) if driver else None
     if driver is None:
         warnings.append("nvidia-smi: no driver version in its output")
         return None
@@ -292,7 +311,7 @@ def _from_proc(warnings: list[str], root: Path) -> tuple[NvidiaInfo, list[Gpu]] 
     driver = parse_proc_version(text) if text else None
     if driver is None:
         sys_text = _read_text(root / "sys/module/nvidia/version", warnings)
-        driver = sys_text.strip() or None if sys_text else None
+        driver = parse_driver_version(sys_text) if sys_text else None
     if driver is None:
         return None
     gpus: list[Gpu] = []

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from bnb_provision.core import process
+from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.detect.host import PythonInfo
 from bnb_provision.errors import ExternalToolError, TargetEnvError
 
@@ -159,6 +160,7 @@ def parse_bnb_library_name(file_name: str) -> tuple[str, str | None]:
     return backend, m.group("version") or None
 
 
+_MAX_LINE: Final = 4096  # torch/version.py lines are short; longer ones are not read
 _ASSIGN_RE: Final = re.compile(r"^(?P<key>[A-Za-z_]+)\s*(?::[^=]+)?=\s*(?P<value>.+?)\s*$")
 
 
@@ -166,13 +168,13 @@ def parse_torch_version_py(text: str) -> TorchInfo:
     """Parse the text of ``torch/version.py`` (never importing it)."""
     values: dict[str, object] = {}
     for line in text.splitlines():
-        m = _ASSIGN_RE.match(line)
+        m = _ASSIGN_RE.match(line) if len(line) <= _MAX_LINE else None
         if not m:
             continue
         try:
             values[m.group("key")] = ast.literal_eval(m.group("value"))
-        except (ValueError, SyntaxError):
-            continue
+        except (ValueError, SyntaxError, RecursionError, MemoryError):
+            continue  # not a literal this reader needs
     version = values.get("__version__")
     if not isinstance(version, str):
         raise ValueError("torch/version.py has no __version__")  # noqa: TRY004
@@ -202,16 +204,33 @@ def find_env_python(env_dir: str | os.PathLike[str]) -> Path:
     )
 
 
+def _interpreter(python: str) -> str:
+    """``python`` as an absolute path: a relative path is the user's, relative to the
+    current folder (the probe itself runs elsewhere); a bare name is looked up on PATH."""
+    if os.sep in python or (os.altsep and os.altsep in python):
+        exe = Path(python).expanduser()
+        if not exe.exists():
+            raise TargetEnvError(
+                f"--python {python}: no such file. Give the path of a Python interpreter."
+            )
+        return str(exe.absolute())
+    found = process.find_program(python)
+    if found is None:
+        if Path(python).exists():  # a file in the current folder, named without ./
+            return str(Path(python).absolute())
+        raise TargetEnvError(
+            f"--python {python}: not found on PATH. Give the path of a Python interpreter."
+        )
+    return found
+
+
 def _run_probe(python: str) -> dict[str, Any]:
     script = (Path(__file__).parent / "_probe_script.py").read_text(encoding="utf-8")
-    exe = Path(python)
-    if not (exe.exists() or process.find_program(python)):
-        raise TargetEnvError(
-            f"--python {python}: no such file. Give the path of a Python interpreter."
-        )
+    exe = _interpreter(python)
     try:
+        # run from the home folder, so that nothing in the current folder shadows a module
         done = process.run(
-            [python, "-X", "utf8", "-c", script],
+            [exe, "-X", "utf8", "-c", script],
             timeout=PROBE_TIMEOUT,
             cwd=Path.home() if Path.home().is_dir() else None,
         )
@@ -221,81 +240,120 @@ def _run_probe(python: str) -> dict[str, Any]:
             "Check that the path points at python, not at a folder or script; environments "
             "of Python 2 are not supported."
         ) from exc
+    lines = done.stdout.strip().splitlines()
     try:
-        data = json.loads(done.stdout.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError) as exc:
+        data = json.loads(lines[-1]) if lines else None
+    except (ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
         raise TargetEnvError(
             f"--python {python}: it ran but did not answer like Python 3.8+ "
             f"(output: {done.stdout[:200]!r})"
-        ) from exc
-    if not isinstance(data, dict):
-        msg = f"--python {python}: unexpected answer from the probe"
-        raise TargetEnvError(msg)
+        )
     if "error" in data:
-        raise TargetEnvError(f"--python {python}: {data['error']}; bnb-provision needs Python 3.8+")
+        raise TargetEnvError(
+            f"--python {python}: {str(data['error'])[:300]}; bnb-provision needs Python 3.8+"
+        )
     return data
 
 
-def inspect_env(python: str, warnings: list[str], *, read_binaries: bool = True) -> EnvInfo:
-    """Inspect the environment of interpreter ``python`` (a path)."""
-    data = _run_probe(python)
-    py = data["python"]
-    torch = None
-    tdata = data.get("torch")
-    if tdata:
-        text = tdata.get("version_py")
-        if text:
-            try:
-                parsed = parse_torch_version_py(text)
-                torch = TorchInfo(
-                    version=parsed.version,
-                    cuda=parsed.cuda,
-                    hip=parsed.hip,
-                    xpu=parsed.xpu,
-                    location=tdata.get("location"),
-                )
-            except ValueError as exc:
-                warnings.append(f"torch: {exc}")
-        else:
-            warnings.append("torch is installed but torch/version.py is missing: a broken install")
-    bnb = None
-    bdata = data.get("bitsandbytes")
-    if bdata:
-        libs = []
-        for path in bdata.get("libraries", []):
-            name = Path(path).name
-            backend, version = parse_bnb_library_name(name)
-            kernels = None
-            if read_binaries and backend.startswith("cuda"):
-                try:
-                    from bnb_provision.detect.fatbin import read_kernels
+def _torch_from_probe(f: Fields | None, warnings: list[str]) -> TorchInfo | None:
+    if f is None:
+        return None
+    text = f.text("version_py", None)
+    location = f.text("location", None)
+    if not text:
+        warnings.append("torch is installed but torch/version.py is missing: a broken install")
+        return None
+    try:
+        parsed = parse_torch_version_py(text)
+    except ValueError as exc:
+        warnings.append(f"torch: {exc}")
+        return None
+    return TorchInfo(
+        version=parsed.version, cuda=parsed.cuda, hip=parsed.hip, xpu=parsed.xpu, location=location
+    )
 
-                    kernels = read_kernels(path)
-                except (OSError, ValueError) as exc:
-                    warnings.append(f"{name}: could not read its kernels ({exc})")
-            libs.append(BnbLibrary(file=name, backend=backend, version=version, kernels=kernels))
-        bnb = BnbInfo(
-            version=bdata["version"],
-            location=bdata.get("location"),
-            libraries=tuple(libs),
-            direct_url=bdata.get("direct_url"),
-        )
+
+def _library_from_probe(path: str, warnings: list[str], *, read_binaries: bool) -> BnbLibrary:
+    name = Path(path).name
+    backend, version = parse_bnb_library_name(name)
+    kernels = None
+    if read_binaries and backend.startswith("cuda"):
+        try:
+            from bnb_provision.detect.fatbin import read_kernels
+
+            kernels = read_kernels(path)
+        except (OSError, ValueError) as exc:
+            warnings.append(f"{name}: could not read its kernels ({exc})")
+    return BnbLibrary(file=name, backend=backend, version=version, kernels=kernels)
+
+
+def _bnb_from_probe(
+    f: Fields | None, warnings: list[str], *, read_binaries: bool
+) -> BnbInfo | None:
+    if f is None:
+        return None
+    libs = tuple(
+        _library_from_probe(p, warnings, read_binaries=read_binaries)
+        for p in f.str_list("libraries", [])
+    )
+    return BnbInfo(
+        version=f.text("version"),
+        location=f.text("location", None),
+        libraries=libs,
+        direct_url=f.text("direct_url", None),
+    )
+
+
+def _strings(f: Fields, key: str) -> tuple[tuple[str, str], ...]:
+    """A table of strings; entries that are not strings (a broken dist's version) skipped."""
+    table = f.table(key, {})
+    assert table is not None
+    return tuple(sorted((str(k), v) for k, v in table.data.items() if isinstance(v, str)))
+
+
+def _env_from_probe(data: dict[str, Any], warnings: list[str], *, read_binaries: bool) -> EnvInfo:
+    """The probe's answer, checked field by field (it comes from another interpreter)."""
+    f = Fields(data, "")
+    py = f.table("python")
+    assert py is not None
+    python = PythonInfo(
+        version=py.text("version"),
+        executable=py.text("executable", None),
+        implementation=py.text("implementation", "cpython"),
+    )
+    stamps = f.table("installed_at", {})
+    assert stamps is not None
     return EnvInfo(
-        python=PythonInfo(
-            version=py["version"],
-            executable=py.get("executable"),
-            implementation=py.get("implementation", "cpython"),
+        python=python,
+        prefix=f.text("prefix", None),
+        packages=_strings(f, "packages"),
+        torch=_torch_from_probe(f.table("torch", None), warnings),
+        bitsandbytes=_bnb_from_probe(
+            f.table("bitsandbytes", None), warnings, read_binaries=read_binaries
         ),
-        prefix=data.get("prefix"),
-        packages=tuple(sorted((str(k), str(v)) for k, v in data.get("packages", {}).items())),
-        torch=torch,
-        bitsandbytes=bnb,
-        variables=tuple(sorted(data.get("variables", {}).items())),
-        cudart=tuple(data.get("cudart", [])),
+        variables=_strings(f, "variables"),
+        cudart=tuple(f.str_list("cudart", [])),
         installed_at=tuple(
-            sorted((k, float(v)) for k, v in data.get("installed_at", {}).items() if v is not None)
+            sorted(
+                (str(k), float(v))
+                for k, v in stamps.data.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            )
         ),
     )
+
+
+def inspect_env(python: str, warnings: list[str], *, read_binaries: bool = True) -> EnvInfo:
+    """Inspect the environment of interpreter ``python`` (a path, or a name on PATH)."""
+    data = _run_probe(python)
+    try:
+        return _env_from_probe(data, warnings, read_binaries=read_binaries)
+    except FieldError as exc:
+        raise TargetEnvError(
+            f"--python {python}: unexpected answer from the probe ({exc})"
+        ) from exc
 
 
 def site_packages(env_dir: str | os.PathLike[str]) -> Path | None:
