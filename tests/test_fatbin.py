@@ -160,3 +160,33 @@ def test_library_built_now_with_nvcc(tmp_path: Path) -> None:
     assert k.sass == (80, 86)
     assert k.ptx == (120,)
     assert k.covers(8, 9) == "sass" and k.covers(12, 1) == "ptx" and k.covers(7, 5) is None
+
+
+def test_a_crafted_sparse_2gb_section_is_read_in_bounded_time(tmp_path: Path) -> None:
+    """issue 12: a .nv_fatbin section header claiming 2 GB of (sparse, zero) bytes took 57 s
+    and 2 GB of memory; the padding between containers is now bounded."""
+    import time
+
+    from bnb_provision.detect.fatbin import read_kernels
+
+    data = bytearray((KERNELS / "whole.so").read_bytes())
+    shoff = struct.unpack_from("<Q", data, 0x28)[0]
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    str_off = struct.unpack_from("<Q", data, shoff + shstrndx * shentsize + 24)[0]
+    crafted_sections = 0
+    for i in range(shnum):
+        base = shoff + i * shentsize
+        name_off = struct.unpack_from("<I", data, base)[0]
+        name = bytes(data[str_off + name_off : data.index(b"\0", str_off + name_off)])
+        if name == b".nv_fatbin":
+            struct.pack_into("<QQ", data, base + 24, len(data), 2 << 30)  # offset, size
+            crafted_sections += 1
+    assert crafted_sections == 1
+    crafted = tmp_path / "crafted.so"
+    with crafted.open("wb") as f:
+        f.write(data)
+        f.truncate(len(data) + (2 << 30))  # sparse: no disk, no memory
+    start = time.monotonic()
+    inventory = read_kernels(crafted)
+    assert time.monotonic() - start < 5
+    assert inventory.sass == ()
