@@ -22,7 +22,7 @@ from bnb_provision.db.compat import load_db
 from bnb_provision.detect.machine import machine_from_dict
 from bnb_provision.errors import ExternalToolError, LockfileError
 from bnb_provision.lock.bundle import bundle_lock
-from bnb_provision.lock.lockset import LockOptions, lock_machines, write_atomic
+from bnb_provision.lock.lockset import LockOptions, lock_machines, write_output
 from bnb_provision.plan.constraints import Constraints
 from tests.support.index import make_wheel, serve_index
 
@@ -266,11 +266,14 @@ def test_existing_locks_are_kept_unless_forced(
     assert len(backups) == 1 and backups[0].read_text().endswith("# a local edit\n")
 
 
-def test_write_atomic_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
+def test_write_output_keeps_the_old_file_unless_forced(tmp_path: Path) -> None:
     target = tmp_path / "lock.txt"
     target.write_text("old")
-    assert write_atomic(target, "old", force=False) is None  # unchanged: nothing to do
-    backup = write_atomic(target, "new", force=True)
+    assert write_output(target, "old", force=False) is None  # unchanged: nothing to do
+    with pytest.raises(LockfileError, match="exists; pass --force"):
+        write_output(target, "new", force=False)
+    assert target.read_text() == "old"
+    backup = write_output(target, "new", force=True)
     assert target.read_text() == "new" and backup is not None and backup.read_text() == "old"
 
 
@@ -317,7 +320,7 @@ def test_bundle_refuses_a_tampered_file(
     bad.write_text(text.replace(sha, "0" * 64))
     with pytest.raises(LockfileError, match="does not match the lock"):
         bundle_lock(bad, tmp_path / "house")
-    assert not any((tmp_path / "house").glob("*.part"))
+    assert not any((tmp_path / "house").glob(".*"))  # no staged file left behind
 
 
 def test_gptq_stack_pins_torch_and_excludes_bitsandbytes(
@@ -382,12 +385,12 @@ def test_new_lock_files_get_the_usual_permissions(tmp_path: Path) -> None:
 
     old = os.umask(0o022)
     try:
-        write_atomic(tmp_path / "a.txt", "x", force=False)
+        write_output(tmp_path / "a.txt", "x", force=False)
     finally:
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
     (tmp_path / "a.txt").chmod(0o600)
-    write_atomic(tmp_path / "a.txt", "y", force=True)  # a replaced file keeps its own
+    write_output(tmp_path / "a.txt", "y", force=True)  # a replaced file keeps its own
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o600
 
 

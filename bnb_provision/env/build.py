@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from bnb_provision.core import process, uv
+from bnb_provision.core.files import write_atomic
 from bnb_provision.core.uv import find_uv, run_uv
 from bnb_provision.errors import (
     ExternalToolError,
@@ -413,9 +414,7 @@ def _write_stamp(
         db_version=summary.db_version,
         verified=bool(report and report.ok),
     )
-    tmp = real / f".{STAMP_FILE}.tmp"
-    tmp.write_text(json.dumps(stamp.to_dict(), indent=2), encoding="utf-8")
-    tmp.replace(real / STAMP_FILE)
+    write_atomic(real / STAMP_FILE, json.dumps(stamp.to_dict(), indent=2))
     return stamp
 
 

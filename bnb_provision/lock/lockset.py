@@ -14,9 +14,7 @@ classes to their lock files so ``init`` on any machine can pick its own.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
-import os
 import re
 import string
 import tempfile
@@ -29,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 from bnb_provision import __version__
 from bnb_provision.core import process
 from bnb_provision.core.data import data_dir
+from bnb_provision.core.files import write_atomic
 from bnb_provision.core.tomlio import toml_loads, toml_pairs, toml_table
 from bnb_provision.core.uv import UV_TIMEOUT, find_uv, network_failure, python_platform
 from bnb_provision.errors import ExternalToolError, LockfileError, NoPlanError
@@ -59,7 +58,7 @@ __all__ = [
     "pylock_to_requirements",
     "spec_for",
     "stack_requirements",
-    "write_atomic",
+    "write_output",
 ]
 
 PYPI_SIMPLE: Final = "https://pypi.org/simple"
@@ -362,27 +361,10 @@ def _diff(old: tuple[tuple[str, str], ...], new: tuple[tuple[str, str], ...]) ->
     return tuple(out)
 
 
-def _umask() -> int:
-    """The process umask, read once (os.umask both reads and sets it: not from threads)."""
-    global _UMASK  # noqa: PLW0603 - read once, in the main thread, before any worker
-    if _UMASK is None:
-        _UMASK = os.umask(0o022)
-        os.umask(_UMASK)
-    return _UMASK
-
-
-_UMASK: int | None = None
-
-
-def write_atomic(path: Path, text: str, *, force: bool) -> Path | None:
-    """Write ``text`` through a temporary file and ``os.replace``.
-
-    An existing file is replaced only with ``force``, and then kept as a dated
-    backup (returned). Raises LockfileError otherwise. A new file gets the usual
-    permissions (0666 less the umask); a replaced one keeps its own.
-    """
-    backup = None
-    mode = 0o666 & ~_umask()
+def write_output(path: Path, text: str, *, force: bool) -> Path | None:
+    """Write one output file atomically (core.files). An unchanged file is left alone;
+    an existing one is replaced only with ``force``, and then kept as a dated backup
+    (returned). Raises LockfileError otherwise."""
     if path.exists():
         if path.read_text(encoding="utf-8") == text:
             return None
@@ -390,23 +372,7 @@ def write_atomic(path: Path, text: str, *, force: bool) -> Path | None:
             raise LockfileError(
                 f"{path} exists; pass --force to replace it (the old file is kept as a dated .bak)"
             )
-        mode = path.stat().st_mode & 0o777
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        backup = path.with_name(f"{path.name}.{stamp}.bak")
-        path.replace(backup)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, mode)  # noqa: PTH101 - mkstemp gives a path string
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        if backup is not None and not path.exists():
-            backup.replace(path)
-        raise
-    return backup
+    return write_atomic(path, text, backup=True)
 
 
 def _old_packages(path: Path) -> tuple[tuple[str, str], ...]:
@@ -526,11 +492,11 @@ def compile_spec(spec: LockSpec, opts: LockOptions) -> LockResult:
         index_lines.append(f"--extra-index-url {spec.torch_index}")
     requirements = pylock_to_requirements(data, header, index_lines)
     for path, content in ((pylock_path, final), (req_path, requirements)):
-        write_atomic(path, content, force=opts.force)
+        write_output(path, content, force=opts.force)
     extra: list[Path] = []
     if opts.dockerfile and spec.os == "linux":
         dockerfile = out / f"Dockerfile.{spec.name}"
-        write_atomic(
+        write_output(
             dockerfile,
             _render(
                 "Dockerfile.tmpl",
@@ -545,7 +511,7 @@ def compile_spec(spec: LockSpec, opts: LockOptions) -> LockResult:
         extra.append(dockerfile)
     if opts.uv_project:
         project = out / f"uv-project.{spec.name}.toml"
-        write_atomic(project, spec.uv_input, force=opts.force)
+        write_output(project, spec.uv_input, force=opts.force)
         extra.append(project)
     return LockResult(
         spec=spec,
@@ -648,11 +614,10 @@ def _compile_all(
 ) -> LockSet:
     """Run uv for every spec (in parallel), then write the manifest."""
     find_uv()  # resolve the binary once, before the worker threads
-    _umask()
     results = _in_parallel(specs, opts)
     results.sort(key=lambda r: r.spec.name)
     manifest = opts.output / MANIFEST_FILE
-    write_atomic(manifest, _manifest(results, unplanned), force=True)
+    write_output(manifest, _manifest(results, unplanned), force=True)
     return LockSet(
         results=tuple(results),
         manifest=manifest,
