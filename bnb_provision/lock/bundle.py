@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final
 from urllib.parse import unquote, urlparse
 
 import requests
@@ -15,16 +15,29 @@ from bnb_provision.core.files import atomic_output
 from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.errors import ExternalToolError, LockfileError
 
-__all__ = ["BundleResult", "bundle_lock"]
+__all__ = ["BUNDLE_SCHEMA", "BundleResult", "bundle_lock"]
+
+BUNDLE_SCHEMA: Final = "bnb-provision.bundle/1"
 
 Log = Callable[[str], None]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BundleResult:
+    """A filled wheelhouse: the files downloaded now and those already there."""
+
     directory: Path
     downloaded: tuple[str, ...]
     present: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``bnb-provision.bundle/1`` JSON document."""
+        return {
+            "schema": BUNDLE_SCHEMA,
+            "directory": str(self.directory),
+            "downloaded": list(self.downloaded),
+            "present": list(self.present),
+        }
 
 
 def _files(pylock: dict[str, Any]) -> list[tuple[str, str, str]]:
