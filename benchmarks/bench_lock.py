@@ -33,7 +33,8 @@ from pathlib import Path
 from bnb_provision.core.uv import find_uv
 from bnb_provision.db.compat import load_db
 from bnb_provision.detect.snapshot import machine_from_dict
-from bnb_provision.lock.lockset import LockOptions, spec_for, uv_compile_args
+from bnb_provision.lock.compile import uv_compile_args
+from bnb_provision.lock.lockset import LockOptions, spec_for
 from bnb_provision.plan.constraints import Constraints
 from bnb_provision.plan.inputs import plan_for
 

@@ -22,6 +22,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bnb_provision.core.files import write_atomic  # noqa: E402
 from bnb_provision.db.derive import Deriver  # noqa: E402
 
 DERIVED = ROOT / "compat_db" / "derived"
@@ -76,10 +77,7 @@ def main(write: bool, only: tuple[str, ...], no_libraries: bool, cache: Path) ->
             )
         )
         if write:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(new)
-            tmp.replace(path)
+            write_atomic(path, new)
     click.echo(f"{changed} file(s) {'written' if write else 'would change'}", err=True)
 
 

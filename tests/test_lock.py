@@ -22,7 +22,8 @@ from bnb_provision.db.compat import load_db
 from bnb_provision.detect.snapshot import machine_from_dict
 from bnb_provision.errors import ExternalToolError, LockfileError
 from bnb_provision.lock.bundle import bundle_lock
-from bnb_provision.lock.lockset import LockOptions, lock_machines, write_atomic
+from bnb_provision.lock.lockset import LockOptions, lock_machines
+from bnb_provision.lock.writers import write_files
 from bnb_provision.plan.constraints import Constraints
 from tests.support.index import make_wheel, serve_index
 
@@ -266,12 +267,17 @@ def test_existing_locks_are_kept_unless_forced(
     assert len(backups) == 1 and backups[0].read_text().endswith("# a local edit\n")
 
 
-def test_write_atomic_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
+def test_write_files_keeps_the_old_file_unless_forced(tmp_path: Path) -> None:
     target = tmp_path / "lock.txt"
     target.write_text("old")
-    assert write_atomic(target, "old", force=False) is None  # unchanged: nothing to do
-    backup = write_atomic(target, "new", force=True)
-    assert target.read_text() == "new" and backup is not None and backup.read_text() == "old"
+    write_files({target: "old"}, force=False, replace=frozenset())  # unchanged: nothing to do
+    assert list(tmp_path.iterdir()) == [target]
+    with pytest.raises(LockfileError, match="exists; pass --force"):
+        write_files({target: "new", tmp_path / "other": "x"}, force=False, replace=frozenset())
+    assert target.read_text() == "old" and not (tmp_path / "other").exists()
+    write_files({target: "new"}, force=True, replace=frozenset())
+    (backup,) = tmp_path.glob("lock.txt.*.bak")
+    assert target.read_text() == "new" and backup.read_text() == "old"
 
 
 def test_unreachable_index_names_it_and_the_way_out(tmp_path: Path) -> None:
@@ -317,13 +323,13 @@ def test_bundle_refuses_a_tampered_file(
     bad.write_text(text.replace(sha, "0" * 64))
     with pytest.raises(LockfileError, match="does not match the lock"):
         bundle_lock(bad, tmp_path / "house")
-    assert not any((tmp_path / "house").glob("*.part"))
+    assert not any((tmp_path / "house").glob(".*"))  # no staged file left behind
 
 
 def test_gptq_stack_pins_torch_and_excludes_bitsandbytes(
     tmp_path: Path, indexes: tuple[str, str, list[str]]
 ) -> None:
-    from bnb_provision.lock.lockset import stack_requirements
+    from bnb_provision.lock.group import stack_requirements
     from bnb_provision.plan.inputs import plan_for
 
     m = machine_from_dict(_snapshot("linux", "NVIDIA A100", "580.95.05"))
@@ -382,12 +388,12 @@ def test_new_lock_files_get_the_usual_permissions(tmp_path: Path) -> None:
 
     old = os.umask(0o022)
     try:
-        write_atomic(tmp_path / "a.txt", "x", force=False)
+        write_files({tmp_path / "a.txt": "x"}, force=False, replace=frozenset())
     finally:
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
     (tmp_path / "a.txt").chmod(0o600)
-    write_atomic(tmp_path / "a.txt", "y", force=True)  # a replaced file keeps its own
+    write_files({tmp_path / "a.txt": "y"}, force=True, replace=frozenset())  # keeps its own
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o600
 
 
@@ -449,3 +455,48 @@ def test_relock_keeps_the_locked_versions_unless_upgrade(tmp_path: Path) -> None
     assert lock_with(first, upgrade=False) == "3.16.1"
     assert lock_with([*first, newer], upgrade=False) == "3.16.1"
     assert lock_with([*first, newer], upgrade=True) == "3.20.0"
+
+
+def test_results_build_their_own_json(tmp_path: Path) -> None:
+    """lock/1 and bundle/1 as the CLI prints them, field for field."""
+    from bnb_provision.lock.bundle import BundleResult
+    from bnb_provision.lock.lockset import LockResult, LockSet, LockSpec
+
+    spec = LockSpec(
+        name="g", stack="bnb", machines=("a", "b"), python="3.12", platform="linux-x86_64",
+        os="linux", arch="x86_64", glibc=None, torch="2.13.0", variant="cpu", torch_index=None,
+        index_packages=(), requirements=("torch==2.13.0",), bitsandbytes="0.50.2",
+        bitsandbytes_library="", driver_floor="", gpu_archs=(), db_version="1", uv_input="",
+    )  # fmt: skip
+    result = LockResult(
+        spec=spec,
+        requirements=tmp_path / "g.requirements.txt",
+        pylock=tmp_path / "pylock.g.toml",
+        packages=(("torch", "2.13.0"),),
+        changed=("~ torch 2.12.0 -> 2.13.0",),
+        seconds=1.23456,
+    )
+    doc = LockSet(results=(result,), manifest=tmp_path / "m.toml", unplanned=(("c", "old"),))
+    assert doc.to_dict() == {
+        "schema": "bnb-provision.lock/1",
+        "manifest": str(tmp_path / "m.toml"),
+        "locks": [
+            {
+                "name": "g",
+                "requirements": str(tmp_path / "g.requirements.txt"),
+                "pylock": str(tmp_path / "pylock.g.toml"),
+                "machines": ["a", "b"],
+                "packages": {"torch": "2.13.0"},
+                "changed": ["~ torch 2.12.0 -> 2.13.0"],
+                "seconds": 1.235,
+            }
+        ],
+        "unplanned": [{"machine": "c", "why": "old"}],
+    }
+    bundle = BundleResult(directory=tmp_path, downloaded=("a.whl",), present=("b.whl",))
+    assert bundle.to_dict() == {
+        "schema": "bnb-provision.bundle/1",
+        "directory": str(tmp_path),
+        "downloaded": ["a.whl"],
+        "present": ["b.whl"],
+    }

@@ -479,7 +479,7 @@ def lock(
         bnb-provision lock --machine snapshots/ -o locks --dockerfile
         bnb-provision lock --os windows --gpu "RTX 4090" --driver 572.61 --python 3.12
     """
-    from bnb_provision.lock.lockset import LockOptions, LockRequest, lock_request
+    from bnb_provision.lock.lockset import LockOptions, LockRequest, as_stack, lock_request
     from bnb_provision.plan.constraints import Constraints, MachineFlags
 
     if offline and not find_links:
@@ -491,7 +491,7 @@ def lock(
     )
     opts = LockOptions(
         output=output,
-        stack=stack,
+        stack=as_stack(stack),
         default_index=index_url,
         torch_index_template=torch_index,
         offline=offline,
@@ -504,25 +504,7 @@ def lock(
     )
     result = lock_request(request, opts, log=lambda m: None if as_json else click.echo(m, err=True))
     if as_json:
-        _emit_json(
-            {
-                "schema": "bnb-provision.lock/1",
-                "manifest": str(result.manifest),
-                "locks": [
-                    {
-                        "name": r.spec.name,
-                        "requirements": str(r.requirements),
-                        "pylock": str(r.pylock),
-                        "machines": list(r.spec.machines),
-                        "packages": dict(r.packages),
-                        "changed": list(r.changed),
-                        "seconds": round(r.seconds, 3),
-                    }
-                    for r in result.results
-                ],
-                "unplanned": [{"machine": m, "why": w} for m, w in result.unplanned],
-            }
-        )
+        _emit_json(result.to_dict())
         return
     for r in result.results:
         click.echo(
@@ -562,14 +544,7 @@ def bundle(lock_file: Path, output: Path, as_json: bool) -> None:
         lock_file, output, log=lambda m: None if as_json else click.echo(m, err=True)
     )
     if as_json:
-        _emit_json(
-            {
-                "schema": "bnb-provision.bundle/1",
-                "directory": str(result.directory),
-                "downloaded": list(result.downloaded),
-                "present": list(result.present),
-            }
-        )
+        _emit_json(result.to_dict())
         return
     click.echo(
         f"{output}: {len(result.downloaded)} downloaded, {len(result.present)} already "

@@ -16,11 +16,11 @@ import functools
 import hashlib
 import json
 import os
-import threading
 from pathlib import Path
 from typing import Any, Final
 
 from bnb_provision import __version__
+from bnb_provision.core.files import write_atomic
 
 __all__ = [
     "FORMAT",
@@ -96,16 +96,7 @@ def write_private(path: Path, data: bytes) -> None:
 
     Raises OSError; a cache that cannot be written is for the caller to shrug off.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, mode=0o600)
 
 
 def read_json(kind: str, key: str) -> Any:

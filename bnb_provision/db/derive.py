@@ -40,6 +40,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from bnb_provision.core.files import write_atomic
 from bnb_provision.detect.fatbin import read_kernels
 from bnb_provision.detect.target import parse_bnb_library_name
 
@@ -236,10 +237,7 @@ class Deriver:
         if path.exists():
             return json.loads(path.read_text())
         value = make()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(value))
-        tmp.replace(path)
+        write_atomic(path, json.dumps(value))
         return value
 
     def wheel_metadata(self, file: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from bnb_provision.core import process, uv
+from bnb_provision.core.files import write_atomic
 from bnb_provision.core.uv import find_uv, run_uv
 from bnb_provision.errors import (
     ExternalToolError,
@@ -143,27 +144,27 @@ def select_from_manifest(
     manifest: Path, machine: Machine, db: CompatDB, constraints: Constraints
 ) -> Path:
     """The lock of the manifest's class that runs on ``machine``."""
-    from bnb_provision.core.tomlio import toml_loads
+    from bnb_provision.lock.manifest import read_manifest
     from bnb_provision.plan.inputs import plan_for
 
-    data = toml_loads(manifest.read_text(encoding="utf-8"))
+    locks = read_manifest(manifest)
     reasons = []
-    for cls in data.get("class", []):
+    for cls in locks.classes:
         pin = dataclasses.replace(
             constraints,
-            torch=cls["torch"],
-            bnb=cls["bitsandbytes"],
-            cuda=_cuda_of(cls["variant"]) or constraints.cuda,
-            python=cls["python"],
+            torch=cls.torch,
+            bnb=cls.bitsandbytes,
+            cuda=_cuda_of(cls.variant) or constraints.cuda,
+            python=cls.python,
         )
         try:
             plan = plan_for(machine, db, pin)
         except NoPlanError as exc:
-            reasons.append(f"{cls['name']}: {str(exc).splitlines()[0]}")
+            reasons.append(f"{cls.name}: {str(exc).splitlines()[0]}")
             continue
-        if plan.target.platform.startswith(cls["os"]) and plan.target.arch == cls["arch"]:
-            return manifest.parent / str(cls["requirements"])
-        reasons.append(f"{cls['name']}: for {cls['os']}-{cls['arch']}")
+        if plan.target.platform.startswith(cls.os) and plan.target.arch == cls.arch:
+            return locks.requirements_of(cls)
+        reasons.append(f"{cls.name}: for {cls.os}-{cls.arch}")
     raise NoPlanError(f"{manifest}: no lock class fits this machine:\n  " + "\n  ".join(reasons))
 
 
@@ -333,13 +334,13 @@ def _adopt_system_torch(
 
 def _lock_for_plan(real: Path, plan: Plan, opts: BuildOptions, db: CompatDB) -> Path:
     """No lock given: compile one for this machine's plan into the new environment."""
-    from bnb_provision.lock.lockset import LockOptions, compile_spec, spec_for
+    from bnb_provision.lock.lockset import LockOptions, as_stack, compile_spec, spec_for
 
     workdir = real / ".bnb-provision"
     workdir.mkdir(parents=True, exist_ok=True)
     lock_opts = LockOptions(
         output=workdir,
-        stack=opts.stack,
+        stack=as_stack(opts.stack),
         default_index=opts.index_url,
         torch_index_template=opts.torch_index_template,
         offline=opts.offline,
@@ -413,9 +414,7 @@ def _write_stamp(
         db_version=summary.db_version,
         verified=bool(report and report.ok),
     )
-    tmp = real / f".{STAMP_FILE}.tmp"
-    tmp.write_text(json.dumps(stamp.to_dict(), indent=2), encoding="utf-8")
-    tmp.replace(real / STAMP_FILE)
+    write_atomic(real / STAMP_FILE, json.dumps(stamp.to_dict(), indent=2))
     return stamp
 
 

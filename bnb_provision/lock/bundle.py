@@ -3,29 +3,41 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Final
 from urllib.parse import unquote, urlparse
 
 import requests
 
+from bnb_provision.core.files import atomic_output
 from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.errors import ExternalToolError, LockfileError
 
-__all__ = ["BundleResult", "bundle_lock"]
+__all__ = ["BUNDLE_SCHEMA", "BundleResult", "bundle_lock"]
+
+BUNDLE_SCHEMA: Final = "bnb-provision.bundle/1"
 
 Log = Callable[[str], None]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BundleResult:
+    """A filled wheelhouse: the files downloaded now and those already there."""
+
     directory: Path
     downloaded: tuple[str, ...]
     present: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``bnb-provision.bundle/1`` JSON document."""
+        return {
+            "schema": BUNDLE_SCHEMA,
+            "directory": str(self.directory),
+            "downloaded": list(self.downloaded),
+            "present": list(self.present),
+        }
 
 
 def _files(pylock: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -53,6 +65,30 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _copy_into(fh: BinaryIO, url: str, lock: Path, session: requests.Session) -> str:
+    """Copy the file at ``url`` (http(s), file: or a path relative to the lock) into
+    ``fh``; returns its sha256."""
+    h = hashlib.sha256()
+    if urlparse(url).scheme in ("http", "https"):
+        try:
+            with session.get(url, stream=True, timeout=120) as r:
+                r.raise_for_status()
+                for chunk in r.iter_content(1 << 20):
+                    fh.write(chunk)
+                    h.update(chunk)
+        except requests.RequestException as exc:
+            raise ExternalToolError(f"could not download {url}: {exc}") from exc
+        return h.hexdigest()
+    src = Path(unquote(urlparse(url).path) if url.startswith("file:") else url)
+    if not src.is_absolute():
+        src = lock.parent / src
+    with src.open("rb") as source:
+        for chunk in iter(lambda: source.read(1 << 20), b""):
+            fh.write(chunk)
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def bundle_lock(
     lock: Path,
     directory: Path,
@@ -74,32 +110,9 @@ def bundle_lock(
             present.append(name)
             continue
         log(f"downloading {name}")
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".part")
-        h = hashlib.sha256()
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                if urlparse(url).scheme in ("http", "https"):
-                    try:
-                        with s.get(url, stream=True, timeout=120) as r:
-                            r.raise_for_status()
-                            for chunk in r.iter_content(1 << 20):
-                                fh.write(chunk)
-                                h.update(chunk)
-                    except requests.RequestException as exc:
-                        raise ExternalToolError(f"could not download {url}: {exc}") from exc
-                else:
-                    src = Path(unquote(urlparse(url).path) if url.startswith("file:") else url)
-                    if not src.is_absolute():
-                        src = lock.parent / src
-                    data_bytes = src.read_bytes()
-                    fh.write(data_bytes)
-                    h.update(data_bytes)
-            if h.hexdigest() != sha:
-                raise LockfileError(
-                    f"{name}: sha256 {h.hexdigest()} does not match the lock's {sha}"
-                )
-            Path(tmp).replace(target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with atomic_output(target) as fh:
+            digest = _copy_into(fh, url, lock, s)
+            if digest != sha:
+                raise LockfileError(f"{name}: sha256 {digest} does not match the lock's {sha}")
         downloaded.append(name)
     return BundleResult(directory=directory, downloaded=tuple(downloaded), present=tuple(present))

@@ -1,0 +1,211 @@
+"""The files a lock run writes: a table of outputs, each one entry and one function.
+
+Every lock group gets the entries of :data:`OUTPUTS` it wants (its pylock.toml and
+requirements.txt always; a Dockerfile and the uv project on request); the set gets its
+manifest. A new output is a new entry: a file name for the group and a function that
+renders its text.
+
+All files of a run are rendered in memory first, then written together through
+``core.files.write_all``: every file or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from bnb_provision import __version__
+from bnb_provision.core.data import data_dir
+from bnb_provision.core.files import write_all
+from bnb_provision.errors import LockfileError
+from bnb_provision.lock.compile import Compiled
+from bnb_provision.lock.manifest import LockClass, Manifest
+from bnb_provision.lock.pins import MANIFEST_FILE
+from bnb_provision.lock.requirements import pylock_to_requirements
+from bnb_provision.lock.spec import LockOptions, LockSpec
+
+__all__ = [
+    "OUTPUTS",
+    "Output",
+    "manifest_for",
+    "pylock_file",
+    "render_group",
+    "requirements_file",
+    "write_files",
+]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Output:
+    """One kind of output file of a lock group."""
+
+    kind: str
+    file_name: Callable[[LockSpec], str]
+    wanted: Callable[[LockSpec, LockOptions], bool]
+    render: Callable[[Compiled, LockOptions], str]
+
+
+def _render(template: str, **values: str) -> str:
+    text = (data_dir("templates") / template).read_text(encoding="utf-8")
+    return string.Template(text).substitute(values)
+
+
+def pylock_file(spec: LockSpec) -> str:
+    """PEP 751: ``pylock.<name>.toml``."""
+    return f"pylock.{spec.name}.toml"
+
+
+def requirements_file(spec: LockSpec) -> str:
+    return f"{spec.name}.requirements.txt"
+
+
+def _requirements(c: Compiled, opts: LockOptions) -> str:
+    spec = c.spec
+    header = _render(
+        "lock-header.txt.tmpl",
+        tool_version=__version__,
+        db_version=spec.db_version,
+        torch=spec.torch,
+        variant=spec.variant,
+        bnb=spec.bitsandbytes,
+        python=spec.python,
+        platform=spec.platform,
+        machines=", ".join(spec.machines),
+        regenerate=opts.regenerate,
+    )
+    index_lines = [] if opts.offline else [f"--index-url {opts.default_index}"]
+    if spec.torch_index:
+        # pip has no per-package index: the exact local version and the hashes pin torch
+        # to the file resolved from the PyTorch index
+        index_lines.append(f"--extra-index-url {spec.torch_index}")
+    return pylock_to_requirements(c.pylock, header, index_lines)
+
+
+def _dockerfile(c: Compiled, opts: LockOptions) -> str:
+    return _render(
+        "Dockerfile.tmpl",
+        tool_version=__version__,
+        lock_name=requirements_file(c.spec),
+        db_version=c.spec.db_version,
+        regenerate=opts.regenerate,
+        base_image=f"python:{c.spec.python}-slim",
+    )
+
+
+OUTPUTS: Final[tuple[Output, ...]] = (
+    Output(
+        kind="pylock",
+        file_name=pylock_file,
+        wanted=lambda _spec, _opts: True,
+        render=lambda c, _opts: c.pylock_text,
+    ),
+    Output(
+        kind="requirements",
+        file_name=requirements_file,
+        wanted=lambda _spec, _opts: True,
+        render=_requirements,
+    ),
+    Output(
+        kind="dockerfile",
+        file_name=lambda spec: f"Dockerfile.{spec.name}",
+        wanted=lambda spec, opts: opts.dockerfile and spec.os == "linux",
+        render=_dockerfile,
+    ),
+    Output(
+        kind="uv-project",
+        file_name=lambda spec: f"uv-project.{spec.name}.toml",
+        wanted=lambda _spec, opts: opts.uv_project,
+        render=lambda c, _opts: c.spec.uv_input,
+    ),
+)
+
+
+def render_group(c: Compiled, opts: LockOptions) -> dict[str, tuple[Path, str]]:
+    """{kind: (path, text)} of every output the group wants, in table order."""
+    return {
+        o.kind: (opts.output / o.file_name(c.spec), o.render(c, opts))
+        for o in OUTPUTS
+        if o.wanted(c.spec, opts)
+    }
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def manifest_for(
+    groups: Sequence[tuple[Compiled, Mapping[str, tuple[Path, str]]]],
+    unplanned: Sequence[tuple[str, str]],
+    opts: LockOptions,
+) -> tuple[Path, str]:
+    """The manifest of a lock set: (path, text). Its checksums are of the rendered files."""
+    classes = []
+    for c, files in groups:
+        s = c.spec
+        pylock_path, pylock_text = files["pylock"]
+        classes.append(
+            LockClass(
+                name=s.name,
+                requirements=files["requirements"][0].name,
+                pylock=pylock_path.name,
+                os=s.os,
+                arch=s.arch,
+                python=s.python,
+                driver_floor=s.driver_floor,
+                gpu_archs=s.gpu_archs,
+                torch=s.torch,
+                variant=s.variant,
+                bitsandbytes=s.bitsandbytes,
+                lock_sha256=_sha256(pylock_text),
+                machines=s.machines,
+            )
+        )
+    manifest = Manifest(
+        folder=opts.output,
+        generator=f"bnb-provision {__version__}",
+        db_version=groups[0][0].spec.db_version if groups else "",
+        classes=tuple(classes),
+        unplanned=tuple(f"{m}: {why}" for m, why in unplanned),
+    )
+    return opts.output / MANIFEST_FILE, manifest.to_toml()
+
+
+def _changed(path: Path, text: str) -> bool:
+    try:
+        return path.is_symlink() or path.read_bytes() != text.encode("utf-8")
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        raise LockfileError(f"{path}: cannot read the existing file ({exc})") from exc
+
+
+def write_files(files: Mapping[Path, str], *, force: bool, replace: frozenset[Path]) -> None:
+    """Write ``files`` all together (core.files.write_all), or none of them.
+
+    An unchanged file is left alone. An existing file that differs is replaced only with
+    ``force`` (or when it is in ``replace``: the manifest), and then kept as a dated
+    .bak. Raises LockfileError (exit 8) before anything is written when a file exists,
+    and when writing fails (a full or read-only disk), with every old file still there.
+    """
+    changed = {p: t for p, t in files.items() if _changed(p, t)}
+    exist = [p for p in changed if (p.exists() or p.is_symlink()) and p not in replace]
+    if len(exist) == 1 and not force:
+        raise LockfileError(
+            f"{exist[0]} exists; pass --force to replace it (the old file is kept as a dated .bak)"
+        )
+    if exist and not force:
+        raise LockfileError(
+            f"{', '.join(str(p) for p in exist)} exist; pass --force to replace them (the old "
+            "files are kept as dated .bak files)"
+        )
+    try:
+        write_all(changed, backup=True)
+    except OSError as exc:
+        raise LockfileError(
+            f"could not write the lock files ({exc}); nothing was changed: the previous "
+            "files are all as they were"
+        ) from exc
