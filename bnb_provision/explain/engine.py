@@ -1,0 +1,193 @@
+"""Text -> ranked causes: every cause the text supports, most likely first, each with the
+lines that support it and a fix filled in from the facts.
+
+Support comes from catalog messages (through the curated rows that map them), generic
+signatures and context rows (facts that point at a cause on their own). A cause's score
+is the weight of its strongest support (a message cut short counts half a point less),
+plus a little for each further, distinct support; ties go to the cause supported later
+in the text, nearer the failure.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Final
+
+from bnb_provision.explain.catalog import Catalog, Message
+from bnb_provision.explain.curated import Cause, CauseRef, Signature
+from bnb_provision.explain.facts import Fact, read_facts
+from bnb_provision.explain.match import Match, find
+from bnb_provision.explain.names import CONVERSIONS
+from bnb_provision.explain.templates import pattern_words
+from bnb_provision.explain.text import Prepared, prepare
+
+__all__ = ["Evidence", "MessageHit", "Ranked", "Reading", "rank", "read_text"]
+
+_EXTRA_SUPPORT: Final = 0.25
+_MAX_EXTRA: Final = 3
+_PARTIAL_PENALTY: Final = 0.5
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Evidence:
+    line: int
+    text: str
+    what: str  # which message or signature matched
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MessageHit:
+    message: Message
+    match: Match
+    line: int
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Ranked:
+    cause: Cause
+    score: float
+    evidence: tuple[Evidence, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Reading:
+    """What the text holds: the messages and signatures that matched, and the facts."""
+
+    doc: Prepared
+    hits: tuple[MessageHit, ...]
+    signatures: tuple[tuple[Signature, Match], ...]
+    facts: dict[str, Fact]
+
+
+def _line(doc: Prepared, match: Match) -> tuple[int, str]:
+    return doc.line_number(match.start), doc.line_of(match.start).strip()[:300]
+
+
+def _best_per_place(hits: list[MessageHit]) -> list[MessageHit]:
+    """Where several messages match overlapping text, the longest match (the most
+    specific message) wins; equals all stay (the same text in two libraries)."""
+    kept: list[MessageHit] = []
+    for hit in sorted(hits, key=lambda h: (h.match.partial, -(h.match.end - h.match.start))):
+        rivals = [
+            k
+            for k in kept
+            if k.match.start < hit.match.end and hit.match.start < k.match.end
+        ]
+        longest = max((k.match.end - k.match.start for k in rivals), default=0)
+        if not rivals or (
+            not hit.match.partial and hit.match.end - hit.match.start == longest
+        ):
+            kept.append(hit)
+    return sorted(kept, key=lambda h: h.match.start)
+
+
+def _message_hits(doc: Prepared, catalog: Catalog) -> list[MessageHit]:
+    hits = []
+    for message in catalog.messages:
+        if not message.lead or not doc.has_words(message.lead):
+            continue
+        for match in find(doc, message.pattern, message.lead, lead=message.lead_text):
+            line, text = _line(doc, match)
+            hits.append(MessageHit(message=message, match=match, line=line, text=text))
+    return _best_per_place(hits)
+
+
+@functools.lru_cache(maxsize=512)
+def _signature_words(pattern: str) -> tuple[str, ...]:
+    return pattern_words(pattern)
+
+
+def _signature_hits(doc: Prepared, catalog: Catalog) -> list[tuple[Signature, Match]]:
+    out = []
+    for sig in catalog.curated.signatures:
+        for match in find(doc, sig.pattern, _signature_words(sig.pattern)):
+            out.append((sig, match))
+    return out
+
+
+def _captured(
+    doc: Prepared, mapping: tuple[tuple[str, str, str], ...], match: Match, found: dict[str, Fact]
+) -> None:
+    line, text = _line(doc, match)
+    for group, fact, conv in mapping:
+        raw = match.groups.get(group)
+        value = CONVERSIONS[conv](raw) if raw else None
+        old = found.get(fact)
+        if value and (old is None or old.strength < 5):  # noqa: PLR2004 - the first such capture wins
+            found[fact] = Fact(name=fact, value=value, line=line, evidence=text, strength=5)
+
+
+def _narrowed(hits: list[MessageHit], catalog: Catalog, library: str) -> tuple[str, ...] | None:
+    """The releases of ``library`` that hold every one of its messages the text has."""
+    sets = [set(h.message.versions) for h in hits if h.message.library == library]
+    if not sets:
+        return None
+    common = set.intersection(*sets)
+    order = catalog.examined[library]
+    return tuple(v for v in order if v in common) or None
+
+
+def _bnb_range(hits: list[MessageHit], catalog: Catalog, found: dict[str, Fact]) -> None:
+    releases = _narrowed(hits, catalog, "bitsandbytes")
+    if releases and "bnb_range" not in found:
+        span = releases[0] if len(releases) == 1 else f"{releases[0]}-{releases[-1]}"
+        how = "the bitsandbytes releases that print every bitsandbytes message in the text"
+        found["bnb_range"] = Fact(name="bnb_range", value=span, line=0, evidence=how)
+
+
+def read_text(text: str, catalog: Catalog) -> Reading:
+    """Prepare ``text`` and read the messages, signatures and facts in it."""
+    doc = prepare(text)
+    hits = _message_hits(doc, catalog)
+    signatures = _signature_hits(doc, catalog)
+    facts = read_facts(doc)
+    for hit in hits:
+        for rule in catalog.rules_of(hit.message):
+            _captured(doc, rule.facts, hit.match, facts)
+    for sig, match in signatures:
+        _captured(doc, sig.facts, match, facts)
+    _bnb_range(hits, catalog, facts)
+    return Reading(doc=doc, hits=tuple(hits), signatures=tuple(signatures), facts=facts)
+
+
+def _holds(when: tuple[tuple[str, tuple[str, ...]], ...], facts: dict[str, str]) -> bool:
+    return all(facts.get(name) in values for name, values in when)
+
+
+def rank(reading: Reading, catalog: Catalog, facts: dict[str, str]) -> tuple[Ranked, ...]:
+    """Every cause the reading supports, most likely first."""
+    support: dict[str, list[tuple[float, Evidence]]] = {}
+
+    def add(refs: tuple[CauseRef, ...], penalty: float, ev: Evidence) -> None:
+        for ref in refs:
+            support.setdefault(ref.id, []).append((ref.weight - penalty, ev))
+
+    for hit in reading.hits:
+        m = hit.message
+        what = f"{m.library} {m.releases}: {m.template[:120]}"
+        for rule in catalog.rules_of(m):
+            if _holds(rule.when, facts):
+                penalty = _PARTIAL_PENALTY if hit.match.partial else 0.0
+                add(rule.causes, penalty, Evidence(line=hit.line, text=hit.text, what=what))
+    for sig, match in reading.signatures:
+        if _holds(sig.when, facts):
+            line, text = _line(reading.doc, match)
+            add(sig.causes, 0.0, Evidence(line=line, text=text, what=f"signature {sig.id}"))
+    for ctx in catalog.curated.contexts:
+        if ctx.when and _holds(ctx.when, facts):
+            shown = ", ".join(f"{n} = {facts[n]}" for n, _ in ctx.when)
+            add(ctx.causes, 0.0, Evidence(line=0, text=shown, what=f"context {ctx.id}"))
+    ranked = []
+    for cause_id, items in support.items():
+        items.sort(key=lambda x: (-x[0], x[1].line))
+        distinct = {(ev.line, ev.what) for _, ev in items}
+        score = items[0][0] + _EXTRA_SUPPORT * min(_MAX_EXTRA, len(distinct) - 1)
+        evidence = tuple(dict.fromkeys(ev for _, ev in items))
+        ranked.append(Ranked(cause=catalog.curated.causes[cause_id], score=score, evidence=evidence))
+    severity = {"error": 0, "warning": 1, "info": 2}
+    ranked.sort(
+        key=lambda r: (-r.score, severity[r.cause.severity], -max(e.line for e in r.evidence))
+    )
+    return tuple(ranked)

@@ -1,0 +1,116 @@
+"""Running patterns over a prepared text, fast and in linear time.
+
+A pattern runs only when every word it requires is among the text's words; then only in
+windows around the occurrences of its anchor (its longest required word), each window as
+wide as the longest text the pattern can match on either side. A message cut short by the
+paste (``requires the latest v``) is a *partial* hit: its line ends while still agreeing
+with the message's first words, for at least 24 characters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from bnb_provision.explain.templates import pattern_width
+from bnb_provision.explain.text import Prepared
+
+__all__ = ["Match", "find", "required_words"]
+
+_MAX_OCCURRENCES: Final = 256  # anchor occurrences tried per pattern
+_MAX_HITS: Final = 4
+_PARTIAL_MIN: Final = 24
+_COMPILED: dict[str, tuple[re.Pattern[str], int]] = {}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Match:
+    """Where a pattern matched (offsets in the prepared text) and its groups, in the
+    text's own case."""
+
+    start: int
+    end: int
+    groups: dict[str, str]
+    partial: bool = False
+
+
+def _compiled(pattern: str) -> tuple[re.Pattern[str], int]:
+    found = _COMPILED.get(pattern)
+    if found is None:
+        found = _COMPILED[pattern] = (re.compile(pattern), pattern_width(pattern))
+    return found
+
+
+def required_words(words: tuple[str, ...]) -> str:
+    """The anchor among ``words``: the longest (long words are the rare ones)."""
+    return max(words, key=lambda w: (len(w), w)) if words else ""
+
+
+def _groups(doc: Prepared, m: re.Match[str]) -> dict[str, str]:
+    return {
+        k: doc.text[m.start(k) : m.end(k)] for k, v in m.groupdict().items() if v is not None
+    }
+
+
+def _occurrences(doc: Prepared, anchor: str) -> list[int]:
+    out: list[int] = []
+    pos = doc.lower.find(anchor)
+    while pos >= 0 and len(out) < _MAX_OCCURRENCES:
+        out.append(pos)
+        pos = doc.lower.find(anchor, pos + 1)
+    return out
+
+
+def _partial(doc: Prepared, at: int, lead: str) -> Match | None:
+    """``lead`` (normalized lower-case text) cut short at the end of the line at ``at``."""
+    index = doc.index_at(at)
+    line = doc.lower[doc.starts[index] : doc.starts[index] + len(doc.line(index))]
+    norm = " ".join(line.split())
+    start = norm.find(lead[:_PARTIAL_MIN])
+    if start < 0:
+        return None
+    rest = norm[start:]
+    if len(rest) < _PARTIAL_MIN or not lead.startswith(rest) or rest == lead:
+        return None
+    offset = doc.starts[index] + line.find(rest.split(" ")[0])
+    return Match(start=offset, end=doc.starts[index] + len(line), groups={}, partial=True)
+
+
+def find(
+    doc: Prepared,
+    pattern: str,
+    words: tuple[str, ...],
+    *,
+    lead: str = "",
+    limit: int = _MAX_HITS,
+) -> list[Match]:
+    """Where ``pattern`` matches in ``doc`` (at most ``limit`` places); for a message with
+    a ``lead``, its partial matches when it matches nowhere in full."""
+    if not words or not doc.has_words(words):
+        return []
+    anchor = required_words(words)
+    rx, width = _compiled(pattern)
+    found: list[Match] = []
+    skip_to = -1
+    tried: list[int] = []
+    for at in _occurrences(doc, anchor):
+        if at < skip_to:
+            continue
+        tried.append(at)
+        m = rx.search(doc.lower, max(0, at - width), min(len(doc.lower), at + len(anchor) + width))
+        if m is None:
+            continue
+        found.append(Match(start=m.start(), end=m.end(), groups=_groups(doc, m)))
+        skip_to = m.end()
+        if len(found) >= limit:
+            break
+    if found or len(lead) < _PARTIAL_MIN:
+        return found
+    for at in tried:
+        partial = _partial(doc, at, lead)
+        if partial is not None:
+            found.append(partial)
+            if len(found) >= limit:
+                break
+    return found

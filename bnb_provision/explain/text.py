@@ -1,0 +1,100 @@
+"""A pasted text, prepared once for every pattern explain runs over it.
+
+Logs are long and repetitive: a 10 MB training log is mostly progress bars and loss lines
+that differ only in their numbers. Above 256 KiB, each line is kept only the first time
+its *shape* (the line with every digit made ``0``) appears, so the patterns run over the
+first occurrence of each kind of line; line numbers still refer to the original text. The
+prepared text also holds its lower-cased copy (the patterns are written in lower case)
+and the set of its words, so that a pattern whose words are not all there never runs.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Final
+
+__all__ = ["REDUCE_ABOVE", "Prepared", "prepare"]
+
+REDUCE_ABOVE: Final = 256 * 1024
+_DIGITS: Final = bytes.maketrans(b"123456789", b"000000000")
+_NON_WORD: Final = bytes.maketrans(
+    bytes(c for c in range(256) if not (chr(c).isalnum() and c < 128) and c != ord("_")),
+    b" " * sum(1 for c in range(256) if not (chr(c).isalnum() and c < 128) and c != ord("_")),
+)
+
+
+def _lowered(text: str) -> str:
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    # a character whose lower case is longer ("İ"): keep it, so that offsets agree
+    return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+
+
+def _reduce(text: str) -> tuple[str, list[int]]:
+    """The first line of each shape, in order, with its original 1-based line number."""
+    lines = text.split("\n")
+    if len(text) <= REDUCE_ABOVE:
+        return text, list(range(1, len(lines) + 1))
+    shapes = text.encode("utf-8", "surrogatepass").translate(_DIGITS).split(b"\n")
+    # dict(zip(reversed...)): each shape keeps its smallest index, in one C-level pass
+    first = dict(zip(reversed(shapes), range(len(shapes) - 1, -1, -1), strict=True))
+    keep = sorted(first.values())
+    return "\n".join(lines[i] for i in keep), [i + 1 for i in keep]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A text ready for matching: (possibly reduced) text, lower case, words, lines."""
+
+    text: str
+    lower: str
+    numbers: list[int]  # original line number of each kept line
+    starts: list[int]  # offset of each kept line in ``text``
+    words: frozenset[bytes]
+    total_lines: int
+    _lines: list[str] = field(default_factory=list, repr=False)
+
+    def index_at(self, offset: int) -> int:
+        """The kept line holding ``offset``."""
+        return bisect.bisect_right(self.starts, offset) - 1
+
+    def line_number(self, offset: int) -> int:
+        return self.numbers[self.index_at(offset)]
+
+    def line(self, index: int) -> str:
+        return self._lines[index]
+
+    def line_of(self, offset: int) -> str:
+        return self._lines[self.index_at(offset)]
+
+    @property
+    def lines(self) -> list[str]:
+        return self._lines
+
+    def has_words(self, words: tuple[str, ...] | frozenset[str]) -> bool:
+        return all(w.encode() in self.words for w in words)
+
+
+def prepare(text: str) -> Prepared:
+    """Prepare ``text`` (any size) for matching."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    kept, numbers = _reduce(text)
+    lines = kept.split("\n")
+    starts = [0] * len(lines)
+    pos = 0
+    for i, line in enumerate(lines):
+        starts[i] = pos
+        pos += len(line) + 1
+    lower = _lowered(kept)
+    words = frozenset(lower.encode("ascii", "replace").translate(_NON_WORD).split())
+    return Prepared(
+        text=kept,
+        lower=lower,
+        numbers=numbers,
+        starts=starts,
+        words=words,
+        total_lines=text.count("\n") + 1,
+        _lines=lines,
+    )
