@@ -19,7 +19,13 @@ from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.errors import CompatDBError
 from bnb_provision.explain.curated import CauseRef, Curated, MessageRule, parse_curated
-from bnb_provision.explain.templates import lead_text, lead_words, linear_problem, parse_template
+from bnb_provision.explain.templates import (
+    lead_text,
+    lead_words,
+    linear_problem,
+    parse_template,
+    tail_text,
+)
 
 __all__ = [
     "CATALOG_FILE",
@@ -50,6 +56,7 @@ class Message:
     url: str
     lead: tuple[str, ...]  # words a text holding the message (even cut short) holds
     lead_text: str  # its first words, lower case, for messages cut short
+    tail: str  # the text after the pattern's part, to tell messages with one head apart
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -118,6 +125,7 @@ def _messages(data: dict[str, Any], *, deep: bool) -> tuple[dict[str, tuple[str,
                 url=url,
                 lead=lead_words(parts),
                 lead_text=lead_text(parts),
+                tail=tail_text(parts),
             )
         )
         m.done()

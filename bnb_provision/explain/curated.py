@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.errors import CompatDBError
-from bnb_provision.explain.names import CONVERSIONS, DERIVED, FACTS
+from bnb_provision.explain.names import ALWAYS, CONVERSIONS, DERIVED, FACTS
 from bnb_provision.explain.templates import linear_problem
 from bnb_provision.vocab import CATEGORIES, SEVERITIES
 
@@ -97,6 +97,7 @@ class Context:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Extension:
     names: tuple[str, ...]
+    packages: tuple[str, ...]
     stack: str
     source: str
 
@@ -138,7 +139,7 @@ def _variants(f: Fields, key: str) -> tuple[str, ...]:
         hole = _HOLES_RE.search(text)
         f.check(hole is None, where, f"{hole.group(0) if hole else ''!r} is a hole, not a value")
     f.check(
-        not _PLACEHOLDER_RE.search(items[-1]),
+        set(_PLACEHOLDER_RE.findall(items[-1])) <= ALWAYS,
         key,
         "the last variant must have no {placeholder}: it is what explain says when no fact is known",
     )
@@ -212,7 +213,7 @@ def _signature(r: Fields, causes: set[str]) -> Signature:
     problem = linear_problem(sig.pattern)
     r.check(problem is None, "pattern", f"{problem}: patterns must match in linear time")
     r.check(
-        not re.search(r"(?<!\\)[A-Z]", re.sub(r"\\[A-Za-z]", "", sig.pattern)),
+        not re.search(r"[A-Z]", re.sub(r"\\[A-Za-z]|\(\?P[<=]", "", sig.pattern)),
         "pattern",
         "write it in lower case: explain matches lower-cased text",
     )
@@ -268,7 +269,10 @@ def parse_curated(data: dict[str, Any], name: str = "explain.toml") -> Curated:
             doc,
             "extension",
             lambda r: Extension(
-                names=tuple(r.str_list("names")), stack=r.text("stack"), source=_source(r)
+                names=tuple(r.str_list("names")),
+                packages=tuple(r.str_list("packages", [])),
+                stack=r.text("stack"),
+                source=_source(r),
             ),
         )
         doc.done()

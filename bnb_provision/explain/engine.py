@@ -16,7 +16,7 @@ from typing import Final
 
 from bnb_provision.explain.catalog import Catalog, Message
 from bnb_provision.explain.curated import Cause, CauseRef, Signature
-from bnb_provision.explain.facts import Fact, read_facts
+from bnb_provision.explain.facts import Fact, derive_facts, read_facts
 from bnb_provision.explain.match import Match, find
 from bnb_provision.explain.names import CONVERSIONS
 from bnb_provision.explain.templates import pattern_words
@@ -42,6 +42,7 @@ class MessageHit:
     match: Match
     line: int
     text: str
+    agreement: int  # characters of the message the text agrees with
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -66,21 +67,32 @@ def _line(doc: Prepared, match: Match) -> tuple[int, str]:
 
 
 def _best_per_place(hits: list[MessageHit]) -> list[MessageHit]:
-    """Where several messages match overlapping text, the longest match (the most
-    specific message) wins; equals all stay (the same text in two libraries)."""
+    """Where several messages match overlapping text, the one the text agrees with
+    furthest (the most specific message) wins; equals all stay (one text in several
+    releases' wordings, or in two libraries)."""
     kept: list[MessageHit] = []
-    for hit in sorted(hits, key=lambda h: (h.match.partial, -(h.match.end - h.match.start))):
+    for hit in sorted(hits, key=lambda h: (h.match.partial, -h.agreement)):
         rivals = [
-            k
-            for k in kept
-            if k.match.start < hit.match.end and hit.match.start < k.match.end
+            k for k in kept if k.match.start < hit.match.end and hit.match.start < k.match.end
         ]
-        longest = max((k.match.end - k.match.start for k in rivals), default=0)
         if not rivals or (
-            not hit.match.partial and hit.match.end - hit.match.start == longest
+            not hit.match.partial and hit.agreement == max(k.agreement for k in rivals)
         ):
             kept.append(hit)
     return sorted(kept, key=lambda h: h.match.start)
+
+
+def _agreement(doc: Prepared, message: Message, match: Match) -> int:
+    """The match's length, plus how far the text after it agrees with the message."""
+    if match.partial or not message.tail:
+        return match.end - match.start
+    following = " ".join(doc.lower[match.end : match.end + 2 * len(message.tail)].split())
+    common = 0
+    for a, b in zip(following, message.tail, strict=False):
+        if a != b:
+            break
+        common += 1
+    return match.end - match.start + common
 
 
 def _message_hits(doc: Prepared, catalog: Catalog) -> list[MessageHit]:
@@ -90,7 +102,10 @@ def _message_hits(doc: Prepared, catalog: Catalog) -> list[MessageHit]:
             continue
         for match in find(doc, message.pattern, message.lead, lead=message.lead_text):
             line, text = _line(doc, match)
-            hits.append(MessageHit(message=message, match=match, line=line, text=text))
+            agreement = _agreement(doc, message, match)
+            hits.append(
+                MessageHit(message=message, match=match, line=line, text=text, agreement=agreement)
+            )
     return _best_per_place(hits)
 
 
@@ -120,11 +135,15 @@ def _captured(
 
 
 def _narrowed(hits: list[MessageHit], catalog: Catalog, library: str) -> tuple[str, ...] | None:
-    """The releases of ``library`` that hold every one of its messages the text has."""
-    sets = [set(h.message.versions) for h in hits if h.message.library == library]
-    if not sets:
+    """The releases of ``library`` that print every one of its messages the text has: at
+    each place, any message matching there; across places, all of them."""
+    places: dict[int, set[str]] = {}
+    for h in hits:
+        if h.message.library == library:
+            places.setdefault(h.match.start, set()).update(h.message.versions)
+    if not places:
         return None
-    common = set.intersection(*sets)
+    common = set.intersection(*places.values())
     order = catalog.examined[library]
     return tuple(v for v in order if v in common) or None
 
@@ -149,11 +168,22 @@ def read_text(text: str, catalog: Catalog) -> Reading:
     for sig, match in signatures:
         _captured(doc, sig.facts, match, facts)
     _bnb_range(hits, catalog, facts)
+    derive_facts(facts)
     return Reading(doc=doc, hits=tuple(hits), signatures=tuple(signatures), facts=facts)
 
 
 def _holds(when: tuple[tuple[str, tuple[str, ...]], ...], facts: dict[str, str]) -> bool:
-    return all(facts.get(name) in values for name, values in when)
+    """Every ``fact = value(s)`` holds; ``fact = "!value"`` holds when the fact is another
+    value or unknown."""
+    for name, values in when:
+        value = facts.get(name)
+        negated = [v[1:] for v in values if v.startswith("!")]
+        if negated and value in negated:
+            return False
+        wanted = [v for v in values if not v.startswith("!")]
+        if wanted and value not in wanted:
+            return False
+    return True
 
 
 def rank(reading: Reading, catalog: Catalog, facts: dict[str, str]) -> tuple[Ranked, ...]:
@@ -177,7 +207,7 @@ def rank(reading: Reading, catalog: Catalog, facts: dict[str, str]) -> tuple[Ran
             add(sig.causes, 0.0, Evidence(line=line, text=text, what=f"signature {sig.id}"))
     for ctx in catalog.curated.contexts:
         if ctx.when and _holds(ctx.when, facts):
-            shown = ", ".join(f"{n} = {facts[n]}" for n, _ in ctx.when)
+            shown = ", ".join(f"{n} = {facts[n]}" for n, _ in ctx.when if n in facts)
             add(ctx.causes, 0.0, Evidence(line=0, text=shown, what=f"context {ctx.id}"))
     ranked = []
     for cause_id, items in support.items():

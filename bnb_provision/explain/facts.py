@@ -15,7 +15,7 @@ from typing import Final
 from bnb_provision.explain.names import CONVERSIONS
 from bnb_provision.explain.text import Prepared
 
-__all__ = ["Fact", "read_facts"]
+__all__ = ["Fact", "derive_facts", "read_facts"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -190,14 +190,26 @@ def read_facts(doc: Prepared) -> dict[str, Fact]:
     ):
         if fact is not None:
             _put(found, fact)
+    return found
+
+
+def derive_facts(found: dict[str, Fact]) -> None:
+    """Facts that follow from others: the CUDA version and kind of the bitsandbytes library
+    named, the ``sm_XY`` form of the compute capability."""
     lib = found.get("bnb_lib")
     if lib is not None:
-        tag = re.search(r"cuda(\d{2,3})", lib.value)
+        name = lib.value.lower()
+        tag = re.search(r"cuda(\d{2,3})", name)
         cuda = CONVERSIONS["cuda_tag"](tag.group(1)) if tag else None
         if cuda:
             _put(found, Fact(name="lib_cuda", value=cuda, line=lib.line, evidence=lib.evidence))
+        kind = next((k for k in ("cuda", "cpu", "hip", "rocm", "mps", "xpu") if k in name), None)
+        if kind:
+            _put(found, Fact(name="lib_kind", value=kind, line=lib.line, evidence=lib.evidence))
+        fmt = name.rsplit(".", 1)[-1]
+        if fmt in {"so", "dll", "dylib"}:
+            _put(found, Fact(name="lib_format", value=fmt, line=lib.line, evidence=lib.evidence))
     cc = found.get("compute_capability")
     if cc is not None:
         major, _, minor = cc.value.partition(".")
         _put(found, Fact(name="sm", value=f"{major}{minor}", line=cc.line, evidence=cc.evidence))
-    return found

@@ -87,10 +87,15 @@ def find(
 ) -> list[Match]:
     """Where ``pattern`` matches in ``doc`` (at most ``limit`` places); for a message with
     a ``lead``, its partial matches when it matches nowhere in full."""
-    if not words or not doc.has_words(words):
+    rx, width = _compiled(pattern)
+    if not words:  # no word is certain (a top-level alternation): run it over the text
+        return [
+            Match(start=m.start(), end=m.end(), groups=_groups(doc, m))
+            for m, _ in zip(rx.finditer(doc.lower), range(limit), strict=False)
+        ]
+    if not doc.has_words(words):
         return []
     anchor = required_words(words)
-    rx, width = _compiled(pattern)
     found: list[Match] = []
     skip_to = -1
     tried: list[int] = []

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Final
 
-__all__ = ["CONVERSIONS", "DERIVED", "FACTS", "cuda_from_int", "cuda_from_tag", "normal_cc"]
+__all__ = ["ALWAYS", "CONVERSIONS", "DERIVED", "FACTS", "cuda_from_int", "cuda_from_tag", "normal_cc"]
 
 FACTS: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -24,6 +24,8 @@ FACTS: Final[Mapping[str, str]] = MappingProxyType(
         "bnb_range": "the bitsandbytes releases whose messages the text holds",
         "bnb_lib": "the bitsandbytes native library named",
         "lib_cuda": "the CUDA version in that library's name (cuda121 -> 12.1)",
+        "lib_kind": "cuda, cpu, hip, mps or xpu: the kind of that library",
+        "lib_format": "so, dll or dylib: the file format of that library",
         "torch": "the torch version",
         "torch_cuda": "the CUDA version torch was built with",
         "cuda": "a CUDA toolkit or runtime found on the system (not torch's)",
@@ -58,8 +60,12 @@ DERIVED: Final[Mapping[str, str]] = MappingProxyType(
         "driver_floor": "the driver a CUDA build needs, from the DB",
         "bnb_windows_first": "the first bitsandbytes release with a Windows wheel",
         "bnb_macos_first": "the first bitsandbytes release with a macOS wheel",
+        "bnb_with_lib": "the first bitsandbytes release that ships the library named",
     }
 )
+
+ALWAYS: Final = frozenset({"plan_command"})
+"""Derived values explain can always give: a last variant may use them."""
 
 
 def cuda_from_tag(tag: str) -> str | None:

@@ -23,6 +23,7 @@ __all__ = [
     "Field",
     "Part",
     "head_of",
+    "tail_text",
     "lead_text",
     "lead_words",
     "pattern_width",
@@ -44,6 +45,8 @@ _WORD_RE: Final = re.compile(r"[a-z0-9_]+")
 _NAME_RE: Final = re.compile(r"[a-z_][a-z0-9_]{0,39}")
 _BRACES_RE: Final = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _CLOSERS: Final = "'\"`)]}>,;:"
+_BANNER_RE: Final = re.compile(r"^\s*([A-Za-z_]{2,12}(?: [A-Za-z_]{2,12})?: )(?=\S)")
+_LEAD_CHARS: Final = 40
 _MAX_REPEAT_LIMIT: Final = 1000
 
 
@@ -145,22 +148,49 @@ def _whole_words(parts: tuple[Part, ...]) -> list[list[str]]:
     return out
 
 
+def _banner(head: tuple[Part, ...]) -> tuple[str, tuple[Part, ...]]:
+    """A short ``WORD:`` / ``TWO WORDS:`` prefix (``CUDA SETUP: ``) and the head without
+    it: logs repeat such banners or drop them, so the pattern makes them optional."""
+    if head and isinstance(head[0], str):
+        m = _BANNER_RE.match(head[0])
+        if m:
+            return m.group(1), (head[0][m.end() :], *head[1:])
+    return "", head
+
+
 def lead_words(parts: tuple[Part, ...]) -> tuple[str, ...]:
-    """The whole words of the first literal part that has three or more: a text that
-    holds the message, even cut short, holds these."""
-    for words in _whole_words(head_of(parts)):
+    """The whole words of the message's first phrase (its first literal part with three
+    words or more, banner left out), as far as the first 40 characters, at least three:
+    a text that holds the message, even cut short, holds these."""
+    for words in _whole_words(_banner(head_of(parts))[1]):
         if len(words) >= 3:  # noqa: PLR2004 - three words make a phrase
-            return tuple(words)
+            kept: list[str] = []
+            for word in words:
+                if len(kept) >= 3 and sum(len(w) + 1 for w in (*kept, word)) > _LEAD_CHARS:  # noqa: PLR2004
+                    break
+                kept.append(word)
+            return tuple(kept)
     return ()
 
 
 def lead_text(parts: tuple[Part, ...]) -> str:
-    """The first literal part with three or more words, lower case, spaces collapsed: what a
-    text cut short still agrees with."""
-    for part in head_of(parts):
+    """The first literal part with three or more words (banner left out), lower case,
+    spaces collapsed: what a text cut short still agrees with."""
+    for part in _banner(head_of(parts))[1]:
         if isinstance(part, str) and len(_WORD_RE.findall(part.lower())) >= 3:  # noqa: PLR2004
             return " ".join(part.lower().split())
     return ""
+
+
+def tail_text(parts: tuple[Part, ...]) -> str:
+    """The literal text right after the head, up to the next field, lower case, spaces
+    collapsed: how far a text agrees with it tells messages with one head apart."""
+
+    def flat(ps: tuple[Part, ...]) -> str:
+        return "".join("\x00" if isinstance(p, Field) else p for p in ps)
+
+    rest = flat(parts)[len(flat(head_of(parts))) :]
+    return " ".join(rest.split("\x00")[0].lower().split())[:200]
 
 
 def _literal_regex(text: str) -> str:
@@ -184,14 +214,16 @@ def _field_regex(name: str | None, after: str, *, wide: bool) -> str:
 def pattern_of(parts: tuple[Part, ...]) -> str:
     """The regular expression (over lower-cased text) for a template's head. A field the
     head starts with is left out: the head then starts with literal text."""
-    head = list(head_of(parts))
+    banner, trimmed = _banner(head_of(parts))
+    head = list(trimmed)
     while head and (isinstance(head[0], Field) or not head[0].strip()):
         head.pop(0)
     if head and isinstance(head[0], str):
         head[0] = head[0].lstrip()
     if head and isinstance(head[-1], str):
         head[-1] = head[-1].rstrip()
-    out: list[str] = []
+    # an optional banner as an alternation with an empty branch: no quantified group
+    out: list[str] = [f"(?:{_literal_regex(banner.strip())}\\s{{0,40}}|)"] if banner else []
     named: set[str] = set()
     wide_used = False
     for i, part in enumerate(head):
@@ -202,7 +234,9 @@ def pattern_of(parts: tuple[Part, ...]) -> str:
             continue  # two fields in a row: the next one captures both
         after = head[i + 1] if i + 1 < len(head) else ""
         assert isinstance(after, str)
-        wide = not wide_used and bool(after) and after[0].isspace()
+        before = head[i - 1] if i else " "
+        glued = isinstance(before, str) and before[-1:] and not before[-1:].isspace()
+        wide = not wide_used and not glued and bool(after) and after[0].isspace()
         wide_used = wide_used or wide
         name = part.name if part.name not in named else None
         named.add(part.name)

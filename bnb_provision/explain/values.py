@@ -124,6 +124,11 @@ def derived_values(db: CompatDB, facts: Mapping[str, str]) -> dict[str, str]:
         floor = _driver_floor(db, cuda, os_name)
         if floor:
             out["driver_floor"] = floor
+    lib = facts.get("bnb_lib")
+    if lib:
+        shipped = [r.bnb for r in db.bnb_libraries if r.file == lib]
+        if shipped:
+            out["bnb_with_lib"] = str(min(shipped))
     for key, name in (("bnb_windows_first", "windows"), ("bnb_macos_first", "macos")):
         first = first_bnb_for_os(db, name)
         if first is not None:

@@ -1,0 +1,147 @@
+"""``explain``: an error message, a traceback or a whole log -> ranked findings.
+
+The findings have doctor's shape (schema ``bnb-provision.doctor/1``): one per cause the
+text supports, most likely first, each with the lines that support it, what the cause is
+and its fix filled in from the facts in the text (a command where there is one). The
+facts themselves are in the report's ``subject``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from packaging.version import InvalidVersion, Version
+
+from bnb_provision.db.compat import CompatDB
+from bnb_provision.doctor.findings import Finding, findings_to_dict
+from bnb_provision.explain.catalog import Catalog, load_catalog
+from bnb_provision.explain.engine import MessageHit, Ranked, Reading, rank, read_text
+from bnb_provision.explain.facts import Fact
+from bnb_provision.explain.values import derived_values, fill, first_bnb_for_os
+
+__all__ = ["Explanation", "explain"]
+
+_MAX_EVIDENCE: Final = 4
+_STATED: Final = 2.0  # a cause with less support than this is only a possible cause
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Explanation:
+    """What explain found in a text."""
+
+    findings: tuple[Finding, ...]
+    facts: dict[str, Fact]
+    ranked: tuple[Ranked, ...]
+    messages: tuple[MessageHit, ...]
+    lines: int
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == "error" for f in self.findings)
+
+    def subject(self) -> dict[str, Any]:
+        return {
+            "text_lines": self.lines,
+            "facts": {
+                name: {"value": f.value, "line": f.line or None, "evidence": f.evidence}
+                for name, f in sorted(self.facts.items())
+            },
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return findings_to_dict(self.findings, subject=self.subject())
+
+
+def _platform_facts(reading: Reading, db: CompatDB) -> None:
+    """``bnb_windows_wheel`` / ``bnb_macos_wheel`` = no when every bitsandbytes release the
+    text's messages fit predates that OS's first wheel."""
+    span = reading.facts.get("bnb_range")
+    if span is None:
+        return
+    try:
+        newest = Version(span.value.split("-")[-1])
+    except InvalidVersion:
+        return
+    for os_name in ("windows", "macos"):
+        first = first_bnb_for_os(db, os_name)
+        if first is not None and newest < first:
+            key = f"bnb_{os_name}_wheel"
+            how = f"bitsandbytes {span.value} predates the first {os_name} wheel ({first})"
+            reading.facts[key] = Fact(name=key, value="no", line=0, evidence=how)
+
+
+def _stack(reading: Reading, catalog: Catalog) -> None:
+    """The stack a compiled extension (or, failing that, the raising package) belongs to."""
+    if "stack" in reading.facts:
+        return
+    for key, field in (("extension", "names"), ("library", "packages")):
+        fact = reading.facts.get(key)
+        if fact is None:
+            continue
+        name = fact.value.lower()
+        for row in catalog.curated.extensions:
+            if name in getattr(row, field):
+                how = f"{name} ships with {row.stack}"
+                reading.facts["stack"] = Fact(name="stack", value=row.stack, line=fact.line, evidence=how)
+                return
+
+
+def _finding(r: Ranked, values: dict[str, str]) -> Finding:
+    """A ranked cause as a finding; one supported by hints only (the text stops before its
+    error, a weight-1 signature) is a possible cause: severity info."""
+    lines = [
+        f"line {e.line}: {e.text}" if e.line else f"{e.what}: {e.text}"
+        for e in r.evidence[:_MAX_EVIDENCE]
+    ]
+    return Finding(
+        id=r.cause.id,
+        category=r.cause.category,
+        severity=r.cause.severity if r.score >= _STATED else "info",
+        title=fill(r.cause.title, values) + ("" if r.score >= _STATED else " (possible)"),
+        evidence=(*lines, fill(r.cause.explanation, values)),
+        fix=fill(r.cause.fix, values),
+        source=r.cause.source,
+    )
+
+
+def _unrecognized(reading: Reading, values: dict[str, str]) -> Finding:
+    """No cause: say which library messages were recognized, if any."""
+    seen = [
+        f"line {h.line}: {h.text} ({h.message.library} {h.message.releases}, {h.message.file})"
+        for h in reading.hits[:3]
+    ]
+    last = next((ln.strip() for ln in reversed(reading.doc.lines) if ln.strip()), "")
+    return Finding(
+        id="unrecognized",
+        category="other",
+        severity="info",
+        title="no known bitsandbytes / torch / CUDA failure in this text",
+        evidence=tuple(seen or [last[:300]]),
+        fix="run bnb-provision doctor inside the environment that failed: it reads torch, "
+        f"bitsandbytes and the GPU directly; to plan a working stack: {values['plan_command']}",
+    )
+
+
+def explain(text: str, *, catalog: Catalog | None = None, db: CompatDB | None = None) -> Explanation:
+    """Every cause ``text`` supports, most likely first, as findings."""
+    if catalog is None:
+        catalog = load_catalog()
+    if db is None:
+        from bnb_provision.db.compat import load_db
+
+        db = load_db()
+    reading = read_text(text, catalog)
+    _platform_facts(reading, db)
+    _stack(reading, catalog)
+    plain = {name: f.value for name, f in reading.facts.items()}
+    values = {**derived_values(db, plain), **plain}
+    ranked = rank(reading, catalog, plain)
+    findings = tuple(_finding(r, values) for r in ranked) or (_unrecognized(reading, values),)
+    return Explanation(
+        findings=findings,
+        facts=reading.facts,
+        ranked=ranked,
+        messages=reading.hits,
+        lines=reading.doc.total_lines,
+    )
