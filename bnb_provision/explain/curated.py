@@ -159,16 +159,19 @@ def _refs(f: Fields, causes: set[str]) -> tuple[CauseRef, ...]:
 
 
 def _fact_map(f: Fields, key: str) -> tuple[tuple[str, str, str], ...]:
+    """``{field = "fact:conversion"}`` or ``{field = ["fact:conversion", ...]}``."""
     table = f.table(key, {})
     assert table is not None
     out = []
     for name in list(table.data):
-        target = table.text(name)
-        fact, _, conv = target.partition(":")
-        conv = conv or "text"
-        table.check(fact in FACTS, name, f"unknown fact {fact!r} (see names.py FACTS)")
-        table.check(conv in CONVERSIONS, name, f"unknown conversion {conv!r}")
-        out.append((name, fact, conv))
+        raw = table.data[name]
+        targets = table.str_list(name) if isinstance(raw, list) else [table.text(name)]
+        for target in targets:
+            fact, _, conv = target.partition(":")
+            conv = conv or "text"
+            table.check(fact in FACTS, name, f"unknown fact {fact!r} (see names.py FACTS)")
+            table.check(conv in CONVERSIONS, name, f"unknown conversion {conv!r}")
+            out.append((name, fact, conv))
     return tuple(out)
 
 

@@ -168,6 +168,10 @@ def read_text(text: str, catalog: Catalog) -> Reading:
     for sig, match in signatures:
         _captured(doc, sig.facts, match, facts)
     _bnb_range(hits, catalog, facts)
+    mapped = next((h for h in hits if catalog.rules_of(h.message)), None)
+    if mapped is not None and "library" not in facts:
+        how = f"prints: {mapped.text}"
+        facts["library"] = Fact(name="library", value=mapped.message.library, line=mapped.line, evidence=how)
     derive_facts(facts)
     return Reading(doc=doc, hits=tuple(hits), signatures=tuple(signatures), facts=facts)
 

@@ -71,6 +71,20 @@ def _platform_facts(reading: Reading, db: CompatDB) -> None:
             reading.facts[key] = Fact(name=key, value="no", line=0, evidence=how)
 
 
+def _gpu_cc(reading: Reading, db: CompatDB) -> None:
+    """The compute capability of the GPU the text names, from the DB, when the text does
+    not print it."""
+    gpu = reading.facts.get("gpu")
+    if gpu is None or "compute_capability" in reading.facts:
+        return
+    model = db.gpu_cc(gpu.value)
+    if model is not None:
+        cc = f"{model.cc[0]}.{model.cc[1]}"
+        how = f"{gpu.value} has compute capability {cc} ({model.source})"
+        reading.facts["compute_capability"] = Fact(name="compute_capability", value=cc, line=gpu.line, evidence=how)
+        reading.facts["sm"] = Fact(name="sm", value=f"{model.cc[0]}{model.cc[1]}", line=gpu.line, evidence=how)
+
+
 def _stack(reading: Reading, catalog: Catalog) -> None:
     """The stack a compiled extension (or, failing that, the raising package) belongs to."""
     if "stack" in reading.facts:
@@ -133,6 +147,7 @@ def explain(text: str, *, catalog: Catalog | None = None, db: CompatDB | None = 
         db = load_db()
     reading = read_text(text, catalog)
     _platform_facts(reading, db)
+    _gpu_cc(reading, db)
     _stack(reading, catalog)
     plain = {name: f.value for name, f in reading.facts.items()}
     values = {**derived_values(db, plain), **plain}

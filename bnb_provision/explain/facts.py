@@ -41,7 +41,7 @@ _PACKAGES: Final = (
 _GPU: Final = (
     r"(?:nvidia )?(?:geforce |quadro |titan )?(?:rtx|gtx) ?a?\d{3,4}(?: ?(?:ti|super|d|laptop))*"
     r"|tesla [a-z]\d{1,3}[a-z]?(?:-[a-z0-9]{1,12}){0,3}"
-    r"|(?:nvidia )?(?:a|h|b|l)\d{2,3}[a-z]?(?:-[a-z0-9]{1,12}){0,3}(?: \d{2,3}gb)?"
+    r"|(?:nvidia )?(?:a|h|b|l|v|p)\d{2,3}[a-z]?(?:-[a-z0-9]{1,12}){0,3}(?: \d{2,3} ?gb)?"
     r"|(?:nvidia )?(?:rtx )?a\d{4}|jetson [a-z]{3,12}|rx \d{4}(?: xtx| xt)?|gfx\d{3,4}"
 )
 
@@ -54,19 +54,25 @@ RULES: Final[tuple[tuple[str, str, str, int], ...]] = (
     ("python", r"[/\\]python3(\d{1,2})[/\\]", "py_digits", 3),
     ("python", r"-py(3\.\d{1,2})[-.]", "text", 2),
     ("python", r"python(3\.\d{1,2})[/\\]", "text", 2),
+    ("python", r"/python(3\.\d{1,2})\b", "text", 2),
+    ("python", r"[/\\]py3(\d{1,2})_cu\d{2,3}[/\\]", "py_digits", 2),
+    ("python", r"\bpython ?(3\.\d{1,2})\b", "text", 2),
     ("python", r"\bcp3(\d{1,2})-", "py_digits", 1),
     # torch and its CUDA
-    ("torch", r"(?:pytorch|torch) version(?: \(gpu\?\))?:? {0,4}(" + _V + r")", "text", 4),
+    ("torch", r"(?:pytorch|torch) version(?: \(gpu\?\))?:? {0,4}\(?v?(" + _V + r")", "text", 4),
+    ("torch", r"but you have torch (" + _V + r")", "text", 4),
     ("torch", r"\btorch(?:==| {1,30}|: {0,4}|：)(" + _V + r")(?![\d.])", "text", 3),
     ("torch", r"\bpytorch:? {0,4}(" + _V + r")", "text", 3),
+    ("torch", r"\btorch(?:version)?:? ?(" + _V + r")\b", "text", 1),
     ("torch", r"\btorch-(" + _V + r")(?:\+|-cp)", "text", 2),
     ("torch_cuda", r"\btorch(?:==|-| {1,30}|: {0,4})" + _V + r"\+cu(\d{2,3})\b", "cuda_tag", 4),
-    ("torch_cuda", r"(?:pytorch|torch)[^\n]{0,40}?" + _V + r" ?\+ ?cu(\d{2,3})\b", "cuda_tag", 3),
+    ("torch_cuda", r"\b(?:pytorch|torch)(?:==|-| {1,30}|: {0,4}|：)" + _V + r" ?\+ ?cu(\d{2,3}|\d{1,2}\.\d)\b", "cuda_tag", 3),
+    ("torch_cuda", r"[/\\]py3\d{1,2}_cu(\d{2,3})[/\\]", "cuda_tag", 3),
     ("torch_cuda", r"cuda used to build pytorch: (\d{1,2}\.\d)", "text", 4),
     ("torch_cuda", r"pytorch settings found: cuda_version=(\d{2,3})", "cuda_tag", 4),
     ("torch_cuda", r"cuda_version_string='(\d{2,3})'", "cuda_tag", 4),
     ("torch_cuda", r"pytorch-cuda=(\d{1,2}\.\d)", "text", 3),
-    ("torch_cuda", r"\+ ?cu(\d{2,3})\b", "cuda_tag", 1),
+    ("torch_cuda", r"\btorch[^\n]{0,30}?\+ ?cu(\d{3})\b", "cuda_tag", 1),
     # bitsandbytes
     ("bnb_lib", r"(libbitsandbytes_(?:cuda\d{2,3}(?:_nocublaslt)?|cpu|hip\w{0,20}|mps|xpu)\.(?:so|dll|dylib))\b", "text", 1),
     ("bnb", r"bitsandbytes-(" + _V + r")-py3", "text", 3),
@@ -76,6 +82,7 @@ RULES: Final[tuple[tuple[str, str, str, int], ...]] = (
     ("cuda", r"the detected cuda version \((\d{1,2}\.\d)\)", "text", 4),
     ("cuda", r"/usr/local/cuda-(\d{1,2}\.\d)\b", "text", 2),
     ("cuda", r"[/\\]cuda[/\\]v(\d{1,2}\.\d)[/\\]", "text", 2),
+    ("cuda", r"\bcuda(?: toolkit)?(?: version)?(?: is|:|：|-| ){1,3}(\d{1,2}\.\d)\b", "text", 1),
     ("torch_cuda", r"used to compile pytorch \((\d{1,2}\.\d)\)", "text", 4),
     ("driver", r"driver version:? {0,4}(\d{3}\.\d{1,3}(?:\.\d{1,3})?)", "text", 4),
     ("driver", r"nvidia-smi (\d{3}\.\d{1,3}(?:\.\d{1,3})?)", "text", 3),
@@ -98,18 +105,27 @@ RULES: Final[tuple[tuple[str, str, str, int], ...]] = (
     ("min_version", r"bitsandbytes ?>= ?(" + _V + r")", "text", 2),
 )
 
+# substrings (found with str.find, fast on any text) that show an OS, strongest first
+# substrings (found with str.find, fast on any text) that show an OS, strongest first
 _OS_MARKS: Final = (
-    ("wsl", r"/mnt/[a-z]/|\bwsl2?\b|microsoft-standard|/usr/lib/wsl"),
-    ("windows", r"\b[a-z]:\\|windowspath\(|\bwindows[- ]1[01]\b|\bwin_amd64\b|\.dll\b|\bps [a-z]:"),
-    ("macos", r"(?<![a-z]:)/users/|\bdarwin\b|\bmacos\b|mac os|macbook|mach-o|/opt/homebrew|apple m\d"),
-    ("linux", r"/home/|/usr/(?:local/)?lib|/opt/conda|dist-packages|\blinux\b|\bubuntu\b|\bcentos\b"),
+    ("wsl", ("/mnt/c/", "/mnt/d/", "/usr/lib/wsl", "microsoft-standard", " wsl2", " wsl ", "(wsl)")),
+    ("windows", (":\\", ":/users/", "windowspath(", "windows-10", "windows 10", "windows-11",
+                 "windows 11", "win_amd64", ".dll", "\\site-packages\\", "appdata\\",
+                 "press any key to continue")),
+    ("macos", ("/users/", "darwin", "macos", "mac os", "macbook", "mach-o", "/opt/homebrew",
+               "apple m1", "apple m2", "apple m3", "apple m4")),
+    ("linux", ("/home/", "/usr/", "/opt/", "/root/", "/lib/python3", "/site-packages/",
+               "/dist-packages/", "root@", "linux", "ubuntu", "centos", "ld_library_path")),
 )
+_ROOTS: Final = frozenset({"/users/", "/home/", "/usr/", "/opt/", "/root/", "/mnt/c/", "/mnt/d/"})
 _ARCH_MARKS: Final = (
-    ("aarch64", r"\baarch64\b|\barm64\b|apple m\d|\bjetson\b"),
-    ("x86_64", r"\bx86_64\b|\bamd64\b|\bx86-64\b"),
+    ("aarch64", ("aarch64", "arm64", "apple m1", "apple m2", "apple m3", "apple m4", "jetson",
+                 "/opt/homebrew")),
+    ("x86_64", ("x86_64", "amd64", "x86-64")),
 )
 _FRAME_RE: Final = re.compile(
-    r'file "[^"\n]{0,300}?[/\\](?:site|dist)-packages[/\\]([a-z0-9_]{2,40})[/\\]'
+    r"[/\\](?:site|dist)-packages[/\\]([a-z0-9_]{2,40})[/\\][^\s\"':]{1,200}?\.py\b"
+    r"|[/\\](bitsandbytes|transformers|accelerate|peft|torch|triton)[/\\][a-z0-9_/\\]{1,200}?\.py\b"
 )
 _COMPILED: Final = tuple((n, re.compile(p), c, s) for n, p, c, s in RULES)
 
@@ -136,6 +152,8 @@ def _rule_facts(doc: Prepared, found: dict[str, Fact]) -> None:
         if old is not None and old.strength >= strength:
             continue
         for m in rx.finditer(doc.lower):
+            if name == "cuda" and "driver version" in doc.line_of(m.start()).lower():
+                continue  # nvidia-smi's CUDA Version is the driver's, not a toolkit
             value = _convert(conv, doc.text[m.start(1) : m.end(1)])
             if value:
                 line, text = _evidence(doc, m.start())
@@ -158,24 +176,46 @@ def _package_versions(doc: Prepared, found: dict[str, Fact]) -> None:
             _put(found, Fact(name=name, value=m.group(1), line=line, evidence=text, strength=3))
 
 
-def _marks(doc: Prepared, marks: tuple[tuple[str, str], ...], name: str) -> Fact | None:
-    for value, pattern in marks:
-        m = re.search(pattern, doc.lower)
-        if m:
-            line, text = _evidence(doc, m.start())
-            return Fact(name=name, value=value, line=line, evidence=text)
+def _find(doc: Prepared, needle: str) -> int:
+    """The first occurrence of ``needle`` that stands on its own: a drive (``:\\``) after a
+    lone letter, a root folder (``/users/``) not inside another path."""
+    at = doc.lower.find(needle)
+    while at >= 0:
+        before = doc.lower[at - 1] if at else " "
+        if needle.startswith(":"):
+            ok = before.isalpha() and (at < 2 or not doc.lower[at - 2].isalnum())  # noqa: PLR2004
+        elif needle in _ROOTS:
+            ok = not (before.isalnum() or before in "-_.~")
+        else:
+            return at
+        if ok:
+            return at
+        at = doc.lower.find(needle, at + 1)
+    return at
+
+
+def _marks(
+    doc: Prepared, marks: tuple[tuple[str, tuple[str, ...]], ...], name: str
+) -> Fact | None:
+    for value, needles in marks:
+        for needle in needles:
+            at = _find(doc, needle)
+            if at >= 0:
+                line, text = _evidence(doc, at)
+                return Fact(name=name, value=value, line=line, evidence=text)
     return None
 
 
 def _raised_by(doc: Prepared) -> Fact | None:
-    """The package of the last traceback frame inside site-packages / dist-packages."""
+    """The package of the last file path into an installed package (a traceback's last
+    frame, a warning's source), the closest to the error."""
     last = None
     for last in _FRAME_RE.finditer(doc.lower):  # noqa: B007 - the last one is wanted
         pass
     if last is None:
         return None
     line, text = _evidence(doc, last.start())
-    return Fact(name="library", value=last.group(1), line=line, evidence=text)
+    return Fact(name="library", value=last.group(1) or last.group(2), line=line, evidence=text)
 
 
 def read_facts(doc: Prepared) -> dict[str, Fact]:
@@ -209,6 +249,10 @@ def derive_facts(found: dict[str, Fact]) -> None:
         fmt = name.rsplit(".", 1)[-1]
         if fmt in {"so", "dll", "dylib"}:
             _put(found, Fact(name="lib_format", value=fmt, line=lib.line, evidence=lib.evidence))
+    py = found.get("python")
+    if py is not None and py.value.count(".") > 1:
+        short = ".".join(py.value.split(".")[:2])
+        found["python"] = Fact(name="python", value=short, line=py.line, evidence=py.evidence, strength=py.strength)
     cc = found.get("compute_capability")
     if cc is not None:
         major, _, minor = cc.value.partition(".")

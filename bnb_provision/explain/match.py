@@ -21,6 +21,7 @@ __all__ = ["Match", "find", "required_words"]
 _MAX_OCCURRENCES: Final = 256  # anchor occurrences tried per pattern
 _MAX_HITS: Final = 4
 _PARTIAL_MIN: Final = 24
+_MAX_PARTIAL_TRIES: Final = 16
 _COMPILED: dict[str, tuple[re.Pattern[str], int]] = {}
 
 
@@ -63,18 +64,27 @@ def _occurrences(doc: Prepared, anchor: str) -> list[int]:
 
 
 def _partial(doc: Prepared, at: int, lead: str) -> Match | None:
-    """``lead`` (normalized lower-case text) cut short at the end of the line at ``at``."""
+    """``lead`` (normalized lower-case text) cut short at the end of the line at ``at``.
+
+    Only the stretch of the line around ``at`` is looked at: a line that goes on for more
+    than a few times the lead's length after it cannot be the lead cut short.
+    """
     index = doc.index_at(at)
-    line = doc.lower[doc.starts[index] : doc.starts[index] + len(doc.line(index))]
-    norm = " ".join(line.split())
+    line_end = doc.starts[index] + len(doc.line(index))
+    reach = 2 * len(lead) + 40
+    if line_end - at > reach:
+        return None
+    begin = max(doc.starts[index], at - reach)
+    window = doc.lower[begin:line_end]
+    norm = " ".join(window.split())
     start = norm.find(lead[:_PARTIAL_MIN])
     if start < 0:
         return None
     rest = norm[start:]
     if len(rest) < _PARTIAL_MIN or not lead.startswith(rest) or rest == lead:
         return None
-    offset = doc.starts[index] + line.find(rest.split(" ")[0])
-    return Match(start=offset, end=doc.starts[index] + len(line), groups={}, partial=True)
+    offset = begin + window.find(rest.split(" ")[0])
+    return Match(start=offset, end=line_end, groups={}, partial=True)
 
 
 def find(
@@ -112,7 +122,7 @@ def find(
             break
     if found or len(lead) < _PARTIAL_MIN:
         return found
-    for at in tried:
+    for at in tried[:_MAX_PARTIAL_TRIES]:
         partial = _partial(doc, at, lead)
         if partial is not None:
             found.append(partial)

@@ -69,11 +69,21 @@ ALWAYS: Final = frozenset({"plan_command"})
 
 
 def cuda_from_tag(tag: str) -> str | None:
-    """``118`` -> ``11.8``; ``121`` -> ``12.1``; ``92`` -> ``9.2``."""
+    """``118`` -> ``11.8``; ``121`` -> ``12.1``; ``92`` -> ``9.2``; ``11.8`` -> ``11.8``."""
+    dotted = re.fullmatch(r"(\d{1,2})\.(\d)", tag.strip())
+    if dotted:
+        return f"{int(dotted.group(1))}.{dotted.group(2)}"
     digits = re.sub(r"\D", "", tag)
-    if not 2 <= len(digits) <= 3:  # noqa: PLR2004 - cuda tags are 92 .. 132
+    # CUDA tags: 80 .. 92 (two digits), 100 .. 139 (three)
+    if not (len(digits) == 3 and digits[0] == "1") and not (len(digits) == 2 and digits[0] in "89"):  # noqa: PLR2004
         return None
     return f"{int(digits[:-1])}.{digits[-1]}"
+
+
+def _lib_cuda(value: str) -> str | None:
+    """``.../libbitsandbytes_cuda131.so`` -> ``13.1``."""
+    m = re.search(r"cuda(\d{2,3})", value.lower())
+    return cuda_from_tag(m.group(1)) if m else None
 
 
 def cuda_from_int(value: str) -> str | None:
@@ -111,5 +121,6 @@ CONVERSIONS: Final[Mapping[str, Callable[[str], str | None]]] = MappingProxyType
         "cc": normal_cc,
         "file": _basename,
         "version": _version,
+        "lib_cuda": _lib_cuda,
     }
 )
