@@ -80,7 +80,9 @@ def main(write: bool, only: tuple[str, ...], unmapped: bool, cache: Path) -> Non
     new = render_catalog(examined)
     old = CATALOG.read_text(encoding="utf-8") if CATALOG.exists() else ""
     for e in examined:
-        click.echo(f"{e.spec.name}: {len(e.rows)} messages from {len(e.releases)} releases", err=True)
+        click.echo(
+            f"{e.spec.name}: {len(e.rows)} messages from {len(e.releases)} releases", err=True
+        )
     if old != new:
         sys.stdout.writelines(
             difflib.unified_diff(
@@ -92,7 +94,10 @@ def main(write: bool, only: tuple[str, ...], unmapped: bool, cache: Path) -> Non
         )
         if write:
             write_atomic(CATALOG, new)
-    click.echo(f"messages.toml {'unchanged' if old == new else 'written' if write else 'would change'}", err=True)
+    click.echo(
+        f"messages.toml {'unchanged' if old == new else 'written' if write else 'would change'}",
+        err=True,
+    )
     if unmapped:
         _unmapped(new)
 

@@ -10,7 +10,6 @@ cheap checks (fields, releases, rows that map no message) run on every load.
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -91,7 +90,9 @@ def _expand(releases: str, examined: tuple[str, ...], f: Fields) -> tuple[str, .
     return tuple(out)
 
 
-def _messages(data: dict[str, Any], *, deep: bool) -> tuple[dict[str, tuple[str, ...]], list[Message]]:
+def _messages(
+    data: dict[str, Any], *, deep: bool
+) -> tuple[dict[str, tuple[str, ...]], list[Message]]:
     doc = Fields(data, "")
     examined: dict[str, tuple[str, ...]] = {}
     for lib in doc.tables("libraries"):
@@ -177,7 +178,9 @@ def load_catalog_text(catalog_text: str, curated_text: str | None = None) -> Cat
     curated = curated_text
     if curated is None:
         curated = (data_dir("compat_db") / CURATED_FILE).read_text(encoding="utf-8")
-    return build_catalog({CATALOG_FILE: toml_loads(catalog_text), CURATED_FILE: toml_loads(curated)})
+    return build_catalog(
+        {CATALOG_FILE: toml_loads(catalog_text), CURATED_FILE: toml_loads(curated)}
+    )
 
 
 def _signature(root: Path) -> str:

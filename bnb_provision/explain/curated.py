@@ -141,7 +141,8 @@ def _variants(f: Fields, key: str) -> tuple[str, ...]:
     f.check(
         set(_PLACEHOLDER_RE.findall(items[-1])) <= ALWAYS,
         key,
-        "the last variant must have no {placeholder}: it is what explain says when no fact is known",
+        "the last variant must have no {placeholder} (plan_command aside): it is what explain "
+        "says when no fact is known",
     )
     return tuple(items)
 

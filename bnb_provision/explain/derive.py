@@ -119,8 +119,10 @@ LIBRARIES: Final[tuple[LibrarySpec, ...]] = (
         platform=("x86_64",),
         members=(
             (
-                r"triton/(compiler|compiler/compiler|common/backend|runtime/driver"
-                r"|backends/nvidia/(compiler|driver))\.py",
+                (
+                    r"triton/(compiler|compiler/compiler|compiler/backends/cuda|common/backend|runtime/driver"
+                    r"|backends/nvidia/(compiler|driver))\.py"
+                ),
                 _CUDA_WORDS,
             ),
         ),
@@ -196,7 +198,8 @@ def _read_release(
     the file's members, keyed by the extraction code and the spec."""
     cached = pypi.cache / f"{f.sha256}.{_extractor_digest()}.{spec.name}.json"
     try:
-        return [tuple(x) for x in json.loads(cached.read_text(encoding="utf-8"))]  # type: ignore[misc]
+        rows = json.loads(cached.read_text(encoding="utf-8"))
+        return [(str(a), str(b), str(c)) for a, b, c in rows]
     except (OSError, ValueError):
         pass
     out = _extract_release(spec, f, pypi, log)
@@ -225,9 +228,7 @@ def _extract_release(
     return out
 
 
-def derive_library(
-    spec: LibrarySpec, pypi: PypiFiles, log: Log, *, workers: int = 6
-) -> Examined:
+def derive_library(spec: LibrarySpec, pypi: PypiFiles, log: Log, *, workers: int = 6) -> Examined:
     """Read every chosen release of one library and collect its messages."""
     files = pypi.releases(spec.name)
     chosen = _chosen_releases(spec, files)
@@ -248,7 +249,12 @@ def derive_library(
             row = rows.get(template)
             if row is None:
                 row = rows[template] = CatalogRow(
-                    library=spec.name, template=template, pattern="", call=call, file=member, url=f.url
+                    library=spec.name,
+                    template=template,
+                    pattern="",
+                    call=call,
+                    file=member,
+                    url=f.url,
                 )
             if version not in row.releases:
                 row.releases.append(version)

@@ -115,11 +115,11 @@ def _signature_words(pattern: str) -> tuple[str, ...]:
 
 
 def _signature_hits(doc: Prepared, catalog: Catalog) -> list[tuple[Signature, Match]]:
-    out = []
-    for sig in catalog.curated.signatures:
-        for match in find(doc, sig.pattern, _signature_words(sig.pattern)):
-            out.append((sig, match))
-    return out
+    return [
+        (sig, match)
+        for sig in catalog.curated.signatures
+        for match in find(doc, sig.pattern, _signature_words(sig.pattern))
+    ]
 
 
 def _captured(
@@ -171,7 +171,9 @@ def read_text(text: str, catalog: Catalog) -> Reading:
     mapped = next((h for h in hits if catalog.rules_of(h.message)), None)
     if mapped is not None and "library" not in facts:
         how = f"prints: {mapped.text}"
-        facts["library"] = Fact(name="library", value=mapped.message.library, line=mapped.line, evidence=how)
+        facts["library"] = Fact(
+            name="library", value=mapped.message.library, line=mapped.line, evidence=how
+        )
     derive_facts(facts)
     return Reading(doc=doc, hits=tuple(hits), signatures=tuple(signatures), facts=facts)
 
@@ -219,7 +221,9 @@ def rank(reading: Reading, catalog: Catalog, facts: dict[str, str]) -> tuple[Ran
         distinct = {(ev.line, ev.what) for _, ev in items}
         score = items[0][0] + _EXTRA_SUPPORT * min(_MAX_EXTRA, len(distinct) - 1)
         evidence = tuple(dict.fromkeys(ev for _, ev in items))
-        ranked.append(Ranked(cause=catalog.curated.causes[cause_id], score=score, evidence=evidence))
+        ranked.append(
+            Ranked(cause=catalog.curated.causes[cause_id], score=score, evidence=evidence)
+        )
     severity = {"error": 0, "warning": 1, "info": 2}
     ranked.sort(
         key=lambda r: (-r.score, severity[r.cause.severity], -max(e.line for e in r.evidence))

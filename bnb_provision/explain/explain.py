@@ -81,8 +81,12 @@ def _gpu_cc(reading: Reading, db: CompatDB) -> None:
     if model is not None:
         cc = f"{model.cc[0]}.{model.cc[1]}"
         how = f"{gpu.value} has compute capability {cc} ({model.source})"
-        reading.facts["compute_capability"] = Fact(name="compute_capability", value=cc, line=gpu.line, evidence=how)
-        reading.facts["sm"] = Fact(name="sm", value=f"{model.cc[0]}{model.cc[1]}", line=gpu.line, evidence=how)
+        reading.facts["compute_capability"] = Fact(
+            name="compute_capability", value=cc, line=gpu.line, evidence=how
+        )
+        reading.facts["sm"] = Fact(
+            name="sm", value=f"{model.cc[0]}{model.cc[1]}", line=gpu.line, evidence=how
+        )
 
 
 def _stack(reading: Reading, catalog: Catalog) -> None:
@@ -97,7 +101,9 @@ def _stack(reading: Reading, catalog: Catalog) -> None:
         for row in catalog.curated.extensions:
             if name in getattr(row, field):
                 how = f"{name} ships with {row.stack}"
-                reading.facts["stack"] = Fact(name="stack", value=row.stack, line=fact.line, evidence=how)
+                reading.facts["stack"] = Fact(
+                    name="stack", value=row.stack, line=fact.line, evidence=how
+                )
                 return
 
 
@@ -137,7 +143,9 @@ def _unrecognized(reading: Reading, values: dict[str, str]) -> Finding:
     )
 
 
-def explain(text: str, *, catalog: Catalog | None = None, db: CompatDB | None = None) -> Explanation:
+def explain(
+    text: str, *, catalog: Catalog | None = None, db: CompatDB | None = None
+) -> Explanation:
     """Every cause ``text`` supports, most likely first, as findings."""
     if catalog is None:
         catalog = load_catalog()

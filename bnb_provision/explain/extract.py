@@ -112,11 +112,11 @@ def _substitute(
             for m in _PERCENT_RE.finditer(part):
                 out.append(part[pos : m.start()])
                 pos = m.end()
-                key = re.match(r"%\((\w+)\)", m.group(0))
+                named_spec = re.match(r"%\((\w+)\)", m.group(0))
                 if m.group(0) == "%%":
                     out.append("%")
                 else:
-                    out.append(Field(key.group(1) if key else next(queue, "value")))
+                    out.append(Field(named_spec.group(1) if named_spec else next(queue, "value")))
             out.append(part[pos:])
             continue
         try:
@@ -152,7 +152,9 @@ class _Reader:
         if isinstance(expr, ast.JoinedStr):
             return [self._fstring(expr)]
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add):
-            return _product(self.templates(expr.left, depth + 1), self.templates(expr.right, depth + 1))
+            return _product(
+                self.templates(expr.left, depth + 1), self.templates(expr.right, depth + 1)
+            )
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Mod):
             right = expr.right.elts if isinstance(expr.right, ast.Tuple) else [expr.right]
             names = [_field_name(e) for e in right]
@@ -191,9 +193,9 @@ class _Reader:
             and expr.args
             and isinstance(expr.args[0], ast.List | ast.Tuple)
         ):
-            sep = func.value.value
+            sep: list[tuple[Part, ...]] = [(func.value.value,)]
             items = [self.templates(e, depth + 1) for e in expr.args[0].elts]
-            with_sep = [x for i, t in enumerate(items) for x in ([[(sep,)]] if i else []) + [t]]
+            with_sep = [x for i, t in enumerate(items) for x in ([sep] if i else []) + [t]]
             return _product(*with_sep)
         if isinstance(func, ast.Name) and func.id in _VALUE_CALLS and expr.args:
             return self.templates(expr.args[0], depth + 1)
@@ -227,7 +229,9 @@ def _emitter(node: ast.AST) -> tuple[str, list[ast.expr]] | None:
     if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
         func = node.exc.func
         name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "Exception")
-        msg = node.exc.args[:1] or [k.value for k in node.exc.keywords if k.arg in {"msg", "message"}]
+        msg = node.exc.args[:1] or [
+            k.value for k in node.exc.keywords if k.arg in {"msg", "message"}
+        ]
         return f"raise {name}", msg
     if not isinstance(node, ast.Call):
         return None
@@ -247,9 +251,7 @@ def _is_message(t: tuple[Part, ...]) -> bool:
     )
 
 
-def _messages_in(
-    node: ast.AST, reader: _Reader, keep: re.Pattern[str] | None
-) -> list[Extracted]:
+def _messages_in(node: ast.AST, reader: _Reader, keep: re.Pattern[str] | None) -> list[Extracted]:
     found = _emitter(node)
     if found is None or not found[1]:
         return []
@@ -260,7 +262,10 @@ def _messages_in(
             for t in reader.templates(args[0])
         ]
     elif how == "print":
-        spaced = [x for i, a in enumerate(args) for x in ([[(" ",)]] if i else []) + [reader.templates(a)]]
+        space: list[tuple[Part, ...]] = [(" ",)]
+        spaced = [
+            x for i, a in enumerate(args) for x in ([space] if i else []) + [reader.templates(a)]
+        ]
         variants = _product(*spaced)
     else:
         variants = reader.templates(args[0])

@@ -61,12 +61,19 @@ RULES: Final[tuple[tuple[str, str, str, int], ...]] = (
     # torch and its CUDA
     ("torch", r"(?:pytorch|torch) version(?: \(gpu\?\))?:? {0,4}\(?v?(" + _V + r")", "text", 4),
     ("torch", r"but you have torch (" + _V + r")", "text", 4),
-    ("torch", r"\btorch(?:==| {1,30}|: {0,4}|：)(" + _V + r")(?![\d.])", "text", 3),
+    ("torch", r"\btorch(?:==| {1,30}|: {0,4}|\uff1a)(" + _V + r")(?![\d.])", "text", 3),
     ("torch", r"\bpytorch:? {0,4}(" + _V + r")", "text", 3),
     ("torch", r"\btorch(?:version)?:? ?(" + _V + r")\b", "text", 1),
     ("torch", r"\btorch-(" + _V + r")(?:\+|-cp)", "text", 2),
     ("torch_cuda", r"\btorch(?:==|-| {1,30}|: {0,4})" + _V + r"\+cu(\d{2,3})\b", "cuda_tag", 4),
-    ("torch_cuda", r"\b(?:pytorch|torch)(?:==|-| {1,30}|: {0,4}|：)" + _V + r" ?\+ ?cu(\d{2,3}|\d{1,2}\.\d)\b", "cuda_tag", 3),
+    (
+        "torch_cuda",
+        r"\b(?:pytorch|torch)(?:==|-| {1,30}|: {0,4}|\uff1a)"
+        + _V
+        + r" ?\+ ?cu(\d{2,3}|\d{1,2}\.\d)\b",
+        "cuda_tag",
+        3,
+    ),
     ("torch_cuda", r"[/\\]py3\d{1,2}_cu(\d{2,3})[/\\]", "cuda_tag", 3),
     ("torch_cuda", r"cuda used to build pytorch: (\d{1,2}\.\d)", "text", 4),
     ("torch_cuda", r"pytorch settings found: cuda_version=(\d{2,3})", "cuda_tag", 4),
@@ -74,7 +81,12 @@ RULES: Final[tuple[tuple[str, str, str, int], ...]] = (
     ("torch_cuda", r"pytorch-cuda=(\d{1,2}\.\d)", "text", 3),
     ("torch_cuda", r"\btorch[^\n]{0,30}?\+ ?cu(\d{3})\b", "cuda_tag", 1),
     # bitsandbytes
-    ("bnb_lib", r"(libbitsandbytes_(?:cuda\d{2,3}(?:_nocublaslt)?|cpu|hip\w{0,20}|mps|xpu)\.(?:so|dll|dylib))\b", "text", 1),
+    (
+        "bnb_lib",
+        r"(libbitsandbytes_(?:cuda\d{2,3}(?:_nocublaslt)?|cpu|hip\w{0,20}|mps|xpu)\.(?:so|dll|dylib))\b",
+        "text",
+        1,
+    ),
     ("bnb", r"bitsandbytes-(" + _V + r")-py3", "text", 3),
     # CUDA found on the system, the driver, the GPU
     ("cuda", r"cuda compilation tools, release (\d{1,2}\.\d)", "text", 4),
@@ -82,15 +94,30 @@ RULES: Final[tuple[tuple[str, str, str, int], ...]] = (
     ("cuda", r"the detected cuda version \((\d{1,2}\.\d)\)", "text", 4),
     ("cuda", r"/usr/local/cuda-(\d{1,2}\.\d)\b", "text", 2),
     ("cuda", r"[/\\]cuda[/\\]v(\d{1,2}\.\d)[/\\]", "text", 2),
-    ("cuda", r"\bcuda(?: toolkit)?(?: version)?(?: is|:|：|-| ){1,3}(\d{1,2}\.\d)\b", "text", 1),
+    (
+        "cuda",
+        r"\bcuda(?: toolkit)?(?: version)?(?: is|:|\uff1a|-| ){1,3}(\d{1,2}\.\d)\b",
+        "text",
+        1,
+    ),
     ("torch_cuda", r"used to compile pytorch \((\d{1,2}\.\d)\)", "text", 4),
     ("driver", r"driver version:? {0,4}(\d{3}\.\d{1,3}(?:\.\d{1,3})?)", "text", 4),
     ("driver", r"nvidia-smi (\d{3}\.\d{1,3}(?:\.\d{1,3})?)", "text", 3),
-    ("driver_cuda", r"driver version:? {0,4}[\d.]{3,12} {1,12}cuda version:? {0,4}(\d{1,2}\.\d)", "text", 4),
+    (
+        "driver_cuda",
+        r"driver version:? {0,4}[\d.]{3,12} {1,12}cuda version:? {0,4}(\d{1,2}\.\d)",
+        "text",
+        4,
+    ),
     ("driver_cuda", r"found version (\d{4,5})\)", "cuda_int", 4),
     ("compute_capability", r"has compute capability (\d{1,2}\.\d)", "text", 4),
     ("compute_capability", r"with cuda capabilit(?:y|ies) sm_(\d{2,3})\b", "cc", 4),
-    ("compute_capability", r"highest compute capability[^\n]{0,30}?(\(\d{1,2}, \d\)|\d{1,2}\.\d)", "cc", 4),
+    (
+        "compute_capability",
+        r"highest compute capability[^\n]{0,30}?(\(\d{1,2}, \d\)|\d{1,2}\.\d)",
+        "cc",
+        4,
+    ),
     ("compute_capability", r"compute capability:? (\d{1,2}\.\d)\b(?! or higher)", "text", 2),
     ("compute_capability", r"gpu arch (\(\d{1,2}, \d\))", "cc", 3),
     ("compute_capability", r"\bsm_(\d{2,3})\b", "cc", 1),
@@ -98,29 +125,99 @@ RULES: Final[tuple[tuple[str, str, str, int], ...]] = (
     ("gpu_memory", r"(\d{1,4}\.\d{1,2} gib) total capacit", "text", 3),
     ("gpu_memory", r"total capacity? of (\d{1,4}\.\d{1,2} gib)", "text", 3),
     # what raised
-    ("extension", r"(?:[/\\]|\b)([a-z0-9_]{2,60}?)(?:\.cpython-[^\s/\\:]{1,60})?\.(?:so|pyd)[^\n]{0,4}: undefined symbol", "text", 4),
+    (
+        "extension",
+        (
+            r"(?:[/\\]|\b)([a-z0-9_]{2,60}?)(?:\.cpython-[^\s/\\:]{1,60})?\.(?:so|pyd)"
+            r"[^\n]{0,4}: undefined symbol"
+        ),
+        "text",
+        4,
+    ),
     ("extension", r"dll load failed while importing ([a-z0-9_]{2,60})", "text", 4),
     ("extension", r"\b([a-z0-9_]{2,60}_(?:kernels|ext|cuda|engine)) not installed", "text", 3),
-    ("missing_lib", r"(lib[a-z0-9_+-]{1,40}\.so(?:\.\d{1,4}){0,3}): cannot open shared object file", "text", 3),
+    (
+        "missing_lib",
+        r"(lib[a-z0-9_+-]{1,40}\.so(?:\.\d{1,4}){0,3}): cannot open shared object file",
+        "text",
+        3,
+    ),
     ("min_version", r"bitsandbytes ?>= ?(" + _V + r")", "text", 2),
 )
 
 # substrings (found with str.find, fast on any text) that show an OS, strongest first
 # substrings (found with str.find, fast on any text) that show an OS, strongest first
 _OS_MARKS: Final = (
-    ("wsl", ("/mnt/c/", "/mnt/d/", "/usr/lib/wsl", "microsoft-standard", " wsl2", " wsl ", "(wsl)")),
-    ("windows", (":\\", ":/users/", "windowspath(", "windows-10", "windows 10", "windows-11",
-                 "windows 11", "win_amd64", ".dll", "\\site-packages\\", "appdata\\",
-                 "press any key to continue")),
-    ("macos", ("/users/", "darwin", "macos", "mac os", "macbook", "mach-o", "/opt/homebrew",
-               "apple m1", "apple m2", "apple m3", "apple m4")),
-    ("linux", ("/home/", "/usr/", "/opt/", "/root/", "/lib/python3", "/site-packages/",
-               "/dist-packages/", "root@", "linux", "ubuntu", "centos", "ld_library_path")),
+    (
+        "wsl",
+        ("/mnt/c/", "/mnt/d/", "/usr/lib/wsl", "microsoft-standard", " wsl2", " wsl ", "(wsl)"),
+    ),
+    (
+        "windows",
+        (
+            ":\\",
+            ":/users/",
+            "windowspath(",
+            "windows-10",
+            "windows 10",
+            "windows-11",
+            "windows 11",
+            "win_amd64",
+            ".dll",
+            "\\site-packages\\",
+            "appdata\\",
+            "press any key to continue",
+        ),
+    ),
+    (
+        "macos",
+        (
+            "/users/",
+            "darwin",
+            "macos",
+            "mac os",
+            "macbook",
+            "mach-o",
+            "/opt/homebrew",
+            "apple m1",
+            "apple m2",
+            "apple m3",
+            "apple m4",
+        ),
+    ),
+    (
+        "linux",
+        (
+            "/home/",
+            "/usr/",
+            "/opt/",
+            "/root/",
+            "/lib/python3",
+            "/site-packages/",
+            "/dist-packages/",
+            "root@",
+            "linux",
+            "ubuntu",
+            "centos",
+            "ld_library_path",
+        ),
+    ),
 )
 _ROOTS: Final = frozenset({"/users/", "/home/", "/usr/", "/opt/", "/root/", "/mnt/c/", "/mnt/d/"})
 _ARCH_MARKS: Final = (
-    ("aarch64", ("aarch64", "arm64", "apple m1", "apple m2", "apple m3", "apple m4", "jetson",
-                 "/opt/homebrew")),
+    (
+        "aarch64",
+        (
+            "aarch64",
+            "arm64",
+            "apple m1",
+            "apple m2",
+            "apple m3",
+            "apple m4",
+            "jetson",
+            "/opt/homebrew",
+        ),
+    ),
     ("x86_64", ("x86_64", "amd64", "x86-64")),
 )
 _FRAME_RE: Final = re.compile(
@@ -157,7 +254,9 @@ def _rule_facts(doc: Prepared, found: dict[str, Fact]) -> None:
             value = _convert(conv, doc.text[m.start(1) : m.end(1)])
             if value:
                 line, text = _evidence(doc, m.start())
-                _put(found, Fact(name=name, value=value, line=line, evidence=text, strength=strength))
+                _put(
+                    found, Fact(name=name, value=value, line=line, evidence=text, strength=strength)
+                )
                 break
 
 
@@ -168,7 +267,7 @@ def _package_versions(doc: Prepared, found: dict[str, Fact]) -> None:
             continue
         name = "bnb" if pkg == "bitsandbytes" else pkg
         rx = re.compile(
-            re.escape(pkg) + r"`?(?: version)?(?:==| {1,40}|: {0,4}|：)v?(" + _V + r")(?![\d.])"
+            re.escape(pkg) + r"`?(?: version)?(?:==| {1,40}|: {0,4}|\uff1a)v?(" + _V + r")(?![\d.])"
         )
         m = rx.search(doc.lower)
         if m:
@@ -194,9 +293,7 @@ def _find(doc: Prepared, needle: str) -> int:
     return at
 
 
-def _marks(
-    doc: Prepared, marks: tuple[tuple[str, tuple[str, ...]], ...], name: str
-) -> Fact | None:
+def _marks(doc: Prepared, marks: tuple[tuple[str, tuple[str, ...]], ...], name: str) -> Fact | None:
     for value, needles in marks:
         for needle in needles:
             at = _find(doc, needle)
@@ -252,7 +349,9 @@ def derive_facts(found: dict[str, Fact]) -> None:
     py = found.get("python")
     if py is not None and py.value.count(".") > 1:
         short = ".".join(py.value.split(".")[:2])
-        found["python"] = Fact(name="python", value=short, line=py.line, evidence=py.evidence, strength=py.strength)
+        found["python"] = Fact(
+            name="python", value=short, line=py.line, evidence=py.evidence, strength=py.strength
+        )
     cc = found.get("compute_capability")
     if cc is not None:
         major, _, minor = cc.value.partition(".")

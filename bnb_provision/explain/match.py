@@ -23,6 +23,10 @@ _MAX_HITS: Final = 4
 _PARTIAL_MIN: Final = 24
 _MAX_PARTIAL_TRIES: Final = 16
 _COMPILED: dict[str, tuple[re.Pattern[str], int]] = {}
+_CODE_RE: Final = re.compile(
+    r"(?:\braise [a-z_.]{1,60}\(|\bwarn\(|\bprint\(|\.(?:warning|error|info|debug|warn)\()"
+    r"\s{0,20}[fr]?[\"']$"
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -49,9 +53,7 @@ def required_words(words: tuple[str, ...]) -> str:
 
 
 def _groups(doc: Prepared, m: re.Match[str]) -> dict[str, str]:
-    return {
-        k: doc.text[m.start(k) : m.end(k)] for k, v in m.groupdict().items() if v is not None
-    }
+    return {k: doc.text[m.start(k) : m.end(k)] for k, v in m.groupdict().items() if v is not None}
 
 
 def _occurrences(doc: Prepared, anchor: str) -> list[int]:
@@ -87,6 +89,16 @@ def _partial(doc: Prepared, at: int, lead: str) -> Match | None:
     return Match(start=offset, end=line_end, groups={}, partial=True)
 
 
+def _in_source_code(doc: Prepared, m: re.Match[str]) -> bool:
+    """The match is the message's source line, quoted by a traceback (``raise X(f"...{x}")``),
+    not the message itself."""
+    line_start = doc.starts[doc.index_at(m.start())]
+    before = doc.lower[max(line_start, m.start() - 100) : m.start()]
+    return bool(_CODE_RE.search(before)) or any(
+        "{" in v and "}" in v for v in m.groupdict().values() if v
+    )
+
+
 def find(
     doc: Prepared,
     pattern: str,
@@ -113,7 +125,10 @@ def find(
         if at < skip_to:
             continue
         tried.append(at)
-        m = rx.search(doc.lower, max(0, at - width), min(len(doc.lower), at + len(anchor) + width))
+        begin, end = max(0, at - width), min(len(doc.lower), at + len(anchor) + width)
+        m = rx.search(doc.lower, begin, end)
+        while m is not None and _in_source_code(doc, m):
+            m = rx.search(doc.lower, m.end(), end)
         if m is None:
             continue
         found.append(Match(start=m.start(), end=m.end(), groups=_groups(doc, m)))

@@ -13,7 +13,15 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Final
 
-__all__ = ["ALWAYS", "CONVERSIONS", "DERIVED", "FACTS", "cuda_from_int", "cuda_from_tag", "normal_cc"]
+__all__ = [
+    "ALWAYS",
+    "CONVERSIONS",
+    "DERIVED",
+    "FACTS",
+    "cuda_from_int",
+    "cuda_from_tag",
+    "normal_cc",
+]
 
 FACTS: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -48,8 +56,8 @@ FACTS: Final[Mapping[str, str]] = MappingProxyType(
         "triton": "the triton version",
         "vllm": "the vllm version",
         "xformers": "the xformers version",
-        "bnb_windows_wheel": "no when every bitsandbytes release the text fits predates Windows wheels",
-        "bnb_macos_wheel": "no when every bitsandbytes release the text fits predates macOS wheels",
+        "bnb_windows_wheel": "no: every bitsandbytes release the text fits predates Windows wheels",
+        "bnb_macos_wheel": "no: every bitsandbytes release the text fits predates macOS wheels",
     }
 )
 

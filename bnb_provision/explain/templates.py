@@ -23,16 +23,16 @@ __all__ = [
     "Field",
     "Part",
     "head_of",
-    "tail_text",
     "lead_text",
     "lead_words",
-    "pattern_width",
-    "pattern_words",
     "linear_problem",
     "literal_text",
     "parse_template",
     "pattern_of",
+    "pattern_width",
+    "pattern_words",
     "render_template",
+    "tail_text",
     "words_of",
 ]
 
@@ -289,7 +289,7 @@ def linear_problem(pattern: str) -> str | None:
 
 def pattern_width(pattern: str) -> int:
     """The longest text ``pattern`` can match."""
-    low, high = _sre_parser().parse(pattern).getwidth()
+    _, high = _sre_parser().parse(pattern).getwidth()
     return int(min(high, 1 << 16))
 
 

@@ -19,10 +19,8 @@ __all__ = ["REDUCE_ABOVE", "Prepared", "prepare"]
 
 REDUCE_ABOVE: Final = 256 * 1024
 _DIGITS: Final = bytes.maketrans(b"123456789", b"000000000")
-_NON_WORD: Final = bytes.maketrans(
-    bytes(c for c in range(256) if not (chr(c).isalnum() and c < 128) and c != ord("_")),
-    b" " * sum(1 for c in range(256) if not (chr(c).isalnum() and c < 128) and c != ord("_")),
-)
+_SEPARATORS: Final = bytes(c for c in range(256) if not (bytes([c]).isalnum() or c == ord("_")))
+_NON_WORD: Final = bytes.maketrans(_SEPARATORS, b" " * len(_SEPARATORS))
 
 
 def _lowered(text: str) -> str:

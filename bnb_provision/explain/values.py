@@ -57,9 +57,7 @@ def sm_builds(db: CompatDB, cc: tuple[int, int], os_name: str | None = None) -> 
             first[build.variant] = release
     parts = []
     if first:
-        listed = ", ".join(
-            f"{v} (from torch {first[v]})" for v in sorted(first, key=_variant_key)
-        )
+        listed = ", ".join(f"{v} (from torch {first[v]})" for v in sorted(first, key=_variant_key))
         parts.append(f"torch builds with {sm} kernels: {listed}")
     platform = _PLATFORM_OF_OS.get(os_name or "", "linux-x86_64")
     libs = [
