@@ -68,9 +68,9 @@ RULES: Final[tuple[tuple[str, str, str, int], ...]] = (
     ("torch_cuda", r"\btorch(?:==|-| {1,30}|: {0,4})" + _V + r"\+cu(\d{2,3})\b", "cuda_tag", 4),
     (
         "torch_cuda",
-        r"\b(?:pytorch|torch)(?:==|-| {1,30}|: {0,4}|\uff1a)"
+        r"\b(?:pytorch|torch)(?: version)?(?: \(gpu\?\))?(?:==|-| {1,30}|: {0,4}|\uff1a)"
         + _V
-        + r" ?\+ ?cu(\d{2,3}|\d{1,2}\.\d)\b",
+        + r" ?\+ ?cu(\d{1,2}\.\d|\d{2,3})\b",
         "cuda_tag",
         3,
     ),
@@ -120,6 +120,7 @@ RULES: Final[tuple[tuple[str, str, str, int], ...]] = (
     ),
     ("compute_capability", r"compute capability:? (\d{1,2}\.\d)\b(?! or higher)", "text", 2),
     ("compute_capability", r"gpu arch (\(\d{1,2}, \d\))", "cc", 3),
+    ("compute_capability", r"highest_compute_capability=(\(\d{1,2}, \d\))", "cc", 4),
     ("compute_capability", r"\bsm_(\d{2,3})\b", "cc", 1),
     ("gpu", r"\b(" + _GPU + r")\b", "text", 1),
     ("gpu_memory", r"(\d{1,4}\.\d{1,2} gib) total capacit", "text", 3),
