@@ -261,7 +261,7 @@ def doctor(
         bnb-provision doctor --machine snapshot.json --json
     """
     from bnb_provision.db.compat import load_db
-    from bnb_provision.doctor.checks import DoctorOptions, diagnose
+    from bnb_provision.doctor.diagnose import DoctorOptions, diagnose
     from bnb_provision.doctor.memory import read_model_shape, shape_from_params
     from bnb_provision.env.stamp import read_stamp
     from bnb_provision.errors import FindingsError
@@ -312,7 +312,7 @@ def explain(log_file: Any, as_json: bool) -> None:
         bnb-provision explain --log error.txt --json
     """
     from bnb_provision.db.compat import load_db
-    from bnb_provision.doctor.checks import explain_text
+    from bnb_provision.doctor.explain import explain_text
 
     text = log_file.read()
     if not text.strip():
