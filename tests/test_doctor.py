@@ -75,7 +75,6 @@ def test_every_error_pattern_is_exercised_by_the_corpus() -> None:
     assert all(p.category in CATEGORIES for p in db.errors)
 
 
-
 def test_explain_reports_a_bad_error_pattern_as_a_db_error() -> None:
     db = load_db()
     text = "CUDA SETUP: Required library version not found: libbitsandbytes_cuda122.so."
@@ -87,6 +86,7 @@ def test_explain_reports_a_bad_error_pattern_as_a_db_error() -> None:
     with pytest.raises(CompatDBError, match="bad placeholder 'gpu'"):
         explain_text(text, unknown)
     assert CompatDBError.exit_code == 5
+
 
 # -- doctor on environments --------------------------------------------------------
 
