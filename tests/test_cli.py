@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from bnb_provision.cli.main import cli
+from bnb_provision.cli import cli
 
 SNAP = Path(__file__).parent / "fixtures" / "snapshots"
 ROOT = Path(__file__).parent.parent

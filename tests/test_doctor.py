@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bnb_provision.cli.main import cli
+from bnb_provision.cli import cli
 from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.db.compat import load_db
 from bnb_provision.detect.fatbin import read_kernels
