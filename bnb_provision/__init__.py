@@ -1,15 +1,16 @@
 """bnb-provision: detect, plan, lock and repair bitsandbytes / PyTorch / CUDA stacks.
 
-The public API, for scripts; each stage is one call:
+The public API, for scripts; each stage is one call::
 
->>> import bnb_provision as bp
->>> machine = bp.detect_machine()                      # or bp.load_machine("machine.json")
->>> db = bp.load_db()
->>> plan = bp.plan_for(machine, db, bp.Constraints(profile="qlora"))
->>> locks = bp.lock_machines([machine], db, bp.Constraints(), bp.LockOptions(output=...))
->>> result = bp.init_env(bp.BuildOptions(env=..., constraints=bp.Constraints()))
->>> findings = bp.diagnose(bp.detect_machine(python=".venv/bin/python"), db)
->>> findings = bp.explain_text(traceback_text, db)
+    import bnb_provision as bp
+
+    machine = bp.detect_machine()  # or bp.load_machine("machine.json")
+    db = bp.load_db()
+    plan = bp.plan_for(machine, db, bp.Constraints(profile="qlora"))
+    locks = bp.lock_machines([machine], db, bp.Constraints(), bp.LockOptions(output=Path("locks")))
+    built = bp.init_env(bp.BuildOptions(env=Path(".venv-bnb"), constraints=bp.Constraints()))
+    findings = bp.diagnose(bp.detect_machine(python=".venv-bnb/bin/python"), db)
+    findings = bp.explain_text(traceback_text, db)
 
 Every error is a :class:`ProvisionError` subclass with its own ``exit_code``. The
 names load on first use (a module ``__getattr__``), so ``import bnb_provision`` and
