@@ -55,7 +55,28 @@ def _windows_bitsandbytes(env: EnvInfo, db: CompatDB) -> list[Finding]:
             )
         )
     if bnb_v is not None and bnb_v < Version("0.43.0"):
-        out.append(_before_official_windows(bnb_v, db))
+        legacy = str(bnb_v) in db.bnb_windows_legacy_versions
+        out.append(
+            Finding(
+                id="bnb-before-official-windows",
+                category="windows_install",
+                severity="error",
+                title=f"bitsandbytes {bnb_v} predates official Windows support (0.43.0)",
+                evidence=(
+                    f"bitsandbytes {bnb_v}"
+                    + (
+                        " (a build from the unmaintained third-party "
+                        f"index {db.bnb_windows_legacy_index})"
+                        if legacy
+                        else ""
+                    ),
+                ),
+                fix="install bitsandbytes >= 0.43.0 with a CUDA torch from download.pytorch.org: "
+                + REBUILD
+                + "; or use WSL2",
+                source="https://github.com/jllllll/bitsandbytes-windows-webui",
+            )
+        )
     if (
         env.bitsandbytes
         and env.bitsandbytes.libraries
@@ -72,28 +93,6 @@ def _windows_bitsandbytes(env: EnvInfo, db: CompatDB) -> list[Finding]:
             )
         )
     return out
-
-
-def _before_official_windows(bnb_v: Version, db: CompatDB) -> Finding:
-    legacy = str(bnb_v) in db.bnb_windows_legacy_versions
-    return Finding(
-        id="bnb-before-official-windows",
-        category="windows_install",
-        severity="error",
-        title=f"bitsandbytes {bnb_v} predates official Windows support (0.43.0)",
-        evidence=(
-            f"bitsandbytes {bnb_v}"
-            + (
-                f" (a build from the unmaintained third-party index {db.bnb_windows_legacy_index})"
-                if legacy
-                else ""
-            ),
-        ),
-        fix="install bitsandbytes >= 0.43.0 with a CUDA torch from download.pytorch.org: "
-        + REBUILD
-        + "; or use WSL2",
-        source="https://github.com/jllllll/bitsandbytes-windows-webui",
-    )
 
 
 def check_driver(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]:
