@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from packaging.pylock import Pylock
 
-from bnb_provision.cli.main import cli
+from bnb_provision.cli import cli
 from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.core.uv import find_uv
 from bnb_provision.db.compat import load_db

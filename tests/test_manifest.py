@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bnb_provision.cli.main import cli
+from bnb_provision.cli import cli
 from bnb_provision.errors import LockfileError
 from bnb_provision.lock.manifest import (
     MANIFEST_FILE,

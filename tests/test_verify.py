@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bnb_provision.cli.main import cli
+from bnb_provision.cli import cli
 from bnb_provision.cli.render import render_verify
 from bnb_provision.env.verify import run_verify
 from bnb_provision.errors import TargetEnvError
