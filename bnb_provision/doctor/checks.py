@@ -25,6 +25,7 @@ from typing import Final
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from bnb_provision.core.cuda import ComputeCapability, CudaVersion, is_cuda_tag
 from bnb_provision.db.compat import CompatDB
 from bnb_provision.detect.fatbin import describe_archs
 from bnb_provision.detect.machine import Machine
@@ -33,7 +34,6 @@ from bnb_provision.doctor.findings import Finding
 from bnb_provision.doctor.memory import GPU_SHARE, ModelShape, estimate_peak_bytes, mib
 from bnb_provision.env.stamp import Stamp, machine_drift
 from bnb_provision.plan.analysis import bnb_load_report
-from bnb_provision.plan.loader import cuda_tag
 
 __all__ = ["DoctorOptions", "diagnose", "explain_text"]
 
@@ -112,10 +112,10 @@ def _check_runtime(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]
     bnb, torch = env.bitsandbytes, env.torch
     out: list[Finding] = []
     assert torch.cuda is not None
-    torch_major = int(torch.cuda.split(".")[0])
+    torch_major = CudaVersion.parse(torch.cuda).major
     if c.override is not None:
         forced = c.override
-        forced_major = int(forced[:-1]) if forced.isdigit() else None
+        forced_major = CudaVersion.from_tag(forced).major if is_cuda_tag(forced) else None
         evidence = [
             f"BNB_CUDA_VERSION={forced} is set",
             f"torch {torch.version} uses CUDA {torch.cuda}",
@@ -155,7 +155,8 @@ def _check_runtime(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]
                     f"under torch's CUDA {torch.cuda}",
                     evidence=tuple(evidence),
                     fix="unset BNB_CUDA_VERSION (bitsandbytes then loads "
-                    f"libbitsandbytes_cuda{cuda_tag(torch.cuda)} or its same-major fallback)",
+                    f"libbitsandbytes_cuda{CudaVersion.parse(torch.cuda).tag} or its same-major "
+                    "fallback)",
                     source="https://github.com/bitsandbytes-foundation/bitsandbytes/issues/760",
                 )
             )
@@ -661,7 +662,7 @@ def _facts_suffix(db: CompatDB, category: str, groups: dict[str, str]) -> list[s
     out = []
     sm = groups.get("sm")
     if category == "arch_not_compiled" and sm and sm.isdigit():
-        cc = (int(sm[:-1]), int(sm[-1]))
+        cc = ComputeCapability.from_arch(int(sm))
         variants = sorted(
             {f"{b.variant} (torch {b.torch})" for b in db.torch_builds if b.covers(cc) == "sass"}
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bnb_provision import __version__
+from bnb_provision.core.cuda import ComputeCapability
 from bnb_provision.db.compat import CompatDB
 from bnb_provision.detect.host import (
     OSInfo,
@@ -35,13 +36,15 @@ PLAN_SCHEMA: Final = "bnb-provision.plan/1"
 
 
 def _gpu_from_flag(text: str, index: int, db: CompatDB) -> Gpu:
-    m = re.fullmatch(r"(?:sm_?)?(\d+)\.?(\d)", text.strip())
-    if m and ("." in text or text.startswith("sm")):
-        cc = (int(m.group(1)), int(m.group(2)))
+    try:
+        cc = ComputeCapability.parse(text)
+    except ValueError:
+        pass
+    else:
         return Gpu(
             index=index,
-            name=f"GPU with compute capability {cc[0]}.{cc[1]}",
-            compute_capability=cc,
+            name=f"GPU with compute capability {cc}",
+            compute_capability=(cc.major, cc.minor),
             memory_total_mib=None,
         )
     model = db.gpu_cc(text)
@@ -126,7 +129,9 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "os": t.os,
             "arch": t.arch,
             "driver": t.driver_label or (str(t.driver) if t.driver else None),
-            "gpus": [{"name": n, "compute_capability": f"{cc[0]}.{cc[1]}"} for n, cc in t.gpus],
+            "gpus": [
+                {"name": n, "compute_capability": str(ComputeCapability(*cc))} for n, cc in t.gpus
+            ],
             "wsl": t.wsl,
         },
         "python": plan.python,

@@ -16,13 +16,18 @@ Among qualifying plans, verified combinations come first, then the newest.
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass, field, replace
 from typing import Final
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from bnb_provision.core.cuda import (
+    ComputeCapability,
+    CudaVersion,
+    cuda_of_variant,
+    variant_of_cuda,
+)
 from bnb_provision.db.compat import (
     BnbLibraryRow,
     BnbRelease,
@@ -92,8 +97,7 @@ class TorchChoice:
 
     @property
     def cuda(self) -> str | None:
-        m = re.fullmatch(r"cu(\d+)(\d)", self.variant)
-        return f"{m.group(1)}.{m.group(2)}" if m else None
+        return cuda_of_variant(self.variant)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -139,11 +143,11 @@ def _contains(spec: SpecifierSet, version: Version | str) -> bool:
 
 
 def _cc_text(cc: tuple[int, int]) -> str:
-    return f"{cc[0]}.{cc[1]}"
+    return str(ComputeCapability(*cc))
 
 
 def _sm(cc: tuple[int, int]) -> str:
-    return f"sm_{cc[0]}{cc[1]}"
+    return ComputeCapability(*cc).sm
 
 
 def _prefix_match(version: Version, prefix: str) -> bool:
@@ -259,7 +263,7 @@ class _Search:
                     "announced for the PyTorch index but not verified there",
                 )
         if self.cons.cuda:
-            want = "cu" + self.cons.cuda.replace(".", "")
+            want = variant_of_cuda(self.cons.cuda)
             out = [(v, c) for v, c in out if v == want]
         return out
 
@@ -271,7 +275,10 @@ class _Search:
             return TorchChoice(
                 version=rel.version, variant="cpu", channel=channel, index_url=index_url
             )
-        cuda = variant[2:-1] + "." + variant[-1]
+        cuda = cuda_of_variant(variant)
+        if cuda is None:
+            self.reject(what, "not a CUDA build (the DB lists it among the CUDA variants)")
+            return None
         if t.driver is None:
             self.reject(what, "no NVIDIA driver")
             return None
@@ -291,7 +298,7 @@ class _Search:
                     f" compute_{a}" for a in build.ptx
                 )
                 extra = ""
-                if cc[0] * 10 + cc[1] in build.unverified_sass:
+                if ComputeCapability(*cc).arch in build.unverified_sass:
                     extra = f" ({_sm(cc)} is claimed by a build script but not verified)"
                 self.reject(what, f"no kernels for {name} ({_sm(cc)}); it has {archs}{extra}")
                 return None
@@ -464,15 +471,21 @@ def _fits(name: str, spec: SpecifierSet, pinned: dict[str, Version]) -> bool:
     return _contains(spec, Version(v.public))
 
 
-def _variant_key(variant: str) -> tuple[int, int]:
-    m = re.fullmatch(r"cu(\d+)(\d)", variant)
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+def _variant_key(variant: str) -> CudaVersion:
+    return CudaVersion.from_variant(variant) or CudaVersion(0, 0)
 
 
 def _preflight(s: _Search) -> None:
     t, c = s.target, s.cons
     if c.profile not in PROFILES:
         raise NoPlanError(f"--profile {c.profile}: expected one of {', '.join(PROFILES)}")
+    if c.cuda is not None:
+        try:
+            variant_of_cuda(c.cuda)
+        except ValueError:
+            raise NoPlanError(
+                f"--cuda {c.cuda}: expected a CUDA version X.Y such as 12.6, or cpu"
+            ) from None
     if t.os == "macos" and (t.gpus or (c.cuda and c.cuda != "cpu")):
         raise NoPlanError(
             "CUDA is not available on macOS: NVIDIA GPUs and CUDA builds of torch and "
@@ -536,7 +549,7 @@ def _search(db: CompatDB, target: Target, cons: Constraints) -> tuple[Plan | Non
         ):
             continue
         channel = "pypi" if vrel.pypi_variant(target.platform) == v.variant else "index"
-        if cons.cuda and v.variant != "cu" + cons.cuda.replace(".", ""):
+        if cons.cuda and v.variant != variant_of_cuda(cons.cuda):
             continue
         torch = s.check_torch(vrel, v.variant, channel)
         vbnb = next((b for b in s.bnb_releases() if b.version == v.bnb), None)
