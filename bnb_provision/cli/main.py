@@ -16,6 +16,7 @@ import click
 
 from bnb_provision import __version__
 from bnb_provision.errors import ProvisionError
+from bnb_provision.vocab import Profile
 
 JSON_HELP = "Print machine-readable JSON (versioned schema) instead of a table."
 
@@ -153,7 +154,7 @@ def plan(
     torch: str | None,
     bnb: str | None,
     cuda: str | None,
-    profile: str,
+    profile: Profile,
     all_rejected: bool,
     as_json: bool,
 ) -> None:
@@ -168,7 +169,8 @@ def plan(
     from bnb_provision.db.compat import load_db
     from bnb_provision.detect.machine import detect_machine, load_machine
     from bnb_provision.plan.constraints import Constraints
-    from bnb_provision.plan.inputs import MachineFlags, apply_flags, plan_for, plan_to_dict
+    from bnb_provision.plan.inputs import MachineFlags, apply_flags, plan_for
+    from bnb_provision.plan.model import plan_to_dict
 
     db = load_db()
     flags = MachineFlags(os=os_name, arch=arch, driver=driver, gpus=gpus, python=python)
@@ -453,7 +455,7 @@ def lock(
     torch: str | None,
     bnb: str | None,
     cuda: str | None,
-    profile: str,
+    profile: Profile,
     stack: str,
     output: Path,
     offline: bool,

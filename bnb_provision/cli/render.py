@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from bnb_provision.detect.machine import Machine
     from bnb_provision.doctor.findings import Finding
     from bnb_provision.plan.analysis import BnbLoadReport
-    from bnb_provision.plan.resolve import Plan
+    from bnb_provision.plan.model import Plan
 
 __all__ = [
     "redact",
@@ -147,7 +147,7 @@ def render_machine(m: Machine, report: BnbLoadReport | None = None) -> str:
 
 
 def render_plan(plan: Plan, *, all_rejected: bool = False) -> str:
-    from bnb_provision.plan.resolve import group_rejections
+    from bnb_provision.plan.rejections import group_rejections
 
     t = plan.target
     head = f"Plan for {t.platform}, Python {plan.python}"

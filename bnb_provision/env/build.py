@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from bnb_provision.env.stamp import Stamp
     from bnb_provision.env.verify import VerifyReport
     from bnb_provision.plan.constraints import Constraints
-    from bnb_provision.plan.resolve import Plan
+    from bnb_provision.plan.model import Plan
 
 __all__ = [
     "BuildOptions",
