@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from bnb_provision.core.cuda import ComputeCapability
+from bnb_provision.core.cuda import CPU, ComputeCapability
 from bnb_provision.db.compat import CompatDB, Verified
 from bnb_provision.plan.model import BnbChoice, Target, TorchChoice
 
@@ -61,7 +61,7 @@ def plan_reasons(
 
 
 def _torch_reason(t: Target, db: CompatDB, torch: TorchChoice) -> str:
-    if torch.variant == "cpu":
+    if torch.variant == CPU:
         return (
             f"torch {torch.version} CPU build"
             + (" from PyPI" if torch.channel == "pypi" else f" from {torch.index_url}")
@@ -113,7 +113,7 @@ def _platform_warnings(t: Target, db: CompatDB, torch: TorchChoice) -> list[str]
             "Redistributable (x64) or torch and bitsandbytes fail with "
             "'DLL load failed'"
         )
-    if t.os == "windows" and torch.variant != "cpu":
+    if t.os == "windows" and torch.variant != CPU:
         warnings.append(
             "PyPI's torch for Windows is CPU-only: install torch from "
             f"{torch.index_url} (the lock files do this)"
@@ -131,7 +131,7 @@ def snippet(t: Target, torch: TorchChoice) -> str:
     """The ``BitsAndBytesConfig`` that loads a model in 4-bit with this plan."""
     low = min(t.ccs) if t.ccs else None
     dtype = "torch.bfloat16" if low is not None and low >= _BF16_CC else "torch.float16"
-    device = '"auto"' if torch.variant != "cpu" else '"cpu"'
+    device = '"auto"' if torch.variant != CPU else '"cpu"'
     return (
         "import torch\n"
         "from transformers import AutoModelForCausalLM, BitsAndBytesConfig\n\n"

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Final
 
-from bnb_provision.core.cuda import ComputeCapability
+from bnb_provision.core.cuda import CPU, ComputeCapability
 from bnb_provision.db.compat import CompatDB
 from bnb_provision.plan.constraints import Constraints
 from bnb_provision.plan.model import Plan, Rejection, Target
@@ -96,8 +96,8 @@ def _ways_out(db: CompatDB, target: Target, cons: Constraints, retry: Retry) -> 
             outs.append(
                 f"use Python {plan.python}: torch {plan.torch.version}+{plan.torch.variant} fits"
             )
-    if target.gpus and cons.cuda != "cpu":
-        plan = retry(target, replace(cons, cuda="cpu"))
+    if target.gpus and cons.cuda != CPU:
+        plan = retry(target, replace(cons, cuda=CPU))
         if plan is not None:
             outs.append(
                 f"--cuda cpu: torch {plan.torch.version} CPU build with bitsandbytes "

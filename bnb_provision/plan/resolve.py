@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 
-from bnb_provision.core.cuda import variant_of_cuda
+from bnb_provision.core.cuda import CPU, variant_of_cuda
 from bnb_provision.db.compat import CompatDB, Verified
 from bnb_provision.errors import NoPlanError
 from bnb_provision.plan.constraints import Constraints, pin_matches
@@ -62,14 +62,14 @@ def _preflight(t: Target, c: Constraints) -> None:
             raise NoPlanError(
                 f"--cuda {c.cuda}: expected a CUDA version X.Y such as 12.6, or cpu"
             ) from None
-    if t.os == "macos" and (t.gpus or (c.cuda and c.cuda != "cpu")):
+    if t.os == "macos" and (t.gpus or (c.cuda and c.cuda != CPU)):
         raise NoPlanError(
             "CUDA is not available on macOS: NVIDIA GPUs and CUDA builds of torch and "
             "bitsandbytes do not exist there.\nWay out: plan without --cuda (torch's MPS/CPU "
             "build with bitsandbytes >= 0.49, which ships a macOS arm64 wheel), or plan for a "
             "Linux machine with --os linux --gpu ... --driver ..."
         )
-    if t.jetson and c.cuda != "cpu":
+    if t.jetson and c.cuda != CPU:
         raise NoPlanError(
             "This is an NVIDIA Jetson (L4T): PyPI's aarch64 torch and bitsandbytes wheels are "
             "SBSA builds that fail there ('named symbol not found').\nWay out: JetPack's own "

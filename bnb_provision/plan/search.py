@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import Final
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from bnb_provision.core.cuda import (
+    CPU,
     ComputeCapability,
     Coverage,
     CudaVersion,
@@ -28,10 +30,12 @@ from bnb_provision.plan.constraints import Constraints, contains, pin_matches
 from bnb_provision.plan.hf import HfStack
 from bnb_provision.plan.loader import choose_library
 from bnb_provision.plan.model import BnbChoice, Rejection, Target, TorchChoice
+from bnb_provision.vocab import Platform
 
 __all__ = ["Candidate", "Search"]
 
-_INDEX_PLATFORMS = ("linux-x86_64", "windows-x86_64", "linux-aarch64")
+_INDEX_PLATFORMS: Final[tuple[Platform, ...]] = ("linux-x86_64", "windows-x86_64", "linux-aarch64")
+"""The platforms download.pytorch.org publishes CUDA builds for."""
 
 Candidate = tuple[TorchChoice, BnbChoice, tuple[tuple[str, str], ...]]
 """A torch build, the bitsandbytes that goes with it, and the Hugging Face stack."""
@@ -88,11 +92,11 @@ class Search:
         t = self.target
         pypi = rel.pypi_variant(t.platform)
         out: list[tuple[str, str]] = []
-        if not t.gpus or self.cons.cuda == "cpu":
-            if pypi == "cpu":
-                out.append(("cpu", "pypi"))
+        if not t.gpus or self.cons.cuda == CPU:
+            if pypi == CPU:
+                out.append((CPU, "pypi"))
             elif pypi is not None or t.os != "macos":
-                out.append(("cpu", "index"))
+                out.append((CPU, "index"))
             return out
         if t.os == "macos":
             return out
@@ -118,9 +122,9 @@ class Search:
         t = self.target
         what = f"torch {rel.version}+{variant}" + (" (PyPI)" if channel == "pypi" else "")
         index_url = None if channel == "pypi" else self.db.index_url(variant)
-        if variant == "cpu":
+        if variant == CPU:
             return TorchChoice(
-                version=rel.version, variant="cpu", channel=channel, index_url=index_url
+                version=rel.version, variant=CPU, channel=channel, index_url=index_url
             )
         cuda = cuda_of_variant(variant)
         if cuda is None:
@@ -204,7 +208,7 @@ class Search:
                 return None
         libs = self.db.bnb_libs(rel.version, plat)
         rule = self.db.loader_rule_row(rel.version).rule
-        if torch.variant == "cpu":
+        if torch.variant == CPU:
             cpu = [lib for lib in libs if lib.backend in ("cpu", "mps")]
             if not cpu:
                 self.reject(what, f"its {plat} wheel has no CPU library")
