@@ -18,7 +18,7 @@ __all__ = ["Retry", "dedupe", "group_rejections", "no_plan_message"]
 _SHOWN: Final = 6  # items listed per grouped rejection
 _BLOCKING: Final = 15  # grouped rejections in a no-plan message
 
-Retry = Callable[[Target, Constraints], "Plan | None"]
+Retry = Callable[[Target, Constraints], Plan | None]
 """Plan again for a changed target or changed pins; None when that fails too."""
 
 
