@@ -21,7 +21,7 @@ from typing import Any, Final, TypeVar
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from bnb_provision.core.cuda import Coverage, covers
+from bnb_provision.core.cuda import Coverage, CudaVersion, covers
 from bnb_provision.core.data import data_dir
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.core.tomlio import toml_loads
@@ -356,7 +356,7 @@ class CompatDB:
         return self._memo[key]  # type: ignore[no-any-return]
 
     def _min_driver(self, cuda: str, os_name: str) -> tuple[Version | None, str]:
-        major = int(cuda.split(".", maxsplit=1)[0])
+        major = CudaVersion.parse(cuda).major
         fam = next((f for f in self.families if f.major == major), None)
         if fam is None:
             return None, f"no driver floor is known for CUDA {major}.x"

@@ -503,7 +503,11 @@ def _check_driver(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]:
             evidence=(f"torch {env.torch.version}", why),
             fix=f"install NVIDIA driver >= {floor}, or {REBUILD} (picks a build this driver runs)",
             source=next(
-                (f.source for f in db.families if str(f.major) == env.torch.cuda.split(".")[0]),
+                (
+                    f.source
+                    for f in db.families
+                    if f.major == CudaVersion.parse(env.torch.cuda).major
+                ),
                 None,
             ),
         )
