@@ -18,7 +18,8 @@ from packaging.version import Version
 
 from bnb_provision.db.compat import load_db
 from bnb_provision.errors import NoPlanError
-from bnb_provision.plan.resolve import Target, make_plan
+from bnb_provision.plan.model import Target
+from bnb_provision.plan.resolve import make_plan
 
 GPUS = [
     ("K80", (3, 7)),

@@ -19,6 +19,7 @@ from bnb_provision.env.build import BuildOptions, init_env, rebuild_env
 from bnb_provision.env.stamp import read_stamp
 from bnb_provision.errors import FindingsError, TargetEnvError
 from bnb_provision.plan.constraints import Constraints
+from bnb_provision.vocab import Profile
 from tests.support.index import make_wheel
 
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -377,7 +378,7 @@ def test_cpu_end_to_end_with_real_wheels(tmp_path: Path) -> None:
     assert stamp.torch == "2.13.0+cpu" and stamp.lock_sha256 is not None
     old = env.resolve()
 
-    def opts(profile: str) -> BuildOptions:
+    def opts(profile: Profile) -> BuildOptions:
         return BuildOptions(
             env=env,
             offline=True,

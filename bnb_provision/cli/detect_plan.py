@@ -92,7 +92,8 @@ def plan(
         bnb-provision plan --machine machine.json --torch 2.8 --json
     """
     from bnb_provision.db.compat import load_db
-    from bnb_provision.plan.inputs import plan_for, plan_to_dict
+    from bnb_provision.plan.inputs import plan_for
+    from bnb_provision.plan.model import plan_to_dict
 
     db = load_db()
     result = plan_for(_plan_machine(machine_file, flags, db), db, constraints)

@@ -21,6 +21,7 @@ from typing import Any, Final, TypeVar
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from bnb_provision.core.cuda import Coverage, CudaVersion, covers
 from bnb_provision.core.data import data_dir
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.core.tomlio import toml_loads
@@ -152,13 +153,8 @@ class TorchBuild:
     checked: str
     unverified_sass: tuple[int, ...] = ()
 
-    def covers(self, cc: tuple[int, int]) -> str | None:
-        value = cc[0] * 10 + cc[1]
-        if any(a // 10 == cc[0] and a % 10 <= cc[1] for a in self.sass):
-            return "sass"
-        if any(a <= value for a in self.ptx):
-            return "ptx"
-        return None
+    def covers(self, cc: tuple[int, int]) -> Coverage | None:
+        return covers(cc, sass=self.sass, ptx=self.ptx)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -181,13 +177,8 @@ class BnbLibraryRow:
     ptx: tuple[int, ...]
     rel_ptx: tuple[int, ...]
 
-    def covers(self, cc: tuple[int, int]) -> str | None:
-        value = cc[0] * 10 + cc[1]
-        if any(a // 10 == cc[0] and a % 10 <= cc[1] for a in self.sass):
-            return "sass"
-        if any(a <= value for a in (*self.ptx, *self.rel_ptx)):
-            return "ptx"
-        return None
+    def covers(self, cc: tuple[int, int]) -> Coverage | None:
+        return covers(cc, sass=self.sass, ptx=(*self.ptx, *self.rel_ptx))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -365,7 +356,7 @@ class CompatDB:
         return self._memo[key]  # type: ignore[no-any-return]
 
     def _min_driver(self, cuda: str, os_name: str) -> tuple[Version | None, str]:
-        major = int(cuda.split(".", maxsplit=1)[0])
+        major = CudaVersion.parse(cuda).major
         fam = next((f for f in self.families if f.major == major), None)
         if fam is None:
             return None, f"no driver floor is known for CUDA {major}.x"

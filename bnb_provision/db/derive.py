@@ -40,6 +40,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from bnb_provision.core.cuda import variant_of_cuda
 from bnb_provision.core.files import write_atomic
 from bnb_provision.detect.fatbin import read_kernels
 from bnb_provision.detect.target import parse_bnb_library_name
@@ -370,7 +371,7 @@ class Deriver:
                     plat,
                     _python_tags([newest["filename"]])[-1].rstrip("t"),
                 )
-                pypi.append(f"{plat}=" + ("cu" + cuda.replace(".", "") if cuda else "cpu"))
+                pypi.append(f"{plat}=" + (variant_of_cuda(cuda) if cuda else "cpu"))
             row = {
                 "version": str(v),
                 "date": min(f["upload_time"] for f in files)[:10],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from bnb_provision.core.cuda import ComputeCapability
 from bnb_provision.db.compat import CompatDB, ErrorPattern
 from bnb_provision.doctor.findings import Finding
 from bnb_provision.errors import CompatDBError
@@ -92,7 +93,7 @@ def _facts_suffix(db: CompatDB, category: str, groups: dict[str, str]) -> list[s
     out = []
     sm = groups.get("sm")
     if category == "arch_not_compiled" and sm and sm.isdigit():
-        cc = (int(sm[:-1]), int(sm[-1]))
+        cc = ComputeCapability.from_arch(int(sm))
         variants = sorted(
             {f"{b.variant} (torch {b.torch})" for b in db.torch_builds if b.covers(cc) == "sass"}
         )

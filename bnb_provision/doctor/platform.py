@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from packaging.version import Version
 
+from bnb_provision.core.cuda import CudaVersion
 from bnb_provision.db.compat import CompatDB
 from bnb_provision.detect.machine import Machine
 from bnb_provision.detect.target import EnvInfo
@@ -113,7 +114,11 @@ def check_driver(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]:
             evidence=(f"torch {env.torch.version}", why),
             fix=f"install NVIDIA driver >= {floor}, or {REBUILD} (picks a build this driver runs)",
             source=next(
-                (f.source for f in db.families if str(f.major) == env.torch.cuda.split(".")[0]),
+                (
+                    f.source
+                    for f in db.families
+                    if f.major == CudaVersion.parse(env.torch.cuda).major
+                ),
                 None,
             ),
         )

@@ -19,7 +19,6 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import sys
 import threading
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from bnb_provision.core import process, uv
+from bnb_provision.core.cuda import cuda_option
 from bnb_provision.core.files import write_atomic
 from bnb_provision.core.uv import find_uv, run_uv
 from bnb_provision.errors import (
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from bnb_provision.env.stamp import Stamp
     from bnb_provision.env.verify import VerifyReport
     from bnb_provision.plan.constraints import Constraints
-    from bnb_provision.plan.resolve import Plan
+    from bnb_provision.plan.model import Plan
 
 __all__ = [
     "BuildOptions",
@@ -154,7 +154,7 @@ def select_from_manifest(
             constraints,
             torch=cls.torch,
             bnb=cls.bitsandbytes,
-            cuda=_cuda_of(cls.variant) or constraints.cuda,
+            cuda=cuda_option(cls.variant) or constraints.cuda,
             python=cls.python,
         )
         try:
@@ -166,14 +166,6 @@ def select_from_manifest(
             return locks.requirements_of(cls)
         reasons.append(f"{cls.name}: for {cls.os}-{cls.arch}")
     raise NoPlanError(f"{manifest}: no lock class fits this machine:\n  " + "\n  ".join(reasons))
-
-
-def _cuda_of(variant: str) -> str | None:
-    """``cu128`` -> ``12.8``, ``cpu`` -> ``cpu``, anything else -> None."""
-    if variant == "cpu":
-        return "cpu"
-    m = re.fullmatch(r"cu(\d+)(\d)", variant)
-    return f"{m.group(1)}.{m.group(2)}" if m else None
 
 
 # -- uv steps in the background -------------------------------------------------------
@@ -618,7 +610,7 @@ def _plan_for_lock(machine: Machine, db: CompatDB, pins: LockPins, opts: BuildOp
         opts.constraints,
         torch=Version(pins.torch).public if pins.torch else opts.constraints.torch,
         bnb=pins.bitsandbytes or opts.constraints.bnb,
-        cuda=_cuda_of(pins.torch_variant) or opts.constraints.cuda,
+        cuda=cuda_option(pins.torch_variant) or opts.constraints.cuda,
         python=pins.python or opts.constraints.python,
     )
     try:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from bnb_provision.db.compat import CompatDB
     from bnb_provision.detect.machine import Machine
     from bnb_provision.plan.constraints import Constraints
-    from bnb_provision.plan.resolve import Plan
+    from bnb_provision.plan.model import Plan
 
 __all__ = [
     "INDEX_PACKAGES",
