@@ -9,7 +9,8 @@ import pytest
 from packaging.version import Version
 
 from bnb_provision.core.data import data_dir
-from bnb_provision.db.compat import load_db, parse_db, read_db_files
+from bnb_provision.db.load import load_db, read_db_files
+from bnb_provision.db.parse import parse_db
 from bnb_provision.errors import CompatDBError
 
 ROOT = Path(__file__).parent.parent
@@ -307,7 +308,7 @@ def test_an_edited_module_invalidates_the_cache(
     monkeypatch.setattr(cache, "_PACKAGE", pkg)
     cache.code_identity.cache_clear()
     before = cache.key_for("compat-db", "x")
-    module = pkg / "db" / "compat.py"
+    module = pkg / "db" / "model.py"
     module.write_text(module.read_text() + "\n# edited\n")
     cache.code_identity.cache_clear()
     after = cache.key_for("compat-db", "x")

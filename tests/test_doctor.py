@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from bnb_provision.cli.main import cli
 from bnb_provision.core.tomlio import toml_loads
-from bnb_provision.db.compat import load_db
+from bnb_provision.db.load import load_db
 from bnb_provision.detect.fatbin import read_kernels
 from bnb_provision.detect.host import OSInfo, PythonInfo
 from bnb_provision.detect.machine import Machine, load_machine

@@ -125,7 +125,7 @@ def detect(python: str | None, env_dir: str | None, as_json: bool) -> None:
 
     report = None
     if machine.env is not None and machine.env.bitsandbytes is not None:
-        from bnb_provision.db.compat import load_db
+        from bnb_provision.db.load import load_db
         from bnb_provision.plan.analysis import bnb_load_report
 
         report = bnb_load_report(machine, load_db())
@@ -165,7 +165,7 @@ def plan(
         bnb-provision plan --gpu "GTX 1080 Ti" --driver 550.54.14 --python 3.11
         bnb-provision plan --machine machine.json --torch 2.8 --json
     """
-    from bnb_provision.db.compat import load_db
+    from bnb_provision.db.load import load_db
     from bnb_provision.detect.machine import detect_machine, load_machine
     from bnb_provision.plan.constraints import Constraints
     from bnb_provision.plan.inputs import MachineFlags, apply_flags, plan_for, plan_to_dict
@@ -260,7 +260,7 @@ def doctor(
         bnb-provision doctor --env .venv --model-params 70e9 --quant nf4
         bnb-provision doctor --machine snapshot.json --json
     """
-    from bnb_provision.db.compat import load_db
+    from bnb_provision.db.load import load_db
     from bnb_provision.doctor.checks import DoctorOptions, diagnose
     from bnb_provision.doctor.memory import read_model_shape, shape_from_params
     from bnb_provision.env.stamp import read_stamp
@@ -311,7 +311,7 @@ def explain(log_file: Any, as_json: bool) -> None:
         python train.py 2>&1 | bnb-provision explain
         bnb-provision explain --log error.txt --json
     """
-    from bnb_provision.db.compat import load_db
+    from bnb_provision.db.load import load_db
     from bnb_provision.doctor.checks import explain_text
 
     text = log_file.read()

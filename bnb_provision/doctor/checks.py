@@ -25,7 +25,7 @@ from typing import Final
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from bnb_provision.db.compat import CompatDB
+from bnb_provision.db.model import CompatDB
 from bnb_provision.detect.fatbin import describe_archs
 from bnb_provision.detect.machine import Machine
 from bnb_provision.detect.target import GPTQ_AWQ

@@ -43,7 +43,7 @@ from bnb_provision.lock.pins import MANIFEST_FILE, LockPins, read_lock_pins, req
 # reader load inside the functions that use them: with a lock given, init starts uv
 # first and loads them while uv installs.
 if TYPE_CHECKING:
-    from bnb_provision.db.compat import CompatDB
+    from bnb_provision.db.model import CompatDB
     from bnb_provision.detect.machine import Machine
     from bnb_provision.detect.target import EnvInfo
     from bnb_provision.env.stamp import Stamp
@@ -660,7 +660,7 @@ class _Lazy:
 
     def db(self) -> CompatDB:
         if self._db is None:
-            from bnb_provision.db.compat import load_db
+            from bnb_provision.db.load import load_db
 
             self._db = load_db()
         return self._db

@@ -37,7 +37,7 @@ from bnb_provision.lock.pins import MANIFEST_FILE, MANIFEST_SCHEMA
 # The DB, the machines and the resolver load only when a plan must be computed: a lock
 # whose inputs were planned before starts uv on the cached groups (see lock_request).
 if TYPE_CHECKING:
-    from bnb_provision.db.compat import CompatDB
+    from bnb_provision.db.model import CompatDB
     from bnb_provision.detect.machine import Machine
     from bnb_provision.plan.constraints import Constraints, MachineFlags
     from bnb_provision.plan.resolve import Plan
@@ -676,7 +676,7 @@ def lock_machines(
 def lock_request(request: LockRequest, opts: LockOptions, log: Log = lambda _m: None) -> LockSet:
     """lock as the command line runs it: plan the request's machines, then lock every
     group in parallel."""
-    from bnb_provision.db.compat import load_db
+    from bnb_provision.db.load import load_db
     from bnb_provision.plan.inputs import load_machines
 
     db = load_db()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bnb_provision import __version__
-from bnb_provision.db.compat import CompatDB
+from bnb_provision.db.model import CompatDB
 from bnb_provision.detect.host import (
     OSInfo,
     PythonInfo,

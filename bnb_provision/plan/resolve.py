@@ -23,14 +23,8 @@ from typing import Final
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from bnb_provision.db.compat import (
-    BnbLibraryRow,
-    BnbRelease,
-    CompatDB,
-    KnownBad,
-    TorchRelease,
-    Verified,
-)
+from bnb_provision.db.model import CompatDB
+from bnb_provision.db.rows import BnbLibraryRow, BnbRelease, KnownBad, TorchRelease, Verified
 from bnb_provision.detect.machine import Machine
 from bnb_provision.errors import NoPlanError
 from bnb_provision.plan.constraints import Constraints

@@ -1,0 +1,270 @@
+"""The compat DB's rows: one frozen value per row of a ``compat_db/*.toml`` table.
+
+Every curated row carries its public ``source`` and the date it was ``checked``; rows
+derived from PyPI (``compat_db/derived/``) carry neither, their file names its source.
+:mod:`bnb_provision.db.parse` builds them, :class:`bnb_provision.db.model.CompatDB`
+holds them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+__all__ = [
+    "ArchChange",
+    "BnbLibraryRow",
+    "BnbRelease",
+    "CudaFamily",
+    "CudaToolkit",
+    "ErrorPattern",
+    "GpuModel",
+    "HfConstraint",
+    "KnownBad",
+    "LoaderRule",
+    "PackageRelease",
+    "TorchBuild",
+    "TorchIndex",
+    "TorchRelease",
+    "Verified",
+    "kernel_coverage",
+]
+
+
+def kernel_coverage(cc: tuple[int, int], sass: Iterable[int], ptx: Iterable[int]) -> str | None:
+    """How code for these architectures runs on a GPU of compute capability ``cc``.
+
+    ``"sass"`` when machine code of the same major with a minor no newer than the GPU's
+    is present, ``"ptx"`` when only PTX no newer than the GPU can be JIT-compiled, None
+    when nothing runs.
+    """
+    major, minor = cc
+    if any(a // 10 == major and a % 10 <= minor for a in sass):
+        return "sass"
+    if any(a <= major * 10 + minor for a in ptx):
+        return "ptx"
+    return None
+
+
+# -- nvidia.toml -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CudaToolkit:
+    """A CUDA toolkit release and the driver it needs (NVIDIA's table 3)."""
+
+    version: Version  # 12.8 (GA) / 12.8.1 (Update 1)
+    label: str
+    linux: Version | None
+    windows: Version | None
+    branch: str | None
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CudaFamily:
+    """Minor-version compatibility: any toolkit of ``major`` runs on this driver."""
+
+    major: int
+    linux: Version
+    windows: Version
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ArchChange:
+    """GPU architectures a CUDA toolkit added, or the oldest one it still targets."""
+
+    cuda: Version
+    min_sm: int | None
+    added: tuple[int, ...]
+    note: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GpuModel:
+    """GPU names to compute capability (``pattern`` is a case-insensitive regex)."""
+
+    pattern: re.Pattern[str]
+    cc: tuple[int, int]
+    family: str
+    jetson: bool
+    source: str
+
+    def matches(self, name: str) -> bool:
+        return self.pattern.search(name) is not None
+
+
+# -- torch.toml and derived/torch.toml -------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TorchRelease:
+    """A torch release on PyPI (derived)."""
+
+    version: Version
+    date: str
+    requires_python: SpecifierSet
+    pythons: tuple[str, ...]
+    pypi: tuple[tuple[str, str], ...]  # (platform, variant) PyPI serves
+
+    def pypi_variant(self, platform: str) -> str | None:
+        return next((v for p, v in self.pypi if p == platform), None)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TorchIndex:
+    """The CUDA variants a torch minor publishes on download.pytorch.org."""
+
+    torch: str  # "2.8"
+    variants: tuple[str, ...]
+    proposed: tuple[str, ...]  # announced but not verified
+    rocm: tuple[str, ...]
+    source: str
+    checked: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TorchBuild:
+    """The kernels compiled into one torch variant for a range of releases."""
+
+    variant: str
+    torch: SpecifierSet
+    platforms: tuple[str, ...]
+    channel: str  # "index" (download.pytorch.org) | "pypi" | "any"
+    sass: tuple[int, ...]
+    ptx: tuple[int, ...]
+    verified_in_binary: bool
+    source: str
+    checked: str
+    unverified_sass: tuple[int, ...] = ()
+
+    def covers(self, cc: tuple[int, int]) -> str | None:
+        return kernel_coverage(cc, self.sass, self.ptx)
+
+
+# -- bitsandbytes.toml and derived/bitsandbytes.toml -----------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BnbRelease:
+    """A bitsandbytes release on PyPI (derived)."""
+
+    version: Version
+    date: str
+    requires_python: SpecifierSet
+    torch: SpecifierSet
+    platforms: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BnbLibraryRow:
+    """One native library inside a bitsandbytes wheel and the kernels read from it."""
+
+    bnb: Version
+    platform: str
+    file: str
+    backend: str
+    version: str | None
+    sass: tuple[int, ...]
+    ptx: tuple[int, ...]
+    rel_ptx: tuple[int, ...]
+
+    def covers(self, cc: tuple[int, int]) -> str | None:
+        return kernel_coverage(cc, self.sass, (*self.ptx, *self.rel_ptx))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LoaderRule:
+    """How the bitsandbytes releases in ``bnb`` pick their native library."""
+
+    bnb: SpecifierSet
+    rule: str  # exact | same-major
+    nocublaslt_below: tuple[int, int] | None
+    missing: str  # what happens when no library fits
+    source: str
+
+
+# -- huggingface.toml and derived/{transformers,accelerate,peft,trl}.toml --------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PackageRelease:
+    """A release of transformers/accelerate/peft/trl (derived)."""
+
+    package: str
+    version: Version
+    date: str
+    requires_python: SpecifierSet
+    requires: tuple[tuple[str, SpecifierSet], ...]
+
+    def requirement(self, name: str) -> SpecifierSet | None:
+        return next((s for n, s in self.requires if n == name), None)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HfConstraint:
+    """A curated rule: ``package`` in ``versions`` needs ``requires``."""
+
+    package: str
+    versions: SpecifierSet
+    requires: tuple[tuple[str, SpecifierSet], ...]
+    profiles: tuple[str, ...]
+    note: str
+    source: str
+    checked: str
+
+
+# -- combinations.toml -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Verified:
+    """A combination seen working on real hardware, with its evidence."""
+
+    torch: Version
+    variant: str
+    bnb: Version
+    platform: str
+    cc: tuple[int, int]
+    gpu: str
+    driver: Version
+    python: str
+    packages: tuple[tuple[str, str], ...]
+    evidence: str
+    source: str
+    checked: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KnownBad:
+    """bitsandbytes releases that fail with some torch variants, platforms or GPUs."""
+
+    bnb: SpecifierSet
+    torch_variants: tuple[str, ...]
+    platforms: tuple[str, ...]
+    cc: tuple[str, ...]  # "7.0" etc.; empty = all
+    effect: str
+    source: str
+    checked: str
+
+
+# -- errors.toml -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ErrorPattern:
+    """An error message users see (``pattern``), its cause and its fix."""
+
+    id: str
+    pattern: re.Pattern[str]
+    category: str
+    title: str
+    explanation: str
+    fix: str
+    source: str

@@ -1,0 +1,146 @@
+"""Typed readers for the compat DB's values, on top of :class:`core.fields.Fields`.
+
+Each returns a concrete type (a ``Version``, a ``SpecifierSet``, a compute capability)
+or raises :class:`FieldError` whose message starts with the field's path
+(``build[1].torch: not a version specifier: '>>2'``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from bnb_provision.core.fields import FieldError, Fields
+
+__all__ = [
+    "PLATFORMS",
+    "cc",
+    "checked",
+    "opt_cc",
+    "opt_version",
+    "platform",
+    "platforms",
+    "regex",
+    "requires",
+    "source",
+    "spec",
+    "version",
+]
+
+PLATFORMS: Final = (
+    "linux-x86_64",
+    "linux-aarch64",
+    "windows-x86_64",
+    "windows-aarch64",
+    "macos-arm64",
+    "macos-x86_64",
+)
+_DATE_RE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_SOURCE_RE: Final = re.compile(r"^(https?://|derived:|\S+\.md\b|docs/)")
+_CC_RE: Final = re.compile(r"(\d+)\.(\d+)")
+_REQUIREMENT_RE: Final = re.compile(r"([A-Za-z0-9_.-]+)\s*(.*)")
+
+
+def _parse_version(f: Fields, key: str, text: str) -> Version:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        raise FieldError(f"{f.sub(key)}: not a version: {text!r}") from None
+
+
+def version(f: Fields, key: str) -> Version:
+    """A required version (``"12.8"``, ``"0.45.5"``)."""
+    return _parse_version(f, key, f.text(key))
+
+
+def opt_version(f: Fields, key: str) -> Version | None:
+    """An optional version: None when the key is absent."""
+    text = f.text(key, None)
+    return None if text is None else _parse_version(f, key, text)
+
+
+def spec(f: Fields, key: str, default: str | None = None) -> SpecifierSet:
+    """A version specifier (``">=0.43,<0.45"``); required unless ``default`` is given."""
+    text = f.text(key) if default is None else f.text(key, default)
+    try:
+        return SpecifierSet(text)
+    except InvalidSpecifier:
+        raise FieldError(f"{f.sub(key)}: not a version specifier: {text!r}") from None
+
+
+def cc(f: Fields, key: str) -> tuple[int, int]:
+    """A compute capability written ``"X.Y"``."""
+    return _parse_cc(f, key, f.text(key))
+
+
+def opt_cc(f: Fields, key: str) -> tuple[int, int] | None:
+    """An optional compute capability: None when the key is absent."""
+    text = f.text(key, None)
+    return None if text is None else _parse_cc(f, key, text)
+
+
+def _parse_cc(f: Fields, key: str, text: str) -> tuple[int, int]:
+    m = _CC_RE.fullmatch(text)
+    if m is None:
+        raise FieldError(f'{f.sub(key)}: expected a compute capability "X.Y", got {text!r}')
+    return int(m.group(1)), int(m.group(2))
+
+
+def source(f: Fields) -> str:
+    """The row's public source: a URL, a ``derived:`` note or a ``docs/`` page."""
+    src = f.text("source")
+    f.check(
+        bool(_SOURCE_RE.match(src)),
+        "source",
+        f"expected a public URL (or derived:/docs/ reference), got {src!r}",
+    )
+    return src
+
+
+def checked(f: Fields) -> str:
+    """The date a curated row was last checked against its source."""
+    d = f.text("checked")
+    f.check(bool(_DATE_RE.match(d)), "checked", f"expected a date YYYY-MM-DD, got {d!r}")
+    return d
+
+
+def _platform_text(path: str, text: str) -> str:
+    if text not in (*PLATFORMS, "any"):
+        raise FieldError(f"{path}: unknown platform {text!r} (one of {', '.join(PLATFORMS)})")
+    return text
+
+
+def platform(f: Fields, key: str) -> str:
+    """One platform (``linux-x86_64``), or ``any`` for a pure-Python wheel."""
+    return _platform_text(f.sub(key), f.text(key))
+
+
+def platforms(f: Fields, key: str, default: list[str] | None = None) -> tuple[str, ...]:
+    """A list of platforms; required unless ``default`` is given."""
+    items = f.str_list(key) if default is None else f.str_list(key, default)
+    return tuple(_platform_text(f"{f.sub(key)}[{i}]", p) for i, p in enumerate(items))
+
+
+def requires(f: Fields, key: str) -> tuple[tuple[str, SpecifierSet], ...]:
+    """Requirements such as ``"bitsandbytes>=0.46.1"``, as (lower-case name, specifier)."""
+    out = []
+    for i, text in enumerate(f.str_list(key, [])):
+        m = _REQUIREMENT_RE.fullmatch(text)
+        try:
+            if m is None:
+                raise InvalidSpecifier(text)
+            out.append((m.group(1).lower(), SpecifierSet(m.group(2))))
+        except InvalidSpecifier:
+            raise FieldError(f"{f.sub(key)}[{i}]: not a requirement: {text!r}") from None
+    return tuple(out)
+
+
+def regex(f: Fields, key: str, flags: int = 0) -> re.Pattern[str]:
+    """A Python regular expression."""
+    try:
+        return re.compile(f.text(key), flags)
+    except re.error as exc:
+        raise FieldError(f"{f.sub(key)}: not a regular expression ({exc})") from None
