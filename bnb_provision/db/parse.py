@@ -17,6 +17,7 @@ from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.db import values
 from bnb_provision.db.model import CompatDB
 from bnb_provision.db.rows import (
+    PLACEHOLDERS,
     ArchChange,
     BnbLibraryRow,
     BnbRelease,
@@ -241,13 +242,15 @@ def known_bad(r: Fields) -> KnownBad:
 
 
 def error_pattern(r: Fields) -> ErrorPattern:
+    pattern = values.regex(r, "pattern", re.IGNORECASE | re.MULTILINE)
+    names = {*pattern.groupindex, *PLACEHOLDERS}
     return ErrorPattern(
         id=r.text("id"),
-        pattern=values.regex(r, "pattern", re.IGNORECASE | re.MULTILINE),
-        category=r.text("category"),
+        pattern=pattern,
+        category=values.category(r, "category"),
         title=r.text("title"),
-        explanation=r.text("explanation"),
-        fix=r.text("fix"),
+        explanation=values.template(r, "explanation", names),
+        fix=values.template(r, "fix", names),
         source=values.source(r),
     )
 

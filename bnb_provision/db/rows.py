@@ -9,13 +9,18 @@ holds them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from bnb_provision.vocab import Category
+
 __all__ = [
+    "PLACEHOLDERS",
     "ArchChange",
     "BnbLibraryRow",
     "BnbRelease",
@@ -257,13 +262,33 @@ class KnownBad:
 # -- errors.toml -----------------------------------------------------------------------
 
 
+PLACEHOLDERS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "sm": "?",
+        "cuda": "?",
+        "lib": "the library",
+        "cudamajor": "N",
+        "minver": "",
+        "minver2": "",
+        "alloc": "",
+    }
+)
+"""The facts ``explain`` fills into an error pattern's explanation and fix, and the text
+each becomes when the pattern's regex did not capture it. A ``{placeholder}`` must be one
+of these or a named group of the pattern; the loader rejects any other."""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ErrorPattern:
-    """An error message users see (``pattern``), its cause and its fix."""
+    """An error message users see (``pattern``), its cause and its fix.
+
+    ``explanation`` and ``fix`` are :meth:`str.format` templates over the pattern's named
+    groups and :data:`PLACEHOLDERS`.
+    """
 
     id: str
     pattern: re.Pattern[str]
-    category: str
+    category: Category
     title: str
     explanation: str
     fix: str

@@ -7,16 +7,21 @@ or raises :class:`FieldError` whose message starts with the field's path
 
 from __future__ import annotations
 
+import difflib
 import re
+import string
+from collections.abc import Collection
 from typing import Final
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from bnb_provision.core.fields import FieldError, Fields
+from bnb_provision.vocab import CATEGORIES, Category
 
 __all__ = [
     "PLATFORMS",
+    "category",
     "cc",
     "checked",
     "opt_cc",
@@ -27,6 +32,7 @@ __all__ = [
     "requires",
     "source",
     "spec",
+    "template",
     "version",
 ]
 
@@ -144,3 +150,38 @@ def regex(f: Fields, key: str, flags: int = 0) -> re.Pattern[str]:
         return re.compile(f.text(key), flags)
     except re.error as exc:
         raise FieldError(f"{f.sub(key)}: not a regular expression ({exc})") from None
+
+
+def category(f: Fields, key: str) -> Category:
+    """A finding category (``vocab.CATEGORIES``); a near miss is named."""
+    text = f.text(key)
+    for known in CATEGORIES:
+        if known == text:
+            return known
+    near = difflib.get_close_matches(text, CATEGORIES, n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]!r}?" if near else f"one of {', '.join(CATEGORIES)}"
+    raise FieldError(f"{f.sub(key)}: unknown category {text!r} ({hint})")
+
+
+def template(f: Fields, key: str, names: Collection[str]) -> str:
+    """A text with ``{placeholders}`` for :meth:`str.format`; each must be in ``names``."""
+    text = f.text(key)
+    _check_template(f.sub(key), text, names)
+    return text
+
+
+def _check_template(path: str, text: str, names: Collection[str]) -> None:
+    try:
+        fields = [(name, spec) for _, name, spec, _ in string.Formatter().parse(text)]
+    except ValueError as exc:
+        raise FieldError(
+            f"{path}: not a format string ({exc}); write a literal brace as {{{{ or }}}}"
+        ) from None
+    for name, spec in fields:
+        if name is None:
+            continue
+        if name not in names:
+            known = ", ".join(sorted(names))
+            raise FieldError(f"{path}: unknown placeholder {{{name}}} (known here: {known})")
+        if spec:
+            _check_template(path, spec, names)
