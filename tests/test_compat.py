@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from bnb_provision.core.data import data_dir
 from bnb_provision.db.load import load_db, read_db_files
+from bnb_provision.db.model import CompatDB
 from bnb_provision.db.parse import parse_db
 from bnb_provision.errors import CompatDBError
 
@@ -431,3 +433,137 @@ def test_a_bad_error_pattern_fails_at_load_and_explain_exits_5(
     assert res.exit_code == 5, res.output
     assert f"Error: {message}" in res.output
     assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)
+
+
+# -- version floors and feature floors live in the DB, and the code reads them there ----
+
+
+def test_floors_are_db_rows_with_sources() -> None:
+    db = load_db()
+    assert db.min_cc("bf16") == (8, 0)
+    assert db.min_cc("llm_int8") == (7, 5)
+    assert db.bnb_os_floor("windows") == Version("0.43.0")
+    assert db.bnb_os_floor("macos") == Version("0.49.0")
+    assert (
+        "bitsandbytes",
+        SpecifierSet(">=0.46.1"),
+    ) in db.hf_requires("transformers", Version("5.0.0"))
+    assert all(n != "bitsandbytes" for n, _ in db.hf_requires("transformers", Version("4.50.0")))
+    for row in (*db.os_floors, *(f for f in db.features if f.feature == "bf16")):
+        assert row.source.startswith("https://") and row.checked
+
+
+def test_the_os_floors_agree_with_the_derived_wheels() -> None:
+    """The curated floors are the first releases PyPI has a wheel for that OS."""
+    db = load_db()
+    for os_name in ("windows", "macos"):
+        first = min(
+            r.version
+            for r in db.bnb_releases
+            if any(p.startswith(f"{os_name}-") for p in r.platforms)
+        )
+        assert db.bnb_os_floor(os_name) == first, os_name
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            "bitsandbytes.toml:os_floor.1.os",
+            "mac",
+            "bitsandbytes.toml: os_floor[1].os: unknown OS 'mac' (did you mean 'macos'?)",
+        ),
+        (
+            "bitsandbytes.toml:os_floor.1.os",
+            "windows",
+            "bitsandbytes.toml: os_floor[1]: a second row for 'windows'",
+        ),
+        (
+            "nvidia.toml:feature.0.feature",
+            "fp8",
+            "nvidia.toml: feature[0].feature: unknown feature 'fp8' (one of bf16)",
+        ),
+        (
+            "bitsandbytes.toml:feature.0.feature",
+            "bf16",
+            "bitsandbytes.toml: feature[0].feature: unknown feature 'bf16'",
+        ),
+        (
+            "nvidia.toml:feature",
+            [],
+            "nvidia.toml: feature: no row for 'bf16' (one row each for bf16)",
+        ),
+    ],
+)
+def test_floor_rows_are_checked(
+    files: dict[str, Any], path: str, value: object, message: str
+) -> None:
+    with pytest.raises(CompatDBError) as info:
+        parse_db(_mutate(files, path, value))
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def _with_feature(db: CompatDB, name: str, cc: tuple[int, int]) -> CompatDB:
+    from dataclasses import replace
+
+    rows = tuple(replace(f, min_cc=cc) if f.feature == name else f for f in db.features)
+    return replace(db, features=rows)
+
+
+def test_doctor_and_plan_read_the_floors_from_the_db() -> None:
+    """Move a floor in the DB and the findings and the plan move with it."""
+    from dataclasses import replace
+
+    from bnb_provision.detect.machine import load_machine
+    from bnb_provision.doctor.checks import diagnose
+    from bnb_provision.plan.constraints import Constraints
+    from bnb_provision.plan.inputs import plan_for
+
+    db = load_db()
+    h100 = load_machine(ROOT / "tests" / "fixtures" / "snapshots" / "h100-bnb-0.50.2.json")
+    assert "no-bf16" not in {f.id for f in diagnose(h100, db)}
+    strict = _with_feature(db, "bf16", (9, 5))
+    assert "no-bf16" in {f.id for f in diagnose(h100, strict)}
+    assert "torch.bfloat16" in plan_for(h100, db, Constraints()).snippet
+    plan = plan_for(h100, strict, Constraints())
+    assert "torch.float16" in plan.snippet
+    assert any("has no bfloat16" in w for w in plan.warnings)
+
+    mac = replace(h100, os=replace(h100.os, system="macos"))
+    assert "macos-old-bnb" not in {f.id for f in diagnose(mac, db)}
+    later = replace(
+        db,
+        os_floors=tuple(
+            replace(f, bnb=Version("0.51.0")) if f.os == "macos" else f for f in db.os_floors
+        ),
+    )
+    old = next(f for f in diagnose(mac, later) if f.id == "macos-old-bnb")
+    assert old.fix is not None and "bitsandbytes >= 0.51.0" in old.fix
+
+
+def test_adopting_a_system_package_reads_the_hf_floors_from_the_db() -> None:
+    """init --torch system keeps an installed transformers only when the plan's
+    bitsandbytes meets what that transformers asks (huggingface.toml)."""
+    from dataclasses import replace
+
+    from bnb_provision.detect.machine import load_machine
+    from bnb_provision.env.build import _satisfies_floors
+    from bnb_provision.plan.constraints import Constraints
+    from bnb_provision.plan.inputs import plan_for
+
+    db = load_db()
+    h100 = load_machine(ROOT / "tests" / "fixtures" / "snapshots" / "h100-bnb-0.50.2.json")
+    plan = plan_for(h100, db, Constraints())
+    old_bnb = replace(plan, bitsandbytes=replace(plan.bitsandbytes, version=Version("0.46.0")))
+    assert _satisfies_floors(db, plan, "transformers", "5.0.0")
+    assert not _satisfies_floors(db, old_bnb, "transformers", "5.0.0")
+    relaxed = replace(
+        db,
+        hf_constraints=tuple(
+            replace(c, requires=(("bitsandbytes", SpecifierSet(">=0.45")),))
+            if c.package == "transformers" and c.versions.contains("5.0")
+            else c
+            for c in db.hf_constraints
+        ),
+    )
+    assert _satisfies_floors(relaxed, old_bnb, "transformers", "5.0.0")

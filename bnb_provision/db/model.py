@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from bnb_provision.db.rows import (
@@ -17,10 +18,14 @@ from bnb_provision.db.rows import (
     CudaFamily,
     CudaToolkit,
     ErrorPattern,
+    Feature,
+    FeatureName,
+    FloorOs,
     GpuModel,
     HfConstraint,
     KnownBad,
     LoaderRule,
+    OsFloor,
     PackageRelease,
     TorchBuild,
     TorchIndex,
@@ -49,7 +54,8 @@ class CompatDB:
     loader_rules: tuple[LoaderRule, ...]
     bnb_windows_legacy_index: str
     bnb_windows_legacy_versions: tuple[str, ...]
-    bnb_features: tuple[tuple[str, tuple[int, int], str], ...]  # (feature, min cc, source)
+    os_floors: tuple[OsFloor, ...]  # one per FLOOR_OSES
+    features: tuple[Feature, ...]  # one per GPU_FEATURES and BNB_FEATURES
     packages: tuple[PackageRelease, ...]
     hf_constraints: tuple[HfConstraint, ...]
     verified: tuple[Verified, ...]
@@ -92,7 +98,15 @@ class CompatDB:
             self._libs.update({k: tuple(v) for k, v in index.items()})
         return self._libs.get((bnb, platform), ())
 
+    def bnb_os_floor(self, os_name: FloorOs) -> Version:
+        """The first bitsandbytes with official wheels for ``os_name``."""
+        return next(f.bnb for f in self.os_floors if f.os == os_name)
+
     # -- GPUs and drivers ------------------------------------------------------------
+
+    def min_cc(self, feature: FeatureName) -> tuple[int, int]:
+        """The oldest compute capability with ``feature`` (``bf16``, ``llm_int8``, ...)."""
+        return next(f.min_cc for f in self.features if f.feature == feature)
 
     def gpu_cc(self, name: str) -> GpuModel | None:
         """The GPU model whose name pattern matches ``name``, if any."""
@@ -159,3 +173,13 @@ class CompatDB:
 
     def package_releases(self, package: str) -> tuple[PackageRelease, ...]:
         return tuple(r for r in self.packages if r.package == package)
+
+    def hf_requires(self, package: str, version: Version) -> tuple[tuple[str, SpecifierSet], ...]:
+        """What the curated constraints (huggingface.toml) ask of other packages when
+        ``package`` is at ``version``, as (name, specifier) pairs."""
+        return tuple(
+            req
+            for c in self.hf_constraints
+            if c.package == package and c.versions.contains(version, prereleases=True)
+            for req in c.requires
+        )

@@ -17,6 +17,9 @@ from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.db import values
 from bnb_provision.db.model import CompatDB
 from bnb_provision.db.rows import (
+    BNB_FEATURES,
+    FLOOR_OSES,
+    GPU_FEATURES,
     PLACEHOLDERS,
     ArchChange,
     BnbLibraryRow,
@@ -24,10 +27,13 @@ from bnb_provision.db.rows import (
     CudaFamily,
     CudaToolkit,
     ErrorPattern,
+    Feature,
+    FeatureName,
     GpuModel,
     HfConstraint,
     KnownBad,
     LoaderRule,
+    OsFloor,
     PackageRelease,
     TorchBuild,
     TorchIndex,
@@ -153,8 +159,32 @@ def loader_rule(r: Fields) -> LoaderRule:
     )
 
 
-def bnb_feature(r: Fields) -> tuple[str, tuple[int, int], str]:
-    return r.text("feature"), values.cc(r, "min_cc"), values.source(r)
+def os_floor(r: Fields) -> OsFloor:
+    return OsFloor(
+        os=values.choice(r, "os", FLOOR_OSES, "OS"),
+        bnb=values.version(r, "bnb"),
+        note=r.text("note"),
+        source=values.source(r),
+        checked=values.checked(r),
+    )
+
+
+def _feature(r: Fields, names: tuple[FeatureName, ...]) -> Feature:
+    return Feature(
+        feature=values.choice(r, "feature", names, "feature"),
+        min_cc=values.cc(r, "min_cc"),
+        note=r.text("note", None),
+        source=values.source(r),
+        checked=values.opt_checked(r),
+    )
+
+
+def gpu_feature(r: Fields) -> Feature:
+    return _feature(r, GPU_FEATURES)
+
+
+def bnb_feature(r: Fields) -> Feature:
+    return _feature(r, BNB_FEATURES)
 
 
 def bnb_release(r: Fields) -> BnbRelease:
@@ -258,6 +288,40 @@ def error_pattern(r: Fields) -> ErrorPattern:
 # -- the documents ---------------------------------------------------------------------
 
 
+def _rows(doc: Fields, key: str, make: Callable[[Fields], T]) -> tuple[T, ...]:
+    out = []
+    for row in doc.tables(key, []):
+        out.append(make(row))
+        row.done()
+    return tuple(out)
+
+
+def _one_each(table: str, names: list[str], wanted: tuple[str, ...]) -> None:
+    """The code reads one row per name in ``wanted``: none may be missing or twice."""
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise FieldError(f"{table}[{i}]: a second row for {name!r}")
+    missing = [repr(w) for w in wanted if w not in names]
+    if missing:
+        raise FieldError(
+            f"{table}: no row for {', '.join(missing)} (one row each for {', '.join(wanted)})"
+        )
+
+
+def _features(
+    d: Fields, make: Callable[[Fields], Feature], wanted: tuple[str, ...]
+) -> tuple[Feature, ...]:
+    rows = _rows(d, "feature", make)
+    _one_each("feature", [r.feature for r in rows], wanted)
+    return rows
+
+
+def _os_floors(d: Fields) -> tuple[OsFloor, ...]:
+    rows = _rows(d, "os_floor", os_floor)
+    _one_each("os_floor", [r.os for r in rows], FLOOR_OSES)
+    return rows
+
+
 class _Documents:
     """The parsed files, each read through one :class:`Fields` that remembers its keys."""
 
@@ -286,15 +350,7 @@ class _Documents:
 
     def rows(self, name: str, key: str, make: Callable[[Fields], T]) -> tuple[T, ...]:
         """Every row of the table array ``key`` of document ``name``; may be absent."""
-
-        def build(doc: Fields) -> tuple[T, ...]:
-            out = []
-            for row in doc.tables(key, []):
-                out.append(make(row))
-                row.done()
-            return tuple(out)
-
-        return self.read(name, build)
+        return self.read(name, lambda doc: _rows(doc, key, make))
 
     def done(self) -> None:
         """Reject top-level keys nobody read, in every document read."""
@@ -344,7 +400,11 @@ def parse_db(files: Files) -> CompatDB:
         loader_rules=docs.rows("bitsandbytes.toml", "loader_rule", loader_rule),
         bnb_windows_legacy_index=legacy_index,
         bnb_windows_legacy_versions=legacy_versions,
-        bnb_features=docs.rows("bitsandbytes.toml", "feature", bnb_feature),
+        os_floors=docs.read("bitsandbytes.toml", _os_floors),
+        features=(
+            *docs.read("nvidia.toml", lambda d: _features(d, gpu_feature, GPU_FEATURES)),
+            *docs.read("bitsandbytes.toml", lambda d: _features(d, bnb_feature, BNB_FEATURES)),
+        ),
         bnb_releases=docs.rows("derived/bitsandbytes.toml", "release", bnb_release),
         bnb_libraries=docs.rows("derived/bitsandbytes.toml", "library", bnb_library),
         packages=tuple(

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Literal, get_args
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -20,6 +20,9 @@ from packaging.version import Version
 from bnb_provision.vocab import Category
 
 __all__ = [
+    "BNB_FEATURES",
+    "FLOOR_OSES",
+    "GPU_FEATURES",
     "PLACEHOLDERS",
     "ArchChange",
     "BnbLibraryRow",
@@ -27,10 +30,14 @@ __all__ = [
     "CudaFamily",
     "CudaToolkit",
     "ErrorPattern",
+    "Feature",
+    "FeatureName",
+    "FloorOs",
     "GpuModel",
     "HfConstraint",
     "KnownBad",
     "LoaderRule",
+    "OsFloor",
     "PackageRelease",
     "TorchBuild",
     "TorchIndex",
@@ -38,6 +45,17 @@ __all__ = [
     "Verified",
     "kernel_coverage",
 ]
+
+GpuFeatureName = Literal["bf16"]
+"""A GPU feature whose compute-capability floor ``nvidia.toml`` holds."""
+GPU_FEATURES: Final[tuple[GpuFeatureName, ...]] = get_args(GpuFeatureName)
+BnbFeatureName = Literal["llm_int8", "nf4_fp4", "optimizers_8bit"]
+"""A bitsandbytes feature whose compute-capability floor ``bitsandbytes.toml`` holds."""
+BNB_FEATURES: Final[tuple[BnbFeatureName, ...]] = get_args(BnbFeatureName)
+FeatureName = Literal[GpuFeatureName, BnbFeatureName]
+FloorOs = Literal["windows", "macos"]
+"""An OS bitsandbytes had no official wheels for at first."""
+FLOOR_OSES: Final[tuple[FloorOs, ...]] = get_args(FloorOs)
 
 
 def kernel_coverage(cc: tuple[int, int], sass: Iterable[int], ptx: Iterable[int]) -> str | None:
@@ -53,6 +71,21 @@ def kernel_coverage(cc: tuple[int, int], sass: Iterable[int], ptx: Iterable[int]
     if any(a <= major * 10 + minor for a in ptx):
         return "ptx"
     return None
+
+
+# -- nvidia.toml, bitsandbytes.toml ----------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Feature:
+    """The oldest compute capability with a feature (bf16 in nvidia.toml, the
+    bitsandbytes features in bitsandbytes.toml)."""
+
+    feature: FeatureName
+    min_cc: tuple[int, int]
+    note: str | None
+    source: str
+    checked: str | None
 
 
 # -- nvidia.toml -----------------------------------------------------------------------
@@ -193,6 +226,17 @@ class LoaderRule:
     nocublaslt_below: tuple[int, int] | None
     missing: str  # what happens when no library fits
     source: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OsFloor:
+    """The first bitsandbytes release with official wheels for an OS."""
+
+    os: FloorOs
+    bnb: Version
+    note: str
+    source: str
+    checked: str
 
 
 # -- huggingface.toml and derived/{transformers,accelerate,peft,trl}.toml --------------

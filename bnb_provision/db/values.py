@@ -11,7 +11,7 @@ import difflib
 import re
 import string
 from collections.abc import Collection
-from typing import Final
+from typing import Final, TypeVar
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -24,7 +24,9 @@ __all__ = [
     "category",
     "cc",
     "checked",
+    "choice",
     "opt_cc",
+    "opt_checked",
     "opt_version",
     "platform",
     "platforms",
@@ -48,6 +50,7 @@ _DATE_RE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SOURCE_RE: Final = re.compile(r"^(https?://|derived:|\S+\.md\b|docs/)")
 _CC_RE: Final = re.compile(r"(\d+)\.(\d+)")
 _REQUIREMENT_RE: Final = re.compile(r"([A-Za-z0-9_.-]+)\s*(.*)")
+S = TypeVar("S", bound=str)
 
 
 def _parse_version(f: Fields, key: str, text: str) -> Version:
@@ -113,6 +116,11 @@ def checked(f: Fields) -> str:
     return d
 
 
+def opt_checked(f: Fields) -> str | None:
+    """The date a row was checked, where its table does not require one."""
+    return checked(f) if "checked" in f.data else None
+
+
 def _platform_text(path: str, text: str) -> str:
     if text not in (*PLATFORMS, "any"):
         raise FieldError(f"{path}: unknown platform {text!r} (one of {', '.join(PLATFORMS)})")
@@ -152,15 +160,20 @@ def regex(f: Fields, key: str, flags: int = 0) -> re.Pattern[str]:
         raise FieldError(f"{f.sub(key)}: not a regular expression ({exc})") from None
 
 
-def category(f: Fields, key: str) -> Category:
-    """A finding category (``vocab.CATEGORIES``); a near miss is named."""
+def choice(f: Fields, key: str, options: tuple[S, ...], what: str) -> S:
+    """One word of a closed vocabulary; a near miss is named (``did you mean ...?``)."""
     text = f.text(key)
-    for known in CATEGORIES:
-        if known == text:
-            return known
-    near = difflib.get_close_matches(text, CATEGORIES, n=1, cutoff=0.6)
-    hint = f"did you mean {near[0]!r}?" if near else f"one of {', '.join(CATEGORIES)}"
-    raise FieldError(f"{f.sub(key)}: unknown category {text!r} ({hint})")
+    for option in options:
+        if option == text:
+            return option
+    near = difflib.get_close_matches(text, options, n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]!r}?" if near else f"one of {', '.join(options)}"
+    raise FieldError(f"{f.sub(key)}: unknown {what} {text!r} ({hint})")
+
+
+def category(f: Fields, key: str) -> Category:
+    """A finding category (``vocab.CATEGORIES``)."""
+    return choice(f, key, CATEGORIES, "category")
 
 
 def template(f: Fields, key: str, names: Collection[str]) -> str:

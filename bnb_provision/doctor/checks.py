@@ -224,6 +224,7 @@ def _check_windows(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]
     if env is None:
         return out
     bnb_v = _v(env.version_of("bitsandbytes"))
+    floor = db.bnb_os_floor("windows")  # the first official Windows wheels
     if env.version_of("bitsandbytes-windows"):
         out.append(
             Finding(
@@ -233,18 +234,18 @@ def _check_windows(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]
                 title="a third-party 'bitsandbytes-windows' build is installed",
                 evidence=(f"bitsandbytes-windows {env.version_of('bitsandbytes-windows')}",),
                 fix="pip uninstall bitsandbytes-windows; then install official wheels "
-                "(bitsandbytes >= 0.43.0): " + REBUILD,
+                f"(bitsandbytes >= {floor}): " + REBUILD,
                 source="https://github.com/bitsandbytes-foundation/bitsandbytes/issues/1058",
             )
         )
-    if bnb_v is not None and bnb_v < Version("0.43.0"):
+    if bnb_v is not None and bnb_v < floor:
         legacy = str(bnb_v) in db.bnb_windows_legacy_versions
         out.append(
             Finding(
                 id="bnb-before-official-windows",
                 category="windows_install",
                 severity="error",
-                title=f"bitsandbytes {bnb_v} predates official Windows support (0.43.0)",
+                title=f"bitsandbytes {bnb_v} predates official Windows support ({floor})",
                 evidence=(
                     f"bitsandbytes {bnb_v}"
                     + (
@@ -254,7 +255,7 @@ def _check_windows(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]
                         else ""
                     ),
                 ),
-                fix="install bitsandbytes >= 0.43.0 with a CUDA torch from download.pytorch.org: "
+                fix=f"install bitsandbytes >= {floor} with a CUDA torch from download.pytorch.org: "
                 + REBUILD
                 + "; or use WSL2",
                 source="https://github.com/jllllll/bitsandbytes-windows-webui",
@@ -272,7 +273,7 @@ def _check_windows(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]
                 severity="error",
                 title="the installed bitsandbytes holds Linux libraries only",
                 evidence=tuple(lib.file for lib in env.bitsandbytes.libraries[:4]),
-                fix="install official Windows wheels (bitsandbytes >= 0.43.0): " + REBUILD,
+                fix=f"install official Windows wheels (bitsandbytes >= {floor}): " + REBUILD,
             )
         )
     return out
@@ -532,20 +533,21 @@ def _check_cpu_only(m: Machine, _db: CompatDB, _o: DoctorOptions) -> list[Findin
     ]
 
 
-def _check_macos(m: Machine, _db: CompatDB, _o: DoctorOptions) -> list[Finding]:
+def _check_macos(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]:
     if m.os.system != "macos":
         return []
+    floor = db.bnb_os_floor("macos")  # the first macOS wheel
     out = [
         Finding(
             id="macos-no-cuda",
             category="other",
             severity="info",
             title="macOS has no CUDA: bitsandbytes runs its CPU/MPS backend",
-            evidence=("bitsandbytes ships a macOS arm64 wheel from 0.49.0",),
+            evidence=(f"bitsandbytes ships a macOS arm64 wheel from {floor}",),
         )
     ]
     bnb = _v(m.env.version_of("bitsandbytes")) if m.env else None
-    if bnb is not None and bnb < Version("0.49.0"):
+    if bnb is not None and bnb < floor:
         out.append(
             Finding(
                 id="macos-old-bnb",
@@ -553,7 +555,7 @@ def _check_macos(m: Machine, _db: CompatDB, _o: DoctorOptions) -> list[Finding]:
                 severity="error",
                 title=f"bitsandbytes {bnb} has no macOS build",
                 evidence=(f"bitsandbytes {bnb}",),
-                fix="install bitsandbytes >= 0.49.0: " + REBUILD,
+                fix=f"install bitsandbytes >= {floor}: " + REBUILD,
             )
         )
     return out
@@ -611,8 +613,9 @@ def _check_hf(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]:
     return out
 
 
-def _check_dtype(m: Machine, _db: CompatDB, _o: DoctorOptions) -> list[Finding]:
-    low = [g for g in m.gpus if g.compute_capability and g.compute_capability < (8, 0)]
+def _check_dtype(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]:
+    bf16 = db.min_cc("bf16")
+    low = [g for g in m.gpus if g.compute_capability and g.compute_capability < bf16]
     if not low:
         return []
     g = low[0]

@@ -358,10 +358,10 @@ def _satisfies_floors(db: CompatDB, plan: Plan, name: str, version: str) -> bool
         for n, spec in c.requires:
             if n == name and not spec.contains(v, prereleases=True):
                 return False
-    return not (
-        name == "transformers"
-        and v.major >= 5  # noqa: PLR2004
-        and plan.bitsandbytes.version < Version("0.46.1")
+    return all(  # what this release asks of bitsandbytes (huggingface.toml)
+        spec.contains(plan.bitsandbytes.version, prereleases=True)
+        for n, spec in db.hf_requires(name, v)
+        if n == "bitsandbytes"
     )
 
 

@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 PROFILES: Final = ("inference", "qlora")
-_BF16_CC: Final = (8, 0)
 _SHOWN: Final = 6  # items listed per grouped rejection
 
 
@@ -612,16 +611,16 @@ def _explain(
             )
     low = min(t.ccs) if t.ccs else None
     if low is not None:
-        if low < _BF16_CC:
+        if low < db.min_cc("bf16"):
             warnings.append(
                 f"{_sm(low)} has no bfloat16: use bnb_4bit_compute_dtype=torch.float16 "
                 "(bf16 compute fails with 'expected scalar type Half' or runs slowly)"
             )
-        int8 = next((f for f in db.bnb_features if f[0] == "llm_int8"), None)
-        if int8 and low < int8[1]:
+        int8 = db.min_cc("llm_int8")
+        if low < int8:
             warnings.append(
                 f"LLM.int8() (load_in_8bit) needs compute capability "
-                f"{_cc_text(int8[1])}; {_sm(low)} can use 4-bit (NF4/FP4) only"
+                f"{_cc_text(int8)}; {_sm(low)} can use 4-bit (NF4/FP4) only"
             )
     if t.os == "windows" and t.msvc_runtime is False:
         warnings.append(
@@ -655,7 +654,7 @@ def _explain(
         rejected=tuple(_dedupe(s.rejected)),
         constraints=s.cons,
         db_version=db.version,
-        snippet=_snippet(t, torch),
+        snippet=_snippet(t, torch, db.min_cc("bf16")),
     )
 
 
@@ -688,9 +687,9 @@ def _dedupe(items: list[Rejection]) -> list[Rejection]:
     return out
 
 
-def _snippet(t: Target, torch: TorchChoice) -> str:
+def _snippet(t: Target, torch: TorchChoice, bf16_cc: tuple[int, int]) -> str:
     low = min(t.ccs) if t.ccs else None
-    dtype = "torch.bfloat16" if low is not None and low >= _BF16_CC else "torch.float16"
+    dtype = "torch.bfloat16" if low is not None and low >= bf16_cc else "torch.float16"
     device = '"auto"' if torch.variant != "cpu" else '"cpu"'
     return (
         "import torch\n"
