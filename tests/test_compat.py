@@ -13,6 +13,7 @@ from bnb_provision.core.data import data_dir
 from bnb_provision.db.load import load_db, read_db_files
 from bnb_provision.db.model import CompatDB
 from bnb_provision.db.parse import parse_db
+from bnb_provision.db.rows import Feature, OsFloor
 from bnb_provision.errors import CompatDBError
 
 ROOT = Path(__file__).parent.parent
@@ -449,7 +450,11 @@ def test_floors_are_db_rows_with_sources() -> None:
         SpecifierSet(">=0.46.1"),
     ) in db.hf_requires("transformers", Version("5.0.0"))
     assert all(n != "bitsandbytes" for n, _ in db.hf_requires("transformers", Version("4.50.0")))
-    for row in (*db.os_floors, *(f for f in db.features if f.feature == "bf16")):
+    rows: list[OsFloor | Feature] = [
+        *db.os_floors,
+        *(f for f in db.features if f.feature == "bf16"),
+    ]
+    for row in rows:
         assert row.source.startswith("https://") and row.checked
 
 
