@@ -572,3 +572,73 @@ def test_adopting_a_system_package_reads_the_hf_floors_from_the_db() -> None:
         ),
     )
     assert _satisfies_floors(relaxed, old_bnb, "transformers", "5.0.0")
+
+
+# -- cross-table facts, and the documentary keys ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            "torch.toml:build.3.sass",
+            [50, 60, 70, 75, 80, 86, 90, 100],
+            (
+                "torch.toml: build[3].sass: sm_100 needs CUDA 12.8 (adds Blackwell (sm_100, "
+                "sm_101, sm_120)), but cu126 is CUDA 12.6"
+            ),
+        ),
+        (
+            "torch.toml:build.8.ptx",
+            [70],
+            (
+                "torch.toml: build[8].ptx: sm_70 is older than sm_75, the oldest target from "
+                "CUDA 13.0 on"
+            ),
+        ),
+        (
+            "derived/bitsandbytes.toml:library.574.sass",
+            [50, 90, 120],
+            (
+                "derived/bitsandbytes.toml: library[574] (libbitsandbytes_cuda126.so of 0.45.0): "
+                "sm_120 needs CUDA 12.8"
+            ),
+        ),
+    ],
+)
+def test_kernel_lists_agree_with_what_their_toolkit_can_target(
+    files: dict[str, Any], path: str, value: object, message: str
+) -> None:
+    """nvidia.toml's [[arch_change]] rows bound every torch build and bitsandbytes library."""
+    with pytest.raises(CompatDBError) as info:
+        parse_db(_mutate(files, path, value))
+    assert str(info.value).startswith(message), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("nvidia.toml:toolkit.0.label", 118, "nvidia.toml: toolkit[0].label: expected a string"),
+        ("nvidia.toml:toolkit.0.lable", "x", "nvidia.toml: toolkit[0].lable: unknown field"),
+        ("nvidia.toml:gpu.0.family", ["x"], "nvidia.toml: gpu[0].family: expected a string"),
+        (
+            "derived/torch.toml:release.0.date",
+            "yesterday",
+            "derived/torch.toml: release[0].date: expected a date",
+        ),
+        ("torch.toml:build.0.binary", "yes", "torch.toml: build[0].binary: expected true or"),
+        (
+            "combinations.toml:verified.0.packages.peft",
+            21,
+            "combinations.toml: verified[0].packages.peft: expected a string",
+        ),
+    ],
+)
+def test_documentary_keys_are_still_checked(
+    files: dict[str, Any], path: str, value: object, message: str
+) -> None:
+    """Keys kept for readers only (label, branch, family, date, rocm, binary, note, a
+    verified run's python and packages) reach no row, but their shape is validated."""
+    with pytest.raises(CompatDBError) as info:
+        parse_db(_mutate(files, path, value))
+    assert str(info.value).startswith(message), str(info.value)

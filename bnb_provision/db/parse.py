@@ -15,6 +15,7 @@ from typing import Any, Final, TypeVar
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.db import row_parsers as rp
 from bnb_provision.db import values
+from bnb_provision.db.consistency import check_arch_support
 from bnb_provision.db.model import CompatDB
 from bnb_provision.db.rows import BNB_FEATURES, FLOOR_OSES, GPU_FEATURES, Feature, OsFloor
 from bnb_provision.errors import CompatDBError
@@ -165,4 +166,5 @@ def parse_db(files: Files) -> CompatDB:
         else (),
     )
     docs.done()
+    check_arch_support(db)
     return db

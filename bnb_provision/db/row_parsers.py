@@ -59,12 +59,11 @@ __all__ = [
 
 
 def toolkit(r: Fields) -> CudaToolkit:
+    values.documentary(r, "label", "branch")  # "12.0 Update 1"; "R615" where no minimum
     return CudaToolkit(
         version=values.version(r, "version"),
-        label=r.text("label"),
         linux=values.opt_version(r, "linux"),
         windows=values.opt_version(r, "windows"),
-        branch=r.text("branch", None),
         source=values.source(r),
     )
 
@@ -89,10 +88,10 @@ def arch_change(r: Fields) -> ArchChange:
 
 
 def gpu_model(r: Fields) -> GpuModel:
+    values.documentary(r, "family")  # "Blackwell"
     return GpuModel(
         pattern=values.regex(r, "pattern", re.IGNORECASE),
         cc=values.cc(r, "cc"),
-        family=r.text("family"),
         jetson=r.flag("jetson", False),
         source=values.source(r),
     )
@@ -102,17 +101,18 @@ def gpu_model(r: Fields) -> GpuModel:
 
 
 def torch_index(r: Fields) -> TorchIndex:
+    r.str_list("rocm", [])  # documentary: the ROCm variants (bnb-provision plans CUDA and CPU)
     return TorchIndex(
         torch=r.text("torch"),
         variants=tuple(r.str_list("variants")),
         proposed=tuple(r.str_list("proposed", [])),
-        rocm=tuple(r.str_list("rocm", [])),
         source=values.source(r),
         checked=values.checked(r),
     )
 
 
 def torch_build(r: Fields) -> TorchBuild:
+    r.flag("binary", False)  # documentary: the arch list was read from the binary itself
     return TorchBuild(
         variant=r.text("variant"),
         torch=values.spec(r, "torch"),
@@ -120,7 +120,6 @@ def torch_build(r: Fields) -> TorchBuild:
         channel=r.text("channel", "any"),
         sass=tuple(r.int_list("sass")),
         ptx=tuple(r.int_list("ptx", [])),
-        verified_in_binary=r.flag("binary", False),
         source=values.source(r),
         checked=values.checked(r),
         unverified_sass=tuple(r.int_list("unverified_sass", [])),
@@ -134,9 +133,9 @@ def torch_release(r: Fields) -> TorchRelease:
         if plat not in values.PLATFORMS or not variant:
             raise FieldError(f"{r.sub('pypi')}[{i}]: expected PLATFORM=VARIANT, got {item!r}")
         pypi.append((plat, variant))
+    values.documentary_date(r, "date")  # upload date
     return TorchRelease(
         version=values.version(r, "version"),
-        date=r.text("date"),
         requires_python=values.spec(r, "requires_python", ""),
         pythons=tuple(r.str_list("pythons")),
         pypi=tuple(pypi),
@@ -162,20 +161,20 @@ def loader_rule(r: Fields) -> LoaderRule:
 
 
 def os_floor(r: Fields) -> OsFloor:
+    values.documentary(r, "note")
     return OsFloor(
         os=values.choice(r, "os", FLOOR_OSES, "OS"),
         bnb=values.version(r, "bnb"),
-        note=r.text("note"),
         source=values.source(r),
         checked=values.checked(r),
     )
 
 
 def _feature(r: Fields, names: tuple[FeatureName, ...]) -> Feature:
+    values.documentary(r, "note")
     return Feature(
         feature=values.choice(r, "feature", names, "feature"),
         min_cc=values.cc(r, "min_cc"),
-        note=r.text("note", None),
         source=values.source(r),
         checked=values.opt_checked(r),
     )
@@ -190,9 +189,9 @@ def bnb_feature(r: Fields) -> Feature:
 
 
 def bnb_release(r: Fields) -> BnbRelease:
+    values.documentary_date(r, "date")  # upload date
     return BnbRelease(
         version=values.version(r, "version"),
-        date=r.text("date"),
         requires_python=values.spec(r, "requires_python", ""),
         torch=values.spec(r, "torch", ""),
         platforms=values.platforms(r, "platforms"),
@@ -216,10 +215,10 @@ def bnb_library(r: Fields) -> BnbLibraryRow:
 
 
 def package_release(r: Fields) -> PackageRelease:
+    values.documentary_date(r, "date")  # upload date
     return PackageRelease(
         package=r.text("package"),
         version=values.version(r, "version"),
-        date=r.text("date"),
         requires_python=values.spec(r, "requires_python", ""),
         requires=values.requires(r, "requires"),
     )
@@ -241,7 +240,10 @@ def hf_constraint(r: Fields) -> HfConstraint:
 
 
 def verified(r: Fields) -> Verified:
+    # documentary: the Python and the Hugging Face versions of the verified run
+    values.documentary(r, "python")
     pk = r.table("packages", {})
+    values.documentary(pk, *pk.data)
     return Verified(
         torch=values.version(r, "torch"),
         variant=r.text("variant"),
@@ -250,8 +252,6 @@ def verified(r: Fields) -> Verified:
         cc=values.cc(r, "cc"),
         gpu=r.text("gpu"),
         driver=values.version(r, "driver"),
-        python=r.text("python"),
-        packages=tuple(sorted((k, pk.text(k)) for k in list(pk.data))),
         evidence=r.text("evidence"),
         source=values.source(r),
         checked=values.checked(r),

@@ -83,7 +83,6 @@ class Feature:
 
     feature: FeatureName
     min_cc: tuple[int, int]
-    note: str | None
     source: str
     checked: str | None
 
@@ -96,10 +95,8 @@ class CudaToolkit:
     """A CUDA toolkit release and the driver it needs (NVIDIA's table 3)."""
 
     version: Version  # 12.8 (GA) / 12.8.1 (Update 1)
-    label: str
-    linux: Version | None
+    linux: Version | None  # None: NVIDIA publishes no minimum (only a branch)
     windows: Version | None
-    branch: str | None
     source: str
 
 
@@ -130,7 +127,6 @@ class GpuModel:
 
     pattern: re.Pattern[str]
     cc: tuple[int, int]
-    family: str
     jetson: bool
     source: str
 
@@ -146,7 +142,6 @@ class TorchRelease:
     """A torch release on PyPI (derived)."""
 
     version: Version
-    date: str
     requires_python: SpecifierSet
     pythons: tuple[str, ...]
     pypi: tuple[tuple[str, str], ...]  # (platform, variant) PyPI serves
@@ -162,7 +157,6 @@ class TorchIndex:
     torch: str  # "2.8"
     variants: tuple[str, ...]
     proposed: tuple[str, ...]  # announced but not verified
-    rocm: tuple[str, ...]
     source: str
     checked: str
 
@@ -177,7 +171,6 @@ class TorchBuild:
     channel: str  # "index" (download.pytorch.org) | "pypi" | "any"
     sass: tuple[int, ...]
     ptx: tuple[int, ...]
-    verified_in_binary: bool
     source: str
     checked: str
     unverified_sass: tuple[int, ...] = ()
@@ -194,7 +187,6 @@ class BnbRelease:
     """A bitsandbytes release on PyPI (derived)."""
 
     version: Version
-    date: str
     requires_python: SpecifierSet
     torch: SpecifierSet
     platforms: tuple[str, ...]
@@ -234,7 +226,6 @@ class OsFloor:
 
     os: FloorOs
     bnb: Version
-    note: str
     source: str
     checked: str
 
@@ -248,7 +239,6 @@ class PackageRelease:
 
     package: str
     version: Version
-    date: str
     requires_python: SpecifierSet
     requires: tuple[tuple[str, SpecifierSet], ...]
 
@@ -283,8 +273,6 @@ class Verified:
     cc: tuple[int, int]
     gpu: str
     driver: Version
-    python: str
-    packages: tuple[tuple[str, str], ...]
     evidence: str
     source: str
     checked: str

@@ -25,6 +25,8 @@ __all__ = [
     "cc",
     "checked",
     "choice",
+    "documentary",
+    "documentary_date",
     "opt_cc",
     "opt_checked",
     "opt_version",
@@ -198,3 +200,16 @@ def _check_template(path: str, text: str, names: Collection[str]) -> None:
             raise FieldError(f"{path}: unknown placeholder {{{name}}} (known here: {known})")
         if spec:
             _check_template(path, spec, names)
+
+
+def documentary(f: Fields, *keys: str) -> None:
+    """Keys kept in the TOML for the people who read it (``label``, ``note``, ...): checked
+    to be strings where present, then carried into no row, since no code reads them."""
+    for key in keys:
+        f.text(key, None)
+
+
+def documentary_date(f: Fields, key: str) -> None:
+    """A documentary date (a derived release's upload date): ``YYYY-MM-DD`` where present."""
+    d = f.text(key, None)
+    f.check(d is None or bool(_DATE_RE.match(d)), key, f"expected a date YYYY-MM-DD, got {d!r}")
