@@ -213,6 +213,24 @@ _DELETE = object()
             "combinations.toml: verified[0].sourse: unknown field (did you mean 'source'?)",
         ),
         (
+            "combinations.toml:known_bad.0.platforms",
+            ["linux"],
+            (
+                "combinations.toml: known_bad[0].platforms[0]: unknown platform 'linux' (one of "
+                "linux-x86_64, linux-aarch64,"
+            ),
+        ),
+        (
+            "combinations.toml:verified.0.platform",
+            "any",
+            "combinations.toml: verified[0].platform: unknown platform 'any'",
+        ),
+        (
+            "derived/bitsandbytes.toml:library.0.platform",
+            "linux-riscv64",
+            "derived/bitsandbytes.toml: library[0].platform: unknown platform 'linux-riscv64'",
+        ),
+        (
             "errors.toml:pattern.3.category",
             "cuda_mismatch",
             (

@@ -7,7 +7,8 @@ import requests
 
 from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.db.derive import Deriver, document, table
-from bnb_provision.db.wheels import cuda_from_requires, platform_of_wheel
+from bnb_provision.db.wheels import MARKER_ENVS, cuda_from_requires, platform_of_wheel
+from bnb_provision.vocab import PLATFORMS
 from tests.support.index import make_wheel, serve_index
 
 KERNELS = Path(__file__).parent / "fixtures" / "kernels"
@@ -43,6 +44,10 @@ TORCH_211 = [
     'cuda-toolkit[cublas,cudart,cufft]==13.0.2; platform_system == "Linux"',
     'cuda-bindings<14,>=13.0.3; platform_system == "Linux"',
 ]
+
+
+def test_every_platform_has_marker_values() -> None:
+    assert set(MARKER_ENVS) == set(PLATFORMS)
 
 
 def test_cuda_from_requires_honours_markers() -> None:

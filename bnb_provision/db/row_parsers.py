@@ -33,6 +33,7 @@ from bnb_provision.db.rows import (
     TorchRelease,
     Verified,
 )
+from bnb_provision.vocab import PLATFORMS, Platform
 
 __all__ = [
     "arch_change",
@@ -127,12 +128,13 @@ def torch_build(r: Fields) -> TorchBuild:
 
 
 def torch_release(r: Fields) -> TorchRelease:
-    pypi = []
+    pypi: list[tuple[Platform, str]] = []
     for i, item in enumerate(r.str_list("pypi")):
         plat, _, variant = item.partition("=")
-        if plat not in values.PLATFORMS or not variant:
+        known = next((p for p in PLATFORMS if p == plat), None)
+        if known is None or not variant:
             raise FieldError(f"{r.sub('pypi')}[{i}]: expected PLATFORM=VARIANT, got {item!r}")
-        pypi.append((plat, variant))
+        pypi.append((known, variant))
     values.documentary_date(r, "date")  # upload date
     return TorchRelease(
         version=values.version(r, "version"),
@@ -194,14 +196,14 @@ def bnb_release(r: Fields) -> BnbRelease:
         version=values.version(r, "version"),
         requires_python=values.spec(r, "requires_python", ""),
         torch=values.spec(r, "torch", ""),
-        platforms=values.platforms(r, "platforms"),
+        platforms=values.wheel_platforms(r, "platforms"),
     )
 
 
 def bnb_library(r: Fields) -> BnbLibraryRow:
     return BnbLibraryRow(
         bnb=values.version(r, "bnb"),
-        platform=values.platform(r, "platform"),
+        platform=values.wheel_platform(r, "platform"),
         file=r.text("file"),
         backend=r.text("backend"),
         version=r.text("version", None),
@@ -262,7 +264,7 @@ def known_bad(r: Fields) -> KnownBad:
     return KnownBad(
         bnb=values.spec(r, "bnb"),
         torch_variants=tuple(r.str_list("torch_variants", [])),
-        platforms=tuple(r.str_list("platforms", [])),
+        platforms=values.platforms(r, "platforms", []),
         cc=tuple(r.str_list("cc", [])),
         effect=r.text("effect"),
         source=values.source(r),

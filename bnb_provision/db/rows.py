@@ -17,7 +17,7 @@ from typing import Final, Literal, get_args
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from bnb_provision.vocab import Category
+from bnb_provision.vocab import Category, Platform
 
 __all__ = [
     "BNB_FEATURES",
@@ -43,9 +43,13 @@ __all__ = [
     "TorchIndex",
     "TorchRelease",
     "Verified",
+    "WheelPlatform",
     "kernel_coverage",
 ]
 
+WheelPlatform = Literal[Platform, "any"]
+"""A wheel's platform: ``any`` is a pure-Python wheel (bitsandbytes before 0.43 shipped its
+Linux x86_64 libraries in one)."""
 GpuFeatureName = Literal["bf16"]
 """A GPU feature whose compute-capability floor ``nvidia.toml`` holds."""
 GPU_FEATURES: Final[tuple[GpuFeatureName, ...]] = get_args(GpuFeatureName)
@@ -144,7 +148,7 @@ class TorchRelease:
     version: Version
     requires_python: SpecifierSet
     pythons: tuple[str, ...]
-    pypi: tuple[tuple[str, str], ...]  # (platform, variant) PyPI serves
+    pypi: tuple[tuple[Platform, str], ...]  # (platform, variant) PyPI serves
 
     def pypi_variant(self, platform: str) -> str | None:
         return next((v for p, v in self.pypi if p == platform), None)
@@ -167,7 +171,7 @@ class TorchBuild:
 
     variant: str
     torch: SpecifierSet
-    platforms: tuple[str, ...]
+    platforms: tuple[Platform, ...]
     channel: str  # "index" (download.pytorch.org) | "pypi" | "any"
     sass: tuple[int, ...]
     ptx: tuple[int, ...]
@@ -189,7 +193,7 @@ class BnbRelease:
     version: Version
     requires_python: SpecifierSet
     torch: SpecifierSet
-    platforms: tuple[str, ...]
+    platforms: tuple[WheelPlatform, ...]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -197,7 +201,7 @@ class BnbLibraryRow:
     """One native library inside a bitsandbytes wheel and the kernels read from it."""
 
     bnb: Version
-    platform: str
+    platform: WheelPlatform
     file: str
     backend: str
     version: str | None
@@ -269,7 +273,7 @@ class Verified:
     torch: Version
     variant: str
     bnb: Version
-    platform: str
+    platform: Platform
     cc: tuple[int, int]
     gpu: str
     driver: Version
@@ -284,7 +288,7 @@ class KnownBad:
 
     bnb: SpecifierSet
     torch_variants: tuple[str, ...]
-    platforms: tuple[str, ...]
+    platforms: tuple[Platform, ...]  # empty = all
     cc: tuple[str, ...]  # "7.0" etc.; empty = all
     effect: str
     source: str

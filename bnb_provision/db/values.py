@@ -17,10 +17,10 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from bnb_provision.core.fields import FieldError, Fields
-from bnb_provision.vocab import CATEGORIES, Category
+from bnb_provision.db.rows import WheelPlatform
+from bnb_provision.vocab import CATEGORIES, PLATFORMS, Category, Platform
 
 __all__ = [
-    "PLATFORMS",
     "category",
     "cc",
     "checked",
@@ -38,16 +38,10 @@ __all__ = [
     "spec",
     "template",
     "version",
+    "wheel_platform",
+    "wheel_platforms",
 ]
 
-PLATFORMS: Final = (
-    "linux-x86_64",
-    "linux-aarch64",
-    "windows-x86_64",
-    "windows-aarch64",
-    "macos-arm64",
-    "macos-x86_64",
-)
 _DATE_RE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SOURCE_RE: Final = re.compile(r"^(https?://|derived:|\S+\.md\b|docs/)")
 _CC_RE: Final = re.compile(r"(\d+)\.(\d+)")
@@ -123,21 +117,37 @@ def opt_checked(f: Fields) -> str | None:
     return checked(f) if "checked" in f.data else None
 
 
-def _platform_text(path: str, text: str) -> str:
-    if text not in (*PLATFORMS, "any"):
-        raise FieldError(f"{path}: unknown platform {text!r} (one of {', '.join(PLATFORMS)})")
-    return text
+def _platform(path: str, text: str) -> Platform:
+    for known in PLATFORMS:
+        if known == text:
+            return known
+    raise FieldError(f"{path}: unknown platform {text!r} (one of {', '.join(PLATFORMS)})")
 
 
-def platform(f: Fields, key: str) -> str:
-    """One platform (``linux-x86_64``), or ``any`` for a pure-Python wheel."""
-    return _platform_text(f.sub(key), f.text(key))
+def _wheel_platform(path: str, text: str) -> WheelPlatform:
+    return "any" if text == "any" else _platform(path, text)
 
 
-def platforms(f: Fields, key: str, default: list[str] | None = None) -> tuple[str, ...]:
+def platform(f: Fields, key: str) -> Platform:
+    """One platform (``vocab.PLATFORMS``: ``linux-x86_64``, ...)."""
+    return _platform(f.sub(key), f.text(key))
+
+
+def platforms(f: Fields, key: str, default: list[str] | None = None) -> tuple[Platform, ...]:
     """A list of platforms; required unless ``default`` is given."""
     items = f.str_list(key) if default is None else f.str_list(key, default)
-    return tuple(_platform_text(f"{f.sub(key)}[{i}]", p) for i, p in enumerate(items))
+    return tuple(_platform(f"{f.sub(key)}[{i}]", p) for i, p in enumerate(items))
+
+
+def wheel_platform(f: Fields, key: str) -> WheelPlatform:
+    """A wheel's platform: one of ``vocab.PLATFORMS``, or ``any`` for a pure-Python wheel."""
+    return _wheel_platform(f.sub(key), f.text(key))
+
+
+def wheel_platforms(f: Fields, key: str) -> tuple[WheelPlatform, ...]:
+    """A release's wheel platforms (``any`` for a pure-Python wheel)."""
+    items = f.str_list(key)
+    return tuple(_wheel_platform(f"{f.sub(key)}[{i}]", p) for i, p in enumerate(items))
 
 
 def requires(f: Fields, key: str) -> tuple[tuple[str, SpecifierSet], ...]:

@@ -10,6 +10,9 @@ from typing import Final
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from bnb_provision.db.rows import WheelPlatform
+from bnb_provision.vocab import Platform
+
 __all__ = ["MARKER_ENVS", "cuda_from_requires", "platform_of_wheel", "python_tags"]
 
 MARKER_ENVS: Final[dict[str, dict[str, str]]] = {
@@ -50,12 +53,19 @@ MARKER_ENVS: Final[dict[str, dict[str, str]]] = {
         "os_name": "posix",
     },
 }
-"""PEP 508 marker values of each platform, to evaluate ``Requires-Dist`` markers."""
+"""PEP 508 marker values of each platform (``vocab.PLATFORMS``), to evaluate
+``Requires-Dist`` markers."""
 
 _CUDA_RUNTIME_RE: Final = re.compile(r"nvidia-cuda-runtime(-cu\d+)?|cuda-toolkit")
 
 
-def platform_of_wheel(filename: str) -> str | None:
+_WINDOWS: Final[dict[str, Platform]] = {
+    "win_amd64": "windows-x86_64",
+    "win_arm64": "windows-aarch64",
+}
+
+
+def platform_of_wheel(filename: str) -> WheelPlatform | None:
     """``...-manylinux_2_28_x86_64.whl`` -> ``linux-x86_64``; ``any`` -> ``any``."""
     _, _, _, tags = parse_wheel_filename(filename)
     plats = {t.platform for t in tags}
@@ -69,7 +79,7 @@ def platform_of_wheel(filename: str) -> str | None:
                 else ("linux-x86_64" if p.endswith("x86_64") else None)
             )
         if p.startswith("win"):
-            return {"win_amd64": "windows-x86_64", "win_arm64": "windows-aarch64"}.get(p)
+            return _WINDOWS.get(p)
         if p.startswith("macosx"):
             return "macos-arm64" if p.endswith(("arm64", "universal2")) else "macos-x86_64"
     return None
