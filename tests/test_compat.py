@@ -213,6 +213,19 @@ _DELETE = object()
             "combinations.toml: verified[0].sourse: unknown field (did you mean 'source'?)",
         ),
         (
+            "torch.toml:build.6.channel",
+            "pip",
+            "torch.toml: build[6].channel: unknown channel 'pip' (one of index, pypi, any)",
+        ),
+        (
+            "huggingface.toml:constraint.4.profiles",
+            ["qlroa"],
+            (
+                "huggingface.toml: constraint[4].profiles[0]: unknown profile 'qlroa' (one of "
+                "inference, qlora)"
+            ),
+        ),
+        (
             "combinations.toml:known_bad.0.platforms",
             ["linux"],
             (

@@ -11,6 +11,7 @@ from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.db import values
 from bnb_provision.db.rows import (
     BNB_FEATURES,
+    CHANNELS,
     FLOOR_OSES,
     GPU_FEATURES,
     PLACEHOLDERS,
@@ -33,7 +34,7 @@ from bnb_provision.db.rows import (
     TorchRelease,
     Verified,
 )
-from bnb_provision.vocab import PLATFORMS, Platform
+from bnb_provision.vocab import PLATFORMS, PROFILES, Platform
 
 __all__ = [
     "arch_change",
@@ -118,7 +119,7 @@ def torch_build(r: Fields) -> TorchBuild:
         variant=r.text("variant"),
         torch=values.spec(r, "torch"),
         platforms=values.platforms(r, "platforms"),
-        channel=r.text("channel", "any"),
+        channel=values.choice(r, "channel", CHANNELS, "channel") if "channel" in r.data else "any",
         sass=tuple(r.int_list("sass")),
         ptx=tuple(r.int_list("ptx", [])),
         source=values.source(r),
@@ -231,7 +232,7 @@ def hf_constraint(r: Fields) -> HfConstraint:
         package=r.text("package"),
         versions=values.spec(r, "versions"),
         requires=values.requires(r, "requires"),
-        profiles=tuple(r.str_list("profiles", ["inference", "qlora"])),
+        profiles=values.optional_choices(r, "profiles", PROFILES, "profile", PROFILES),
         note=r.text("note"),
         source=values.source(r),
         checked=values.checked(r),

@@ -17,16 +17,18 @@ from typing import Final, Literal, get_args
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from bnb_provision.vocab import Category, Platform
+from bnb_provision.vocab import Category, Platform, Profile
 
 __all__ = [
     "BNB_FEATURES",
+    "CHANNELS",
     "FLOOR_OSES",
     "GPU_FEATURES",
     "PLACEHOLDERS",
     "ArchChange",
     "BnbLibraryRow",
     "BnbRelease",
+    "Channel",
     "CudaFamily",
     "CudaToolkit",
     "ErrorPattern",
@@ -47,6 +49,9 @@ __all__ = [
     "kernel_coverage",
 ]
 
+Channel = Literal["index", "pypi", "any"]
+"""Where a torch build comes from: download.pytorch.org, PyPI, or either."""
+CHANNELS: Final[tuple[Channel, ...]] = get_args(Channel)
 WheelPlatform = Literal[Platform, "any"]
 """A wheel's platform: ``any`` is a pure-Python wheel (bitsandbytes before 0.43 shipped its
 Linux x86_64 libraries in one)."""
@@ -172,7 +177,7 @@ class TorchBuild:
     variant: str
     torch: SpecifierSet
     platforms: tuple[Platform, ...]
-    channel: str  # "index" (download.pytorch.org) | "pypi" | "any"
+    channel: Channel
     sass: tuple[int, ...]
     ptx: tuple[int, ...]
     source: str
@@ -257,7 +262,7 @@ class HfConstraint:
     package: str
     versions: SpecifierSet
     requires: tuple[tuple[str, SpecifierSet], ...]
-    profiles: tuple[str, ...]
+    profiles: tuple[Profile, ...]
     note: str
     source: str
     checked: str

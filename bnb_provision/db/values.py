@@ -30,6 +30,7 @@ __all__ = [
     "opt_cc",
     "opt_checked",
     "opt_version",
+    "optional_choices",
     "platform",
     "platforms",
     "regex",
@@ -181,6 +182,23 @@ def choice(f: Fields, key: str, options: tuple[S, ...], what: str) -> S:
     near = difflib.get_close_matches(text, options, n=1, cutoff=0.6)
     hint = f"did you mean {near[0]!r}?" if near else f"one of {', '.join(options)}"
     raise FieldError(f"{f.sub(key)}: unknown {what} {text!r} ({hint})")
+
+
+def optional_choices(
+    f: Fields, key: str, options: tuple[S, ...], what: str, default: tuple[S, ...]
+) -> tuple[S, ...]:
+    """A list of words of a closed vocabulary; ``default`` when the key is absent."""
+    if key not in f.data:
+        return default
+    out = []
+    for i, text in enumerate(f.str_list(key)):
+        match = next((o for o in options if o == text), None)
+        if match is None:
+            raise FieldError(
+                f"{f.sub(key)}[{i}]: unknown {what} {text!r} (one of {', '.join(options)})"
+            )
+        out.append(match)
+    return tuple(out)
 
 
 def category(f: Fields, key: str) -> Category:
