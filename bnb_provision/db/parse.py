@@ -19,11 +19,11 @@ from bnb_provision.db.consistency import check_arch_support
 from bnb_provision.db.model import CompatDB
 from bnb_provision.db.rows import BNB_FEATURES, FLOOR_OSES, GPU_FEATURES, Feature, OsFloor
 from bnb_provision.errors import CompatDBError
+from bnb_provision.vocab import HF_PACKAGES
 
 __all__ = ["DB_SCHEMA", "Files", "parse_db"]
 
 DB_SCHEMA: Final = "bnb-provision.compat-db/1"
-_HF_FILES: Final = ("transformers", "accelerate", "peft", "trl")
 
 Files = Mapping[str, Mapping[str, Any]]
 """Parsed TOML documents keyed by their path under ``compat_db/`` (``derived/torch.toml``)."""
@@ -107,7 +107,7 @@ class _Documents:
 def _meta(d: Fields) -> str:
     schema = d.text("schema")
     d.check(schema == DB_SCHEMA, "schema", f"expected {DB_SCHEMA!r}, got {schema!r}")
-    d.text("description", "")
+    values.documentary(d, "description")
     return d.text("version")
 
 
@@ -123,7 +123,7 @@ def _windows_legacy(d: Fields) -> tuple[str, tuple[str, ...]]:
     index, versions = win.text("index"), tuple(win.str_list("versions"))
     values.source(win)
     values.checked(win)
-    win.text("note")
+    values.documentary(win, "note")
     win.done()
     return index, versions
 
@@ -155,7 +155,7 @@ def parse_db(files: Files) -> CompatDB:
         bnb_libraries=docs.rows("derived/bitsandbytes.toml", "library", rp.bnb_library),
         packages=tuple(
             row
-            for pkg in _HF_FILES
+            for pkg in HF_PACKAGES
             for row in docs.rows(f"derived/{pkg}.toml", "release", rp.package_release)
         ),
         hf_constraints=docs.rows("huggingface.toml", "constraint", rp.hf_constraint),

@@ -1,8 +1,8 @@
 """The compat DB's rows: one frozen value per row of a ``compat_db/*.toml`` table.
 
-Every curated row carries its public ``source`` and the date it was ``checked``; rows
-derived from PyPI (``compat_db/derived/``) carry neither, their file names its source.
-:mod:`bnb_provision.db.parse` builds them, :class:`bnb_provision.db.model.CompatDB`
+Every curated row carries its public ``source``, most also the date it was ``checked``;
+rows derived from PyPI (``compat_db/derived/``) carry neither: their file names its source.
+:mod:`bnb_provision.db.row_parsers` builds them, :class:`bnb_provision.db.model.CompatDB`
 holds them.
 """
 
