@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from bnb_provision.core.uv import find_uv
-from bnb_provision.db.compat import load_db
+from bnb_provision.db.load import load_db
 from bnb_provision.detect.snapshot import machine_from_dict
 from bnb_provision.lock.compile import uv_compile_args
 from bnb_provision.lock.lockset import LockOptions, spec_for

@@ -57,7 +57,7 @@ _WHERE: Final = {
     "detect_machine": "bnb_provision.detect.machine",
     "load_machine": "bnb_provision.detect.snapshot",
     # db: the curated compatibility database
-    "load_db": "bnb_provision.db.compat",
+    "load_db": "bnb_provision.db.load",
     # plan: the combination that runs on a machine
     "plan_for": "bnb_provision.plan.inputs",
     "Constraints": "bnb_provision.plan.constraints",
@@ -88,7 +88,7 @@ _WHERE: Final = {
 """Each public name and the module that defines it."""
 
 if TYPE_CHECKING:
-    from bnb_provision.db.compat import load_db
+    from bnb_provision.db.load import load_db
     from bnb_provision.detect.machine import detect_machine
     from bnb_provision.detect.snapshot import load_machine
     from bnb_provision.doctor.check import DoctorOptions

@@ -18,7 +18,7 @@ from bnb_provision.core.cuda import (
     is_cuda_tag,
     variant_of_cuda,
 )
-from bnb_provision.db.compat import BnbLibraryRow, TorchBuild
+from bnb_provision.db.rows import BnbLibraryRow, TorchBuild
 from bnb_provision.detect.fatbin import KernelInventory
 
 versions = st.builds(CudaVersion, st.integers(1, 99), st.integers(0, 9))
@@ -212,7 +212,6 @@ def test_the_three_kernel_lists_share_the_rule(
         channel="index",
         sass=sass,
         ptx=ptx,
-        verified_in_binary=True,
         source="https://example.invalid",
         checked="2026-01-01",
     )

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from bnb_provision.cli import cli
 from bnb_provision.core.tomlio import toml_loads
-from bnb_provision.db.compat import load_db
+from bnb_provision.db.load import load_db
 from bnb_provision.detect.fatbin import read_kernels
 from bnb_provision.detect.host import OSInfo, PythonInfo
 from bnb_provision.detect.machine import Machine
@@ -21,7 +21,6 @@ from bnb_provision.doctor.explain import explain_text
 from bnb_provision.doctor.findings import CATEGORIES
 from bnb_provision.doctor.memory import read_model_shape, shape_from_params
 from bnb_provision.env.stamp import Stamp
-from bnb_provision.errors import CompatDBError
 
 FIX = Path(__file__).parent / "fixtures"
 H100 = load_machine(FIX / "snapshots" / "h100-bnb-0.50.2.json")
@@ -74,19 +73,6 @@ def test_every_error_pattern_is_exercised_by_the_corpus() -> None:
     # patterns whose texts come from source code rather than user reports
     assert unexercised <= {"requires-accelerate", "load-in-8bit-removed", "bnb-cuda-override"}
     assert all(p.category in CATEGORIES for p in db.errors)
-
-
-def test_explain_reports_a_bad_error_pattern_as_a_db_error() -> None:
-    db = load_db()
-    text = "CUDA SETUP: Required library version not found: libbitsandbytes_cuda122.so."
-    pattern = next(p for p in db.errors if p.pattern.search(text))
-    typo = replace(db, errors=(replace(pattern, category="cuda_runtime"),))
-    with pytest.raises(CompatDBError, match="unknown category 'cuda_runtime'"):
-        explain_text(text, typo)
-    unknown = replace(db, errors=(replace(pattern, fix="set {gpu}"),))
-    with pytest.raises(CompatDBError, match="bad placeholder 'gpu'"):
-        explain_text(text, unknown)
-    assert CompatDBError.exit_code == 5
 
 
 # -- doctor on environments --------------------------------------------------------

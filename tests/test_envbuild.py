@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bnb_provision.db.compat import load_db
+from bnb_provision.db.load import load_db
 from bnb_provision.detect.host import OSInfo, PythonInfo
 from bnb_provision.detect.machine import Machine
 from bnb_provision.env.build import BuildOptions, init_env, rebuild_env

@@ -18,7 +18,7 @@ from packaging.pylock import Pylock
 from bnb_provision.cli import cli
 from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.core.uv import find_uv
-from bnb_provision.db.compat import load_db
+from bnb_provision.db.load import load_db
 from bnb_provision.detect.snapshot import machine_from_dict
 from bnb_provision.errors import ExternalToolError, LockfileError
 from bnb_provision.lock.bundle import bundle_lock

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from packaging.version import Version
 
-from bnb_provision.db.compat import load_db
+from bnb_provision.db.load import load_db
 from bnb_provision.errors import NoPlanError
 from bnb_provision.plan.constraints import Constraints
 from bnb_provision.plan.model import Plan, Rejection, Target

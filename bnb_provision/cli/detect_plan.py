@@ -11,7 +11,7 @@ import click
 from bnb_provision.cli.app import emit_json, json_option, machine_and_pin_options
 
 if TYPE_CHECKING:
-    from bnb_provision.db.compat import CompatDB
+    from bnb_provision.db.model import CompatDB
     from bnb_provision.detect.machine import Machine
     from bnb_provision.plan.analysis import BnbLoadReport
     from bnb_provision.plan.constraints import Constraints, MachineFlags
@@ -59,7 +59,7 @@ def _load_report(machine: Machine) -> BnbLoadReport | None:
     """Which bitsandbytes library the environment's loader picks (for the table only)."""
     if machine.env is None or machine.env.bitsandbytes is None:
         return None
-    from bnb_provision.db.compat import load_db
+    from bnb_provision.db.load import load_db
     from bnb_provision.plan.analysis import bnb_load_report
 
     return bnb_load_report(machine, load_db())
@@ -91,7 +91,7 @@ def plan(
         bnb-provision plan --gpu "GTX 1080 Ti" --driver 550.54.14 --python 3.11
         bnb-provision plan --machine machine.json --torch 2.8 --json
     """
-    from bnb_provision.db.compat import load_db
+    from bnb_provision.db.load import load_db
     from bnb_provision.plan.inputs import plan_for
     from bnb_provision.plan.model import plan_to_dict
 

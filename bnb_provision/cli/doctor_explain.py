@@ -79,7 +79,7 @@ def doctor(
         bnb-provision doctor --env .venv --model-params 70e9 --quant nf4
         bnb-provision doctor --machine snapshot.json --json
     """
-    from bnb_provision.db.compat import load_db
+    from bnb_provision.db.load import load_db
     from bnb_provision.doctor.diagnose import DoctorOptions, diagnose
     from bnb_provision.env.stamp import read_stamp
     from bnb_provision.errors import FindingsError
@@ -146,7 +146,7 @@ def explain(log_file: IO[str], as_json: bool) -> None:
         python train.py 2>&1 | bnb-provision explain
         bnb-provision explain --log error.txt --json
     """
-    from bnb_provision.db.compat import load_db
+    from bnb_provision.db.load import load_db
     from bnb_provision.doctor.explain import explain_text
 
     text = log_file.read()

@@ -12,7 +12,7 @@ from typing import Final, TypeAlias
 
 from packaging.version import InvalidVersion, Version
 
-from bnb_provision.db.compat import CompatDB
+from bnb_provision.db.model import CompatDB
 from bnb_provision.detect.machine import Machine
 from bnb_provision.doctor.findings import Finding
 from bnb_provision.doctor.memory import ModelShape

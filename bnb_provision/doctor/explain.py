@@ -5,27 +5,13 @@ names a GPU architecture."""
 from __future__ import annotations
 
 import re
-from typing import Final
 
 from bnb_provision.core.cuda import ComputeCapability
-from bnb_provision.db.compat import CompatDB, ErrorPattern
+from bnb_provision.db.model import CompatDB
+from bnb_provision.db.rows import PLACEHOLDERS, ErrorPattern
 from bnb_provision.doctor.findings import Finding
-from bnb_provision.errors import CompatDBError
-from bnb_provision.vocab import CATEGORIES, Category
 
-__all__ = ["PLACEHOLDERS", "explain_text"]
-
-PLACEHOLDERS: Final = {
-    "sm": "?",
-    "cuda": "?",
-    "lib": "the library",
-    "cudamajor": "N",
-    "minver": "",
-    "minver2": "",
-    "alloc": "",
-}
-"""The ``{placeholders}`` an error pattern's explanation and fix may use, and the text
-each becomes when the pattern's regex did not capture it."""
+__all__ = ["explain_text"]
 
 
 def explain_text(text: str, db: CompatDB) -> tuple[Finding, ...]:
@@ -58,33 +44,17 @@ def _finding(p: ErrorPattern, match: re.Match[str], text: str, db: CompatDB) -> 
     line_start = text.rfind("\n", 0, match.start()) + 1
     line_end = text.find("\n", match.end())
     line = text[line_start : line_end if line_end >= 0 else len(text)].strip()
-    fmt = {**PLACEHOLDERS, **groups}
-    try:
-        explanation, fix = p.explanation.format(**fmt), p.fix.format(**fmt)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise CompatDBError(
-            f"errors.toml: pattern {p.id!r}: bad placeholder {exc} in its explanation or fix "
-            f"(known: {', '.join(sorted(PLACEHOLDERS))}); fix the pattern in compat_db/"
-        ) from exc
+    fmt = {**PLACEHOLDERS, **groups}  # the DB loader checked every placeholder is one of these
+    explanation, fix = p.explanation.format(**fmt), p.fix.format(**fmt)
     evidence = [line[:300], explanation, *_facts_suffix(db, p.category, groups)]
     return Finding(
         id=p.id,
-        category=_category(p),
+        category=p.category,
         severity="error",
         title=p.title,
         evidence=tuple(evidence),
         fix=fix,
         source=p.source,
-    )
-
-
-def _category(p: ErrorPattern) -> Category:
-    for category in CATEGORIES:
-        if category == p.category:
-            return category
-    raise CompatDBError(
-        f"errors.toml: pattern {p.id!r}: unknown category {p.category!r} "
-        f"(known: {', '.join(CATEGORIES)}); fix the pattern in compat_db/"
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from bnb_provision.core.cuda import CudaVersion, is_cuda_tag
-from bnb_provision.db.compat import CompatDB
+from bnb_provision.db.model import CompatDB
 from bnb_provision.detect.machine import Machine
 from bnb_provision.detect.target import BnbInfo, EnvInfo, TorchInfo
 from bnb_provision.doctor.check import REBUILD, DoctorOptions

@@ -44,7 +44,7 @@ from bnb_provision.lock.pins import MANIFEST_FILE, LockPins, read_lock_pins, req
 # reader load inside the functions that use them: with a lock given, init starts uv
 # first and loads them while uv installs.
 if TYPE_CHECKING:
-    from bnb_provision.db.compat import CompatDB
+    from bnb_provision.db.model import CompatDB
     from bnb_provision.detect.machine import Machine
     from bnb_provision.detect.target import EnvInfo
     from bnb_provision.env.stamp import Stamp
@@ -351,10 +351,10 @@ def _satisfies_floors(db: CompatDB, plan: Plan, name: str, version: str) -> bool
         for n, spec in c.requires:
             if n == name and not spec.contains(v, prereleases=True):
                 return False
-    return not (
-        name == "transformers"
-        and v.major >= 5  # noqa: PLR2004
-        and plan.bitsandbytes.version < Version("0.46.1")
+    return all(  # what this release asks of bitsandbytes (huggingface.toml)
+        spec.contains(plan.bitsandbytes.version, prereleases=True)
+        for n, spec in db.hf_requires(name, v)
+        if n == "bitsandbytes"
     )
 
 
@@ -651,7 +651,7 @@ class _Lazy:
 
     def db(self) -> CompatDB:
         if self._db is None:
-            from bnb_provision.db.compat import load_db
+            from bnb_provision.db.load import load_db
 
             self._db = load_db()
         return self._db

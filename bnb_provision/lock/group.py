@@ -18,7 +18,7 @@ from bnb_provision.vocab import Stack
 
 # The DB, the machines and the resolver load only when a plan must be computed.
 if TYPE_CHECKING:
-    from bnb_provision.db.compat import CompatDB
+    from bnb_provision.db.model import CompatDB
     from bnb_provision.detect.machine import Machine
     from bnb_provision.plan.constraints import Constraints
     from bnb_provision.plan.model import Plan

@@ -23,7 +23,7 @@ from bnb_provision.lock.spec import LockOptions, LockSpec, Log, as_stack
 
 # The DB, the machines and the resolver load only when a plan must be computed.
 if TYPE_CHECKING:
-    from bnb_provision.db.compat import CompatDB
+    from bnb_provision.db.model import CompatDB
     from bnb_provision.detect.machine import Machine
     from bnb_provision.plan.constraints import Constraints, MachineFlags
 
@@ -182,7 +182,7 @@ def lock_machines(
 def lock_request(request: LockRequest, opts: LockOptions, log: Log = lambda _m: None) -> LockSet:
     """lock as the command line runs it: plan the request's machines, then lock every
     group in parallel."""
-    from bnb_provision.db.compat import load_db
+    from bnb_provision.db.load import load_db
     from bnb_provision.plan.inputs import load_machines
 
     db = load_db()

@@ -11,7 +11,7 @@ from typing import Final
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from bnb_provision.db.compat import CompatDB
+from bnb_provision.db.model import CompatDB
 from bnb_provision.plan.constraints import contains
 from bnb_provision.vocab import HF_PACKAGES, HfPackage, Profile
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from bnb_provision.core.cuda import ComputeCapability
-from bnb_provision.db.compat import CompatDB
+from bnb_provision.db.model import CompatDB
 from bnb_provision.detect.host import (
     OSInfo,
     PythonInfo,

@@ -10,7 +10,7 @@ from packaging.version import Version
 
 from bnb_provision import __version__
 from bnb_provision.core.cuda import ComputeCapability, Coverage, cuda_of_variant
-from bnb_provision.db.compat import Verified
+from bnb_provision.db.rows import Verified
 from bnb_provision.plan.constraints import Constraints
 from bnb_provision.vocab import Profile
 

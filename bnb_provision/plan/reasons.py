@@ -3,15 +3,12 @@ a plan's reasons, warnings and ``BitsAndBytesConfig`` snippet."""
 
 from __future__ import annotations
 
-from typing import Final
-
 from bnb_provision.core.cuda import CPU, ComputeCapability
-from bnb_provision.db.compat import CompatDB, Verified
+from bnb_provision.db.model import CompatDB
+from bnb_provision.db.rows import Verified
 from bnb_provision.plan.model import BnbChoice, Target, TorchChoice
 
 __all__ = ["plan_reasons", "plan_warnings", "snippet"]
-
-_BF16_CC: Final = (8, 0)
 
 
 def _sm(cc: tuple[int, int]) -> str:
@@ -91,16 +88,16 @@ def _gpu_warnings(t: Target, db: CompatDB, torch: TorchChoice, bnb: BnbChoice) -
     if not t.ccs:
         return warnings
     low = min(t.ccs)
-    if low < _BF16_CC:
+    if low < db.min_cc("bf16"):
         warnings.append(
             f"{_sm(low)} has no bfloat16: use bnb_4bit_compute_dtype=torch.float16 "
             "(bf16 compute fails with 'expected scalar type Half' or runs slowly)"
         )
-    int8 = next((f for f in db.bnb_features if f[0] == "llm_int8"), None)
-    if int8 and low < int8[1]:
+    int8 = db.min_cc("llm_int8")
+    if low < int8:
         warnings.append(
             f"LLM.int8() (load_in_8bit) needs compute capability "
-            f"{ComputeCapability(*int8[1])}; {_sm(low)} can use 4-bit (NF4/FP4) only"
+            f"{ComputeCapability(*int8)}; {_sm(low)} can use 4-bit (NF4/FP4) only"
         )
     return warnings
 
@@ -127,10 +124,11 @@ def _platform_warnings(t: Target, db: CompatDB, torch: TorchChoice) -> list[str]
     return warnings
 
 
-def snippet(t: Target, torch: TorchChoice) -> str:
-    """The ``BitsAndBytesConfig`` that loads a model in 4-bit with this plan."""
+def snippet(t: Target, torch: TorchChoice, bf16_cc: tuple[int, int]) -> str:
+    """The ``BitsAndBytesConfig`` that loads a model in 4-bit with this plan; bf16 compute
+    where every GPU has it (``bf16_cc``, from the DB)."""
     low = min(t.ccs) if t.ccs else None
-    dtype = "torch.bfloat16" if low is not None and low >= _BF16_CC else "torch.float16"
+    dtype = "torch.bfloat16" if low is not None and low >= bf16_cc else "torch.float16"
     device = '"auto"' if torch.variant != CPU else '"cpu"'
     return (
         "import torch\n"

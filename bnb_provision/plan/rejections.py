@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Final
 
 from bnb_provision.core.cuda import CPU, ComputeCapability
-from bnb_provision.db.compat import CompatDB
+from bnb_provision.db.model import CompatDB
 from bnb_provision.plan.constraints import Constraints
 from bnb_provision.plan.model import Plan, Rejection, Target
 

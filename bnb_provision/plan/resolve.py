@@ -22,7 +22,8 @@ import functools
 from dataclasses import replace
 
 from bnb_provision.core.cuda import CPU, variant_of_cuda
-from bnb_provision.db.compat import CompatDB, Verified
+from bnb_provision.db.model import CompatDB
+from bnb_provision.db.rows import Verified
 from bnb_provision.errors import NoPlanError
 from bnb_provision.plan.constraints import Constraints, pin_matches
 from bnb_provision.plan.model import Plan, Target
@@ -164,5 +165,5 @@ def _plan(s: Search, candidate: Candidate, verified: Verified | None) -> Plan:
         rejected=dedupe(s.rejected),
         constraints=s.cons,
         db_version=db.version,
-        snippet=snippet(t, torch),
+        snippet=snippet(t, torch, db.min_cc("bf16")),
     )

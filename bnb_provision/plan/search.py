@@ -25,7 +25,8 @@ from bnb_provision.core.cuda import (
     cuda_of_variant,
     variant_of_cuda,
 )
-from bnb_provision.db.compat import BnbLibraryRow, BnbRelease, CompatDB, KnownBad, TorchRelease
+from bnb_provision.db.model import CompatDB
+from bnb_provision.db.rows import BnbLibraryRow, BnbRelease, KnownBad, TorchRelease
 from bnb_provision.plan.constraints import Constraints, contains, pin_matches
 from bnb_provision.plan.hf import HfStack
 from bnb_provision.plan.loader import choose_library
