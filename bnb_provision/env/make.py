@@ -12,8 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import sys
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,43 +105,6 @@ def _lock_for_plan(real: Path, plan: Plan, opts: BuildOptions, db: CompatDB) -> 
     return compile_spec(spec, lock_opts).requirements
 
 
-class _Steps(threading.Thread):
-    """uv commands run one after the other in a worker thread, cancellable."""
-
-    def __init__(self, steps: Sequence[Sequence[str]], *, progress: bool) -> None:
-        super().__init__(name="bnb-provision-uv", daemon=True)
-        self._steps = [list(a) for a in steps]
-        self._progress = progress
-        self._lock = threading.Lock()
-        self._current: process.Running | None = None
-        self._cancelled = False
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            for args in self._steps:
-                with self._lock:
-                    if self._cancelled:
-                        return
-                    self._current = process.start(args, timeout=1800.0, capture=not self._progress)
-                self._current.wait()
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by finish()
-            self.error = exc
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._cancelled = True
-            if self._current is not None:
-                self._current.cancel()
-        self.join()
-
-    def finish(self) -> None:
-        """Wait for the steps; re-raise the first failure in the calling thread."""
-        self.join()
-        if self.error is not None:
-            raise self.error
-
-
 def _install_while_planning(
     slot: store.Slot,
     req: Path,
@@ -153,11 +115,11 @@ def _install_while_planning(
 ) -> Context:
     """uv creates the environment and syncs the lock while ``context`` plans."""
     log(f"installing {req.name} into {slot.real}")
-    steps = _Steps(
+    steps = process.start_steps(
         [uv.venv_step(interpreter, slot.partial), _sync_step(slot.partial, req, opts)],
-        progress=opts.progress,
+        timeout=uv.UV_TIMEOUT,
+        capture=not opts.progress,
     )
-    steps.start()
     try:
         ctx = context()
     except BaseException:
