@@ -64,6 +64,9 @@ class Fields:
     def integer(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(key, (int,), "an integer", default)
 
+    def number(self, key: str, default: Any = _MISSING) -> Any:
+        return self._get(key, (int, float), "a number", default)
+
     def flag(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(key, (bool,), "true or false", default)
 

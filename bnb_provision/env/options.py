@@ -102,7 +102,7 @@ class BuildResult:
             "reasons": list(self.reasons),
             "torch": f"{s.torch}+{s.variant}" if s else None,
             "bitsandbytes": s.bitsandbytes if s else None,
-            "verify": self.report.data if self.report else None,
+            "verify": self.report.to_dict() if self.report else None,
             "stamp": self.stamp.to_dict() if self.stamp else None,
             "backups": [str(b) for b in self.backups],
         }
