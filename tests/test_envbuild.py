@@ -464,3 +464,39 @@ def test_a_system_package_stays_only_where_the_db_floors_allow() -> None:
     assert not satisfies_floors(db, old_bnb, "transformers", "5.0.0")
     assert satisfies_floors(db, old_bnb, "transformers", "4.57.0")
     assert not satisfies_floors(db, plan, "accelerate", "0.20.0")  # below every floor
+
+
+def test_env_paths_that_cannot_hold_an_environment(tmp_path: Path, wheelhouse: Path) -> None:
+    """A file at --env, or a place nothing can be written: the project's errors, no OSError."""
+    from bnb_provision.errors import LockfileError
+
+    (tmp_path / ".venv-bnb").write_text("not an environment")
+    for make in (init_env, rebuild_env):
+        with pytest.raises(TargetEnvError, match="is a file, not an environment"):
+            make(_opts(tmp_path, wheelhouse), load_db(), machine=CPU)
+    unwritable = BuildOptions(
+        env=Path("/proc/bnb-provision-test/.venv-bnb"),
+        constraints=Constraints(torch="2.13.0", python=PY, cuda="cpu"),
+        offline=True,
+        find_links=(wheelhouse,),
+        verify=False,
+    )
+    with pytest.raises(LockfileError, match="cannot write the environment there") as info:
+        init_env(unwritable, load_db(), machine=CPU)
+    assert info.value.exit_code == 8
+
+
+def test_an_environment_whose_verify_cannot_run_is_set_aside(
+    tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not verified, not a backup: a verify that crashes leaves the build as .failed."""
+    import bnb_provision.env.verify
+
+    def crash(python: str) -> None:
+        raise TargetEnvError(f"verify: {python} crashed before reporting (exit -11)")
+
+    monkeypatch.setattr(bnb_provision.env.verify, "run_verify", crash)
+    with pytest.raises(TargetEnvError, match="crashed before reporting"):
+        init_env(_opts(tmp_path, wheelhouse, verify=True), load_db(), machine=CPU)
+    (left,) = (tmp_path / ".venv-bnb.d").iterdir()
+    assert left.name.endswith(".failed") and not (tmp_path / ".venv-bnb").is_symlink()

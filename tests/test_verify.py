@@ -18,10 +18,13 @@ from bnb_provision.errors import TargetEnvError
 DEVICE = Path(__file__).parent / "fixtures" / "device"
 
 
-def test_verify_in_an_env_without_torch_reports_the_import_failure(tmp_path: Path) -> None:
+def test_verify_in_an_env_without_torch_reports_the_import_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = tmp_path / "env"
     venv.EnvBuilder(with_pip=False).create(env)
-    report = run_verify(str(env / "bin" / "python"))
+    monkeypatch.chdir(tmp_path)
+    report = run_verify("env/bin/python")  # relative to this folder, though it runs from home
     assert report.ok is False and report.imported.torch is None and report.devices == ()
     assert report.imported.error is not None
     assert report.imported.error.startswith("import torch: No module named 'torch'")

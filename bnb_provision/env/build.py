@@ -9,7 +9,9 @@ as a backup (``--keep N``). The store's layout is in :mod:`bnb_provision.env.sto
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +19,7 @@ from bnb_provision.env import store
 from bnb_provision.env.make import env_python, installed, make_env
 from bnb_provision.env.options import BuildOptions, BuildResult, Log, default_env_path
 from bnb_provision.env.planning import Context, Inputs, context_for, resolve_lock
-from bnb_provision.errors import TargetEnvError
+from bnb_provision.errors import LockfileError, TargetEnvError
 from bnb_provision.lock.pins import read_lock_pins
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ def init_env(
     """
     opts = dataclasses.replace(opts, env=opts.env.absolute())
     env = opts.env
+    _refuse_a_file(env)
     if env.exists() or env.is_symlink():
         raise TargetEnvError(
             f"{env} already exists: use bnb-provision rebuild --env {env} "
@@ -73,8 +76,9 @@ def init_env(
             action="would-create",
             reasons=(ctx.summary.describe(),),
         )
-    made = make_env(opts, req, pins, lambda: context_for(inputs, opts, pins), log)
-    store.point(env, made.real)
+    with _writing(env):
+        made = make_env(opts, req, pins, lambda: context_for(inputs, opts, pins), log)
+        store.point(env, made.real)
     return BuildResult(
         env=env,
         real=made.real,
@@ -86,7 +90,29 @@ def init_env(
     )
 
 
+def _refuse_a_file(env: Path) -> None:
+    if env.is_file() and not env.is_symlink():
+        raise TargetEnvError(
+            f"{env} is a file, not an environment: give --env the folder path the "
+            "environment should have (a new one for init)"
+        )
+
+
+@contextlib.contextmanager
+def _writing(env: Path) -> Iterator[None]:
+    """A store that cannot be written (read-only, full, a system folder) is the user's to
+    fix: the project's error and its exit code, not an OSError."""
+    try:
+        yield
+    except OSError as exc:
+        raise LockfileError(
+            f"{env}: cannot write the environment there ({exc}); choose another --env, "
+            "or free space there and run again"
+        ) from exc
+
+
 def _check_managed(env: Path) -> None:
+    _refuse_a_file(env)
     if not (env.exists() or env.is_symlink()):
         raise TargetEnvError(f"{env} does not exist: create it with bnb-provision init")
     if not env.is_symlink():
@@ -160,8 +186,10 @@ def rebuild_env(
             reasons=reasons,
         )
     log("rebuilding: " + "; ".join(reasons))
-    made = make_env(opts, req, pins, lambda: ctx, log)
-    store.point(env, made.real)
+    with _writing(env):
+        made = make_env(opts, req, pins, lambda: ctx, log)
+        store.point(env, made.real)
+        backups = store.prune(env, opts.keep, made.real)
     return BuildResult(
         env=env,
         real=made.real,
@@ -171,7 +199,7 @@ def rebuild_env(
         stamp=made.stamp,
         action="rebuilt",
         reasons=reasons,
-        backups=store.prune(env, opts.keep, made.real),
+        backups=backups,
     )
 
 

@@ -8,6 +8,7 @@ part of it around an adopted system torch.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -186,6 +187,27 @@ class Made:
     stamp: Stamp
 
 
+def _verify_and_stamp(
+    real: Path, req: Path, ctx: Context, opts: BuildOptions, log: Log
+) -> tuple[VerifyReport | None, Stamp]:
+    report = None
+    if opts.verify:
+        from bnb_provision.env.verify import run_verify
+
+        log("verifying")
+        report = run_verify(str(env_python(real)))
+    lock = req if req.suffix == ".txt" else None
+    stamp = _write_stamp(real, ctx.machine, ctx.summary, report, lock, opts.torch_system)
+    return report, stamp
+
+
+def _set_aside(real: Path, keep: int) -> Path:
+    """An environment that is not verified: never a backup, at most ``keep`` of them."""
+    failed = store.mark_failed(real)
+    store.prune_failed(failed.parent, keep)
+    return failed
+
+
 def make_env(
     opts: BuildOptions,
     req: Path | None,
@@ -195,8 +217,9 @@ def make_env(
 ) -> Made:
     """Build a new environment in the store, verify and stamp it.
 
-    A build that fails is removed; one that fails verify is kept as ``<name>.failed``
-    (at most ``opts.keep`` of them) and raises :class:`FindingsError`.
+    A build that fails is removed; one that fails verify, or whose verify or stamp could
+    not run, is kept as ``<name>.failed`` (at most ``opts.keep`` of them); failing verify
+    raises :class:`FindingsError`.
     """
     python = pins.python if req and pins and opts.torch_system is None else None
     interpreter = interpreter_for(python) if python else None
@@ -206,18 +229,14 @@ def make_env(
         else:
             ctx = context()
             req = _plan_then_install(slot, req, ctx, opts, log)
-    req = slot.moved(req)
-    report = None
-    if opts.verify:
-        from bnb_provision.env.verify import run_verify
-
-        log("verifying")
-        report = run_verify(str(env_python(slot.real)))
-    lock = req if req.suffix == ".txt" else None
-    stamp = _write_stamp(slot.real, ctx.machine, ctx.summary, report, lock, opts.torch_system)
+    try:
+        report, stamp = _verify_and_stamp(slot.real, slot.moved(req), ctx, opts, log)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            _set_aside(slot.real, opts.keep)
+        raise
     if report is not None and not report.ok:
-        failed = store.mark_failed(slot.real)
-        store.prune_failed(failed.parent, opts.keep)
+        failed = _set_aside(slot.real, opts.keep)
         raise FindingsError(
             f"verify failed in the new environment {failed} (left there; the "
             "usual path is unchanged): " + "; ".join(report.failures()[:3])
