@@ -583,7 +583,7 @@ def test_adopting_a_system_package_reads_the_hf_floors_from_the_db() -> None:
     from dataclasses import replace
 
     from bnb_provision.detect.snapshot import load_machine
-    from bnb_provision.env.build import _satisfies_floors
+    from bnb_provision.env.adopt import satisfies_floors as _satisfies_floors
     from bnb_provision.plan.constraints import Constraints
     from bnb_provision.plan.inputs import plan_for
 
