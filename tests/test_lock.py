@@ -4,6 +4,7 @@ serving valid wheel files, and (network) against real PyPI."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import venv
@@ -154,8 +155,19 @@ def test_torch_comes_from_the_pytorch_index_and_nothing_else(
     assert lock["tool"]["bnb-provision"]["machines"] == ["machine0-linux-sm_61"]
 
 
+def _uv_dry_run(env: Path, cache: Path, lock: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [find_uv(), "pip", "install", "--dry-run", "--python", str(env / "bin" / "python"),
+         "--cache-dir", str(cache), "-r", str(lock)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+
+
 def test_lock_installs_with_pip_dry_run(tmp_path: Path) -> None:
-    """A lock for this interpreter's Python installs with uv's pip interface (dry run)."""
+    """A lock for this interpreter's Python installs with uv's pip interface (dry run), both
+    its requirements.txt and its pylock.<name>.toml (PEP 751: no dots in <name>)."""
     from bnb_provision.plan.inputs import plan_for
 
     snap = _snapshot("linux", "NVIDIA A100", "580.95.05")
@@ -177,28 +189,20 @@ def test_lock_installs_with_pip_dry_run(tmp_path: Path) -> None:
         opts = LockOptions(
             output=tmp_path / "locks", default_index=f"{url}/simple", cache_dir=tmp_path / "c"
         )
-        result = lock_machines([ampere], load_db(), Constraints(), opts)
+        (result,) = lock_machines([ampere], load_db(), Constraints(), opts).results
         env = tmp_path / "venv"
         venv.EnvBuilder(with_pip=False).create(env)
-        done = subprocess.run(
-            [
-                find_uv(),
-                "pip",
-                "install",
-                "--dry-run",
-                "--python",
-                str(env / "bin" / "python"),
-                "--cache-dir",
-                str(tmp_path / "c"),
-                "-r",
-                str(result.results[0].requirements),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    assert done.returncode == 0, done.stderr
-    assert f"torch=={plan.torch.version}" in done.stderr
+        by_requirements = _uv_dry_run(env, tmp_path / "c", result.requirements)
+        by_pylock = _uv_dry_run(env, tmp_path / "c2", result.pylock)
+        # the same lock under a dotted name, as locks were named before: uv refuses it
+        dotted = result.pylock.with_name("pylock.bnb-py3.11.toml")
+        dotted.write_bytes(result.pylock.read_bytes())
+        refused = _uv_dry_run(env, tmp_path / "c2", dotted)
+    assert "." not in result.spec.name and result.pylock.name == f"pylock.{result.spec.name}.toml"
+    for done in (by_requirements, by_pylock):
+        assert done.returncode == 0, done.stderr
+        assert f"torch=={plan.torch.version}" in done.stderr
+    assert refused.returncode != 0 and "not a valid PEP 751 filename" in refused.stderr
 
 
 def test_five_snapshots_windows_and_macos_with_a_manifest(
@@ -251,6 +255,16 @@ def test_five_snapshots_windows_and_macos_with_a_manifest(
     torch_wheel = next(p for p in win["packages"] if p["name"] == "torch")["wheels"][0]
     assert torch_wheel["url"].endswith("win_amd64.whl")
     assert len(list(out.glob("Dockerfile.*"))) == 3  # Linux groups only
+    for c in manifest["class"]:  # one dot-free name for every file of a group
+        name = c["name"]
+        assert re.fullmatch(r"[^.]+", name), name
+        assert (c["pylock"], c["requirements"]) == (
+            f"pylock.{name}.toml",
+            f"{name}.requirements.txt",
+        )
+        if c["os"] == "linux":
+            assert f"COPY {name}.requirements.txt" in (out / f"Dockerfile.{name}").read_text()
+    assert {lk["name"] for lk in data["locks"]} == {c["name"] for c in manifest["class"]}
 
 
 def test_existing_locks_are_kept_unless_forced(

@@ -12,6 +12,7 @@ All files of a run are rendered in memory first, then written together through
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from bnb_provision.lock.manifest import LockClass, Manifest
 from bnb_provision.lock.pins import MANIFEST_FILE
 from bnb_provision.lock.requirements import pylock_to_requirements
 from bnb_provision.lock.spec import LockOptions, LockSpec
+
+_PEP751_NAME: Final = re.compile(r"^[^./\\\s]+$")
 
 __all__ = [
     "OUTPUTS",
@@ -55,7 +58,9 @@ def _render(template: str, **values: str) -> str:
 
 
 def pylock_file(spec: LockSpec) -> str:
-    """PEP 751: ``pylock.<name>.toml``."""
+    """PEP 751: ``pylock.<name>.toml``, ``<name>`` without dots (uv refuses others)."""
+    if not _PEP751_NAME.match(spec.name):
+        raise LockfileError(f"{spec.name!r}: not a PEP 751 lock name (no dots, no separators)")
     return f"pylock.{spec.name}.toml"
 
 
