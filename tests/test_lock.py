@@ -4,6 +4,7 @@ serving valid wheel files, and (network) against real PyPI."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -150,7 +151,8 @@ def test_torch_comes_from_the_pytorch_index_and_nothing_else(
             assert not pkg["wheels"][0]["url"].startswith(pt_host), name
     assert by_name["filelock"]["version"] == "3.16.1"  # not the index's decoy
     req = r.requirements.read_text()
-    assert f"--index-url {indexes[0]}" in req and f"--extra-index-url {indexes[1]}" in req
+    assert f"--index-url {indexes[0]}" in req and f"--find-links {indexes[1]}/torch/" in req
+    assert "--extra-index-url" not in req
     assert "torch==2.14.1+cu126 \\\n    --hash=sha256:" in req
     assert lock["tool"]["bnb-provision"]["machines"] == ["machine0-linux-sm_61"]
 
@@ -395,6 +397,11 @@ def test_real_pypi_lock_installs_and_validates(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    # issue 12: pip with --require-hashes, and uv from the PEP 751 file, accept it too
+    by_pip = _pip_dry_run(Path(lk["requirements"]))
+    assert by_pip.returncode == 0, by_pip.stderr
+    by_pylock = _uv_dry_run(env, tmp_path / "c", Path(lk["pylock"]))
+    assert by_pylock.returncode == 0, by_pylock.stderr
 
 
 def test_new_lock_files_get_the_usual_permissions(tmp_path: Path) -> None:
@@ -514,3 +521,92 @@ def test_results_build_their_own_json(tmp_path: Path) -> None:
         "downloaded": ["a.whl"],
         "present": ["b.whl"],
     }
+
+
+def _pip_dry_run(requirements: Path) -> subprocess.CompletedProcess[str]:
+    """Real pip, this interpreter's, told nothing but the requirements file (no pip.conf,
+    no PIP_* settings of this machine)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
+         "--no-cache-dir", "--require-hashes", "--retries", "0", "-r", str(requirements)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )  # fmt: skip
+
+
+def test_requirements_keep_every_other_package_off_the_torch_index(tmp_path: Path) -> None:
+    """Issue 12: a requirements lock names no extra index. Real pip and uv install it
+    (dry run) from two stand-in indexes, and the PyTorch one is asked for torch only,
+    although it also carries a newer filelock and every other locked package."""
+    from bnb_provision.plan.inputs import plan_for
+
+    snap = _snapshot("linux", "NVIDIA GeForce GTX 1080 Ti", "550.54.14")
+    snap["python"] = {"version": HERE}
+    pascal = machine_from_dict(snap)
+    plan = plan_for(pascal, load_db(), Constraints())
+    assert plan.torch.channel == "index"
+    pypi, pt = tmp_path / "pypi", tmp_path / "pt"
+    pypi.mkdir()
+    pt.mkdir()
+    tag = f"cp{HERE.replace('.', '')}-cp{HERE.replace('.', '')}-manylinux_2_28_x86_64"
+    local = f"{plan.torch.version}+{plan.torch.variant}"
+    make_wheel(pt, "torch", local, {"torch/__init__.py": b""}, tag=tag, requires=("filelock",))
+    make_wheel(pypi, "torch", str(plan.torch.version), {"torch/__init__.py": b"decoy"}, tag=tag)
+    make_wheel(pypi, "filelock", "3.16.1", {"filelock/__init__.py": b""})
+    make_wheel(pt, "filelock", "99.0.0", {"filelock/__init__.py": b"decoy"})
+    for name, version in plan.packages:
+        if name != "torch":
+            make_wheel(pypi, name, version, {f"{name}/__init__.py": b""})
+            make_wheel(pt, name, version, {f"{name}/__init__.py": b"decoy"})
+    env = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env)
+    with (
+        serve_index(list(pypi.iterdir())) as (pypi_url, _),
+        serve_index(list(pt.iterdir())) as (pt_url, seen),
+    ):
+        opts = LockOptions(
+            output=tmp_path / "locks",
+            default_index=f"{pypi_url}/simple",
+            torch_index_template=f"{pt_url}/simple",
+            cache_dir=tmp_path / "c",
+        )
+        (result,) = lock_machines([pascal], load_db(), Constraints(), opts).results
+        req = result.requirements
+        text = req.read_text()
+        seen.clear()
+        by_pip = _pip_dry_run(req)
+        asked_by_pip = list(seen)
+        seen.clear()
+        by_uv = _uv_dry_run(env, tmp_path / "c2", req)
+        asked_by_uv = list(seen)
+        # the old form, --extra-index-url: pip asks the PyTorch index for everything
+        old = req.with_name("old.txt")
+        old.write_text(text.replace("--find-links", "--extra-index-url").replace("/torch/\n", "\n"))
+        seen.clear()
+        _pip_dry_run(old)
+        asked_by_old = list(seen)
+    assert "--extra-index-url" not in text
+    assert f"--index-url {pypi_url}/simple\n--find-links {pt_url}/simple/torch/\n" in text
+    assert by_pip.returncode == 0, by_pip.stderr
+    assert f"torch-{local}" in by_pip.stdout and "filelock-3.16.1" in by_pip.stdout
+    assert by_uv.returncode == 0, by_uv.stderr
+    assert f"torch=={local}" in by_uv.stderr and "filelock==3.16.1" in by_uv.stderr
+    for asked in (asked_by_pip, asked_by_uv):
+        assert asked, "the PyTorch index was never asked for torch"
+        assert all(p == "/simple/torch/" or p.startswith("/files/torch-") for p in asked), asked
+    assert "/simple/filelock/" in asked_by_old  # what the test guards against
+    # both indexes gone: the same lock installs from a wheelhouse, as init --offline does
+    offline = subprocess.run(
+        [find_uv(), "pip", "install", "--dry-run", "--python", str(env / "bin" / "python"),
+         "--require-hashes", "--offline", "--no-index", "--find-links", str(pypi),
+         "--find-links", str(pt), "--cache-dir", str(tmp_path / "c3"), "-r", str(req)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert offline.returncode == 0, offline.stderr
+    assert f"torch=={local}" in offline.stderr

@@ -26,7 +26,7 @@ from bnb_provision.errors import LockfileError
 from bnb_provision.lock.compile import Compiled
 from bnb_provision.lock.manifest import LockClass, Manifest
 from bnb_provision.lock.pins import MANIFEST_FILE
-from bnb_provision.lock.requirements import pylock_to_requirements
+from bnb_provision.lock.requirements import index_lines, pylock_to_requirements
 from bnb_provision.lock.spec import LockOptions, LockSpec
 
 _PEP751_NAME: Final = re.compile(r"^[^./\\\s]+$")
@@ -82,12 +82,7 @@ def _requirements(c: Compiled, opts: LockOptions) -> str:
         machines=", ".join(spec.machines),
         regenerate=opts.regenerate,
     )
-    index_lines = [] if opts.offline else [f"--index-url {opts.default_index}"]
-    if spec.torch_index:
-        # pip has no per-package index: the exact local version and the hashes pin torch
-        # to the file resolved from the PyTorch index
-        index_lines.append(f"--extra-index-url {spec.torch_index}")
-    return pylock_to_requirements(c.pylock, header, index_lines)
+    return pylock_to_requirements(c.pylock, header, index_lines(spec, opts))
 
 
 def _dockerfile(c: Compiled, opts: LockOptions) -> str:
