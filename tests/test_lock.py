@@ -610,3 +610,134 @@ def test_requirements_keep_every_other_package_off_the_torch_index(tmp_path: Pat
     )  # fmt: skip
     assert offline.returncode == 0, offline.stderr
     assert f"torch=={local}" in offline.stderr
+
+
+def _snapshots(folder: Path, suffix: str) -> Path:
+    """Two machines that need two locks; ``suffix`` renames them (their labels), so every
+    file of the set changes from one suffix to the next."""
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    for name, snap in {
+        "pascal": _snapshot("linux", "NVIDIA GeForce GTX 1080 Ti", "550.54.14"),
+        "ampere": _snapshot("linux", "NVIDIA A100-SXM4-80GB", "580.95.05"),
+    }.items():
+        (folder / f"{name}{suffix}.json").write_text(json.dumps(snap))
+    return folder
+
+
+def _lock_cli(snaps: Path, out: Path, indexes: tuple[str, str, list[str]], *extra: str) -> Any:
+    return CliRunner().invoke(
+        cli,
+        ["lock", "--machine", str(snaps), "-o", str(out), "--index-url", indexes[0],
+         "--torch-index-url", indexes[1], *extra],
+    )  # fmt: skip
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_failed_forced_lock_leaves_the_old_set_byte_identical(
+    tmp_path: Path, indexes: tuple[str, str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: the disk fills while the third of five files is written: exit 8, and the
+    previous set (two pylocks, two requirements files, the manifest) is untouched."""
+    from bnb_provision.core import files
+
+    out = tmp_path / "locks"
+    first = _lock_cli(_snapshots(tmp_path / "snaps", ""), out, indexes)
+    assert first.exit_code == 0, first.output
+    before = _contents(out)
+    assert len(before) == 5
+    staged: list[Path] = []
+    real_stage = files._stage
+
+    def full_at_the_third(path: Path, data: files.Data, mode: int | None) -> Path:
+        staged.append(path)
+        if len(staged) == 3:
+            raise OSError(28, "No space left on device", str(path))
+        return real_stage(path, data, mode)
+
+    monkeypatch.setattr(files, "_stage", full_at_the_third)
+    failed = _lock_cli(_snapshots(tmp_path / "snaps", "-renamed"), out, indexes, "--force")
+    assert failed.exit_code == 8, failed.output
+    assert "No space left on device" in failed.stderr and "nothing was changed" in failed.stderr
+    assert len(staged) == 3 and _contents(out) == before  # no new, half or .bak file either
+    monkeypatch.undo()
+    again = _lock_cli(_snapshots(tmp_path / "snaps", "-renamed"), out, indexes, "--force")
+    assert again.exit_code == 0, again.output
+    after = _contents(out)
+    backups = {name: body for name, body in after.items() if name.endswith(".bak")}
+    assert len(after) == 10 and len(backups) == 5
+    for name, body in before.items():  # each file replaced, its old self kept as a .bak
+        assert after[name] != body
+        assert [b for n, b in backups.items() if n.startswith(f"{name}.")] == [body]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (root only; skipped where mounting is not allowed)."""
+    import shutil
+
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_a_real_full_or_read_only_disk_keeps_the_old_set(
+    tmp_path: Path, indexes: tuple[str, str, list[str]], small_disk: Path, fault: str
+) -> None:
+    """The same with a real file system: a tmpfs filled to two free pages, or remounted
+    read-only, under a forced lock that would rewrite all five files."""
+    out = small_disk / "locks"
+    first = _lock_cli(_snapshots(tmp_path / "snaps", ""), out, indexes)
+    assert first.exit_code == 0, first.output
+    before = _contents(out)
+    if fault == "full":
+        st = os.statvfs(small_disk)
+        with (small_disk / "filler").open("wb") as fh:
+            fh.write(b"\0" * (st.f_bavail * st.f_frsize - 2 * st.f_frsize))
+    else:
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    failed = _lock_cli(_snapshots(tmp_path / "snaps", "-renamed"), out, indexes, "--force")
+    assert failed.exit_code == 8, failed.output
+    assert "nothing was changed" in failed.stderr and "Traceback" not in failed.output
+    why = "No space left on device" if fault == "full" else "Read-only file system"
+    assert why in failed.stderr
+    assert _contents(out) == before
+
+
+def test_a_symlink_planted_at_an_output_is_never_read_or_followed(
+    tmp_path: Path, indexes: tuple[str, str, list[str]]
+) -> None:
+    """Issue 12: uv printed the first line of a file a planted pylock symlink pointed at."""
+    snaps = _snapshots(tmp_path / "snaps", "")
+    out = tmp_path / "locks"
+    assert _lock_cli(snaps, out, indexes).exit_code == 0
+    pylock = next(out.glob("pylock.*.toml"))
+    secret = tmp_path / "credentials"
+    secret.write_text("aws_secret_access_key = SECRET-TOKEN\n")
+    pylock.unlink()
+    pylock.symlink_to(secret)
+    refused = _lock_cli(snaps, out, indexes)
+    assert refused.exit_code == 8 and "exists; pass --force" in refused.stderr
+    assert "SECRET-TOKEN" not in refused.output
+    forced = _lock_cli(snaps, out, indexes, "--force")
+    assert forced.exit_code == 0 and "SECRET-TOKEN" not in forced.output
+    assert not pylock.is_symlink() and "SECRET" not in pylock.read_text()
+    assert secret.read_text() == "aws_secret_access_key = SECRET-TOKEN\n"
