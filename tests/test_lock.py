@@ -741,3 +741,29 @@ def test_a_symlink_planted_at_an_output_is_never_read_or_followed(
     assert forced.exit_code == 0 and "SECRET-TOKEN" not in forced.output
     assert not pylock.is_symlink() and "SECRET" not in pylock.read_text()
     assert secret.read_text() == "aws_secret_access_key = SECRET-TOKEN\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"packages = 1\n",
+        b'packages = ["torch"]\n',
+        b'[[packages]]\nname = "torch"\nwheels = [{ url = "http://x/t.whl" }]\n',
+        b'[[packages]]\nname = "t"\nwheels = [{ url = "http://x/t.whl", hashes = "abc" }]\n',
+        b'[[packages]]\nname = "t"\nwheels = [{ url = 5, hashes = { sha256 = "ab" } }]\n',
+        (
+            b'[[packages]]\nname = "t"\nwheels = [{ name = "../../evil.whl", '
+            b'url = "http://x/t.whl", hashes = { sha256 = "ab" } }]\n'
+        ),
+        b'[[packages]]\nname = "t"\nsdist = "x"\n',
+        b"packages = " + b"[" * 5000 + b"]" * 5000 + b"\n",
+        b"\xff\xfe not utf-8\n",
+        b"= not toml\n",
+    ],
+)
+def test_bundle_of_a_corrupt_pylock_is_a_lockfile_error(tmp_path: Path, text: bytes) -> None:
+    lock = tmp_path / "pylock.bad.toml"
+    lock.write_bytes(text)
+    with pytest.raises(LockfileError, match=r"cannot read it as a pylock\.toml") as info:
+        bundle_lock(lock, tmp_path / "house")
+    assert info.value.exit_code == 8 and not (tmp_path / "evil.whl").exists()
