@@ -590,7 +590,11 @@ def test_adopting_a_system_package_reads_the_hf_floors_from_the_db() -> None:
     db = load_db()
     h100 = load_machine(ROOT / "tests" / "fixtures" / "snapshots" / "h100-bnb-0.50.2.json")
     plan = plan_for(h100, db, Constraints())
-    old_bnb = replace(plan, bitsandbytes=replace(plan.bitsandbytes, version=Version("0.46.0")))
+    old_bnb = replace(
+        plan,
+        bitsandbytes=replace(plan.bitsandbytes, version=Version("0.46.0")),
+        packages=tuple((n, "0.46.0" if n == "bitsandbytes" else v) for n, v in plan.packages),
+    )
     assert _satisfies_floors(db, plan, "transformers", "5.0.0")
     assert not _satisfies_floors(db, old_bnb, "transformers", "5.0.0")
     relaxed = replace(

@@ -61,7 +61,6 @@ def satisfies_floors(db: CompatDB, plan: Plan, name: str, version: str) -> bool:
     versions the plan installs (transformers 5 needs bitsandbytes >= 0.46.1)."""
     v = Version(version)
     pinned = {n: Version(p) for n, p in plan.packages}
-    pinned["bitsandbytes"] = plan.bitsandbytes.version  # the plan's own choice
     for c in db.hf_constraints:
         for n, spec in c.requires:
             if n == name and not spec.contains(v, prereleases=True):
