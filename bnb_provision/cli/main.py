@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from bnb_provision import __version__
+from bnb_provision.cli.fleet import fleet
 from bnb_provision.errors import ProvisionError
 
 JSON_HELP = "Print machine-readable JSON (versioned schema) instead of a table."
@@ -87,7 +88,11 @@ def cli() -> None:
     bundle   a wheelhouse of a lock, for air-gapped machines
     init     a verified environment per stack, from a plan or a lock
     rebuild  rebuild after upgrades, swapping atomically, keeping backups
+    fleet    detect or init on every node, through Ansible or Slurm
     """
+
+
+cli.add_command(fleet)
 
 
 @cli.command()
