@@ -4,7 +4,7 @@ Debian's packages (``apt-get install slurmctld slurmd slurm-client munge``) run 
 slurmd on one host, each with its own node name (``slurmd -N``) and port, so a one-host
 cluster still has several nodes. Everything lives in one folder (configuration, munge key
 and socket, state, logs); nothing listens beyond loopback. :func:`start_cluster` raises
-:class:`ClusterUnavailable` with the reason when the daemons are missing or do not come up.
+:class:`ClusterUnavailableError` with the reason when the daemons are missing or do not come up.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "scontrol", "sinfo
 SBIN = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-class ClusterUnavailable(RuntimeError):
+class ClusterUnavailableError(RuntimeError):
     """The cluster cannot run here; the message says why."""
 
 
@@ -106,7 +106,9 @@ def _start(cluster: Cluster, name: str, argv: list[str], pidfile: Path) -> None:
     while not pidfile.is_file() and time.monotonic() < deadline:
         time.sleep(0.1)
     if done.returncode != 0 or not pidfile.is_file():
-        raise ClusterUnavailable(f"{name} did not start: {done.stderr.strip()}\n{cluster.logs()}")
+        raise ClusterUnavailableError(
+            f"{name} did not start: {done.stderr.strip()}\n{cluster.logs()}"
+        )
     cluster.pids[name] = int(pidfile.read_text().split()[0])
 
 
@@ -119,7 +121,7 @@ def _wait_idle(cluster: Cluster, timeout: float) -> None:
         if idle >= set(cluster.nodes):
             return
         time.sleep(0.5)
-    raise ClusterUnavailable(f"the nodes did not become idle: {states}\n{cluster.logs()}")
+    raise ClusterUnavailableError(f"the nodes did not become idle: {states}\n{cluster.logs()}")
 
 
 def _munge(cluster: Cluster) -> None:
@@ -152,7 +154,9 @@ def _daemons(cluster: Cluster) -> None:
     for node in cluster.nodes:
         (root / "spool" / node).mkdir(parents=True)
         slurmd = shutil.which("slurmd", path=SBIN) or "slurmd"
-        _start(cluster, f"slurmd-{node}", [slurmd, "-f", conf, "-N", node], root / f"slurmd.{node}.pid")
+        _start(
+            cluster, f"slurmd-{node}", [slurmd, "-f", conf, "-N", node], root / f"slurmd.{node}.pid"
+        )
 
 
 def _stop(cluster: Cluster) -> None:
@@ -180,12 +184,12 @@ def start_cluster(root: Path, nodes: tuple[str, ...], timeout: float = 40) -> It
     """A running cluster of ``nodes`` (one partition, ``fleet``), stopped on exit."""
     missing = [d for d in DAEMONS if shutil.which(d, path=SBIN + ":" + os.environ["PATH"]) is None]
     if missing:
-        raise ClusterUnavailable(
+        raise ClusterUnavailableError(
             f"not installed: {', '.join(missing)} (apt-get install slurmctld slurmd "
             "slurm-client munge)"
         )
     if os.geteuid() != 0:
-        raise ClusterUnavailable("slurmd runs jobs as their users, so it needs root")
+        raise ClusterUnavailableError("slurmd runs jobs as their users, so it needs root")
     for sub in ("state", "log", "spool"):
         (root / sub).mkdir(parents=True)
     conf = root / "slurm.conf"
