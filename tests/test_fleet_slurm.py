@@ -33,10 +33,12 @@ NODE_COMMAND = (sys.executable, "-m", "bnb_provision")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("slurm")
     try:
-        with start_cluster(root / "cluster", ("fleet1", "fleet2", "fleet3")) as running:
-            with pytest.MonkeyPatch.context() as mp:
-                mp.setenv("SLURM_CONF", str(running.conf))
-                yield running
+        with (
+            start_cluster(root / "cluster", ("fleet1", "fleet2", "fleet3")) as running,
+            pytest.MonkeyPatch.context() as mp,
+        ):
+            mp.setenv("SLURM_CONF", str(running.conf))
+            yield running
     except ClusterUnavailableError as exc:
         pytest.skip(f"no Slurm cluster here: {exc}")
 

@@ -158,8 +158,16 @@ def fleet() -> None:
     slurm-script  print the batch script a Slurm run submits
     report        read the results folder of a run (also one started by hand)
 
-    A node that cannot be reached or fails is named with the reason; nothing is retried.
-    Ansible comes with pip install 'bnb-provision[fleet]'; Slurm is the site's.
+    A node that cannot be reached or fails is named with the reason, and the command
+    exits 9; nothing is retried. snapshot, init and report print a table, or --json
+    (schema bnb-provision.fleet/1). Ansible comes with pip install 'bnb-provision[fleet]';
+    Slurm is the site's.
+
+    \b
+    Example:
+        bnb-provision fleet snapshot --inventory hosts.ini -o snapshots/
+        bnb-provision lock --machine snapshots/ -o locks/
+        bnb-provision fleet init --inventory hosts.ini --lock locks/ -o results/
     """
 
 
