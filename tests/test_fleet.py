@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -205,7 +206,7 @@ def test_without_ansible_the_error_says_how_to_install_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(fleet_ansible.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     (tmp_path / "hosts.ini").write_text("node1\n")
     job = FleetJob(mode="snapshot", output=tmp_path / "out")
     with pytest.raises(ExternalToolError, match=r"pip install 'bnb-provision\[fleet\]'"):
