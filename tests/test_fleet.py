@@ -267,3 +267,24 @@ def test_report_reads_a_folder_and_exits_9_when_a_node_failed(tmp_path: Path) ->
     (folder / "down.json").write_text(json.dumps(SNAPSHOT))
     code, out, _ = _cli("fleet", "report", str(folder), "--json")
     assert code == 0 and json.loads(out)["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({"LC_ALL": "C"}, "C.UTF-8"),
+        ({"LANG": "POSIX"}, "C.UTF-8"),
+        ({"LANG": "de_DE.UTF-8"}, None),
+        ({"LC_CTYPE": "en_US.utf8", "LANG": "C"}, None),
+    ],
+)
+def test_ansible_gets_the_utf8_locale_it_requires(
+    monkeypatch: pytest.MonkeyPatch, given: dict[str, str], expected: str | None
+) -> None:
+    for name in ("LC_ALL", "LC_CTYPE", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in given.items():
+        monkeypatch.setenv(name, value)
+    env = fleet_ansible._environment()
+    assert env.get("LC_ALL") == (expected or given.get("LC_ALL"))
+    assert env["ANSIBLE_NOCOLOR"] == "1"

@@ -69,6 +69,16 @@ def ansible_command(job: FleetJob, target: AnsibleTarget, program: str) -> tuple
     return tuple(argv)
 
 
+def _environment() -> dict[str, str]:
+    """This environment, plain output, and a UTF-8 locale, which ansible-core requires:
+    where none is set (``LC_ALL=C``, say), C.UTF-8, as Python itself coerces to (PEP 538)."""
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0"}
+    locale = next((env[k] for k in ("LC_ALL", "LC_CTYPE", "LANG") if env.get(k)), "")
+    if "utf-8" not in locale.lower() and "utf8" not in locale.lower():
+        env["LC_ALL"] = "C.UTF-8"
+    return env
+
+
 def run_ansible(job: FleetJob, target: AnsibleTarget) -> FleetReport:
     """Run the playbook over the inventory and read what came back.
 
@@ -82,8 +92,7 @@ def run_ansible(job: FleetJob, target: AnsibleTarget) -> FleetReport:
         raise LockfileError(f"{inventory}: no such inventory file or folder")
     argv = ansible_command(job, target, find_ansible_playbook())
     prepare_output(job.output, force=job.force)
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0"}
-    done = process.run(argv, check=False, timeout=job.timeout, env=env)
+    done = process.run(argv, check=False, timeout=job.timeout, env=_environment())
     log = job.output / LOG_FILE
     output = done.stdout + (f"\n{done.stderr}" if done.stderr.strip() else "")
     try:
