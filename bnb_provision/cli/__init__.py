@@ -4,7 +4,7 @@
 command or a small family of them. The commands are listed here in pipeline order.
 """
 
-from bnb_provision.cli import detect_plan, doctor_explain, env, lock, verify
+from bnb_provision.cli import detect_plan, doctor_explain, env, fleet, lock, verify
 from bnb_provision.cli.app import cli, main
 
 for _command in (
@@ -17,6 +17,7 @@ for _command in (
     lock.bundle,
     env.init,
     env.rebuild,
+    fleet.fleet,
 ):
     cli.add_command(_command)
 
