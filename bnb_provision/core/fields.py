@@ -64,6 +64,11 @@ class Fields:
     def integer(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(key, (int,), "an integer", default)
 
+    def number(self, key: str, default: Any = _MISSING) -> Any:
+        """An integer or a float (TOML's ``1`` and ``1.0``), returned as a float."""
+        value = self._get(key, (int, float), "a number", default)
+        return float(value) if isinstance(value, (int, float)) else value
+
     def flag(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(key, (bool,), "true or false", default)
 
