@@ -736,6 +736,9 @@ def rebuild(keep: int, **kw: Any) -> None:
     _report_build(result, kw["as_json"])
 
 
+cli.add_command(__import__("bnb_provision.cli.fit", fromlist=["fit"]).fit)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="bnb-provision")

@@ -21,7 +21,9 @@ _MAX_SEQ: Final = 131072
 Rerun = Callable[[Workload], Estimate]
 
 
-def _fits(est: Estimate, plan: WeightPlan, gpus: tuple[GpuTarget, ...], rules: ReleaseRules) -> bool:
+def _fits(
+    est: Estimate, plan: WeightPlan, gpus: tuple[GpuTarget, ...], rules: ReleaseRules
+) -> bool:
     return all(v.fits for v in judge(est, plan, gpus, rules).verdicts)
 
 
@@ -35,13 +37,17 @@ def _largest(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
     return lo
 
 
-def _max_memory(est: Estimate, plan: WeightPlan, gpus: tuple[GpuTarget, ...], rules: ReleaseRules) -> list[Advice]:
+def _max_memory(
+    est: Estimate, plan: WeightPlan, gpus: tuple[GpuTarget, ...], rules: ReleaseRules
+) -> list[Advice]:
     """When the device map refuses: the largest max_memory each GPU can really give, or offload."""
     load = est.load_peak
     reserve = load.context + load.transient_16bit + load.allocator
     sizes = tuple(max(int((g.available_mib * _MIB - reserve) // _MIB), 0) for g in gpus)
     j = judge(est, plan, gpus, rules, max_memory_mib=sizes)
-    mapping = "{" + ", ".join(f"{g.index}: '{m}MiB'" for g, m in zip(gpus, sizes, strict=True)) + "}"
+    mapping = (
+        "{" + ", ".join(f"{g.index}: '{m}MiB'" for g, m in zip(gpus, sizes, strict=True)) + "}"
+    )
     if not j.placement.refused:
         ok = all(v.fits for v in j.verdicts)
         return [
@@ -51,7 +57,11 @@ def _max_memory(est: Estimate, plan: WeightPlan, gpus: tuple[GpuTarget, ...], ru
                     f"pass max_memory={mapping} with device_map='auto': transformers then keeps "
                     f"only {rules.quantizer_reserve:.0%} back instead of "
                     f"{1 - (1 - rules.quantizer_reserve) * (1 - rules.single_gpu_reserve):.0%}, "
-                    + ("and every module stays on the GPU" if ok else "but the peak still does not fit")
+                    + (
+                        "and every module stays on the GPU"
+                        if ok
+                        else "but the peak still does not fit"
+                    )
                 ),
                 value=mapping,
             )
@@ -134,7 +144,11 @@ def _training(w: Workload, ok: Callable[[Workload], bool]) -> list[Advice]:
         )
     if w.optimizer != "paged_adamw_8bit" and ok(replace(w, optimizer="paged_adamw_8bit")):
         out.append(
-            Advice(kind="optimizer", text="with optim='paged_adamw_8bit' it fits", value="paged_adamw_8bit")
+            Advice(
+                kind="optimizer",
+                text="with optim='paged_adamw_8bit' it fits",
+                value="paged_adamw_8bit",
+            )
         )
     return out
 

@@ -52,7 +52,9 @@ def _plan(req: FitRequest, rules: ReleaseRules) -> tuple[WeightPlan, str, bool]:
     pre = req.model.arch.prequantized
     quant = pre.quant if pre else req.quant
     double = pre.double_quant if pre else req.double_quant
-    skips = req.skip_modules if req.skip_modules is not None else (pre.skip_modules if pre else None)
+    skips = (
+        req.skip_modules if req.skip_modules is not None else (pre.skip_modules if pre else None)
+    )
     plan = plan_weights(
         req.model.tensors,
         req.model.arch,
@@ -65,7 +67,9 @@ def _plan(req: FitRequest, rules: ReleaseRules) -> tuple[WeightPlan, str, bool]:
     return plan, quant, double
 
 
-def _assumptions(req: FitRequest, rules: ReleaseRules, plan: WeightPlan, est: Estimate) -> list[str]:
+def _assumptions(
+    req: FitRequest, rules: ReleaseRules, plan: WeightPlan, est: Estimate
+) -> list[str]:
     cal = rules.calibration
     out = [*req.model.notes]
     versions = ", ".join(f"{k} {v}" for k, v in rules.versions)
@@ -81,7 +85,11 @@ def _assumptions(req: FitRequest, rules: ReleaseRules, plan: WeightPlan, est: Es
     )
     if plan.prequantized:
         out.append("pre-quantized checkpoint: weights are copied as stored, no 16-bit transient")
-    if req.model.arch.is_moe and rules.fused_expert_types and rules.experts_fused(req.model.arch.model_type):
+    if (
+        req.model.arch.is_moe
+        and rules.fused_expert_types
+        and rules.experts_fused(req.model.arch.model_type)
+    ):
         out.append(
             "mixture of experts: this transformers release keeps the fused expert weights in "
             "16-bit (bitsandbytes converts only nn.Linear)"
@@ -133,9 +141,12 @@ def fit(req: FitRequest) -> FitReport:
     quantized = plan.elements("quantized")
     placement = ()
     if judgement and len(req.gpus) > 1:
-        counts = [sum(1 for _, g in judgement.placement.modules if g == i) for i in range(len(req.gpus))]
+        counts = [
+            sum(1 for _, g in judgement.placement.modules if g == i) for i in range(len(req.gpus))
+        ]
         placement = tuple(
-            (i, counts[i], round(judgement.placement.gpu_bytes[i] / 2**20)) for i in range(len(req.gpus))
+            (i, counts[i], round(judgement.placement.gpu_bytes[i] / 2**20))
+            for i in range(len(req.gpus))
         )
     return FitReport(
         model=ModelSummary(

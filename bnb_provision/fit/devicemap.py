@@ -78,7 +78,9 @@ def build_tree(tensors: tuple[Planned, ...]) -> Node:
             path = ".".join(parts[: depth + 1])
             child = index.get(path)
             if child is None:
-                no_split = parts[depth].isdigit() and depth > 0 and parts[depth - 1] in _BLOCK_PARENTS
+                no_split = (
+                    parts[depth].isdigit() and depth > 0 and parts[depth - 1] in _BLOCK_PARENTS
+                )
                 child = Node(name=path, no_split=no_split)
                 node.children.append(child)
                 index[path] = child

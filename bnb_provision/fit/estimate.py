@@ -74,7 +74,7 @@ class Estimate:
     load_peak: Breakdown
     phase: str  # what the peak is: "load", "prefill", "logits", "recompute", ...
     lora_params: int
-    notes: tuple[str, ...]
+    band: float = 0.0  # +- bytes the caching allocator's reuse can move the peak
 
 
 # -- shapes ---------------------------------------------------------------------------------
@@ -97,16 +97,18 @@ def _lora(plan: WeightPlan, arch: ArchInfo, r: ReleaseRules, rank: int) -> list[
         for t in plan.tensors
         if t.role == "quantized" and t.rows and "lm_head" not in t.name
     ]
-    if arch.is_moe and "moe_param_wrapper" in r.peft and r.experts_fused(arch.model_type):
+    if _param_wrapper(arch, r):
         h, i, e = arch.hidden, arch.moe_intermediate, arch.experts
-        moe_layers = arch.layers - arch.dense_layers
-        for _ in range(moe_layers):
+        for _ in range(arch.layers - arch.dense_layers):
             pairs.append((2 * rank * e * h, 2 * rank * e * 2 * i))  # gate_up: rank doubled
             pairs.append((rank * e * i, rank * e * h))  # down
+            pairs.append((rank * h, rank * e))  # the router, an nn.Linear subclass
     return pairs
 
 
-def _optimizer(pairs: list[tuple[int, int]], opt: Optimizer, r: ReleaseRules) -> tuple[float, float]:
+def _optimizer(
+    pairs: list[tuple[int, int]], opt: Optimizer, r: ReleaseRules
+) -> tuple[float, float]:
     """(device bytes, paged bytes) of the optimizer's two Adam states."""
     device = paged = 0.0
     for n in (x for pair in pairs for x in pair):
@@ -126,6 +128,16 @@ def _mlp_width(arch: ArchInfo) -> float:
     if arch.is_moe:
         return arch.experts_per_token * arch.moe_intermediate + arch.shared_intermediate
     return arch.intermediate
+
+
+def _expert_elements(arch: ArchInfo) -> float:
+    """Elements of one MoE layer's fused expert weights (gate_up and down)."""
+    return float(arch.experts * 3 * arch.moe_intermediate * arch.hidden) if arch.is_moe else 0.0
+
+
+def _param_wrapper(arch: ArchInfo, r: ReleaseRules) -> bool:
+    """peft wraps transformers 5's fused expert parameters with LoRA (lora.ParamWrapper)."""
+    return arch.is_moe and "moe_param_wrapper" in r.peft and r.experts_fused(arch.model_type)
 
 
 # -- the modes --------------------------------------------------------------------------------
@@ -154,7 +166,9 @@ def _inference(plan: WeightPlan, arch: ArchInfo, r: ReleaseRules, w: Workload) -
         width += 3 * arch.shared_intermediate
     else:
         width = (4 if arch.fused_qkv else 3) * arch.intermediate
-    act = t * (cal["inference_intermediate_bytes"] * width + cal["inference_hidden_bytes"] * arch.hidden)
+    act = t * (
+        cal["inference_intermediate_bytes"] * width + cal["inference_hidden_bytes"] * arch.hidden
+    )
     act += 2.0 * plan.largest_quantized + cal["cublas_workspace_mib"] * _MIB
     if plan.quant == "int8":
         widest = max((p.rows for p in plan.tensors if p.role == "quantized"), default=0)
@@ -190,12 +204,20 @@ def _activation_phases(
         cal["layer_norm_bytes"] * arch.norms_per_layer * h
         + cal["layer_linear_input_bytes"] * _layer_inputs(plan)
         + cal["layer_intermediate_bytes"] * _mlp_width(arch)
+        + cal["moe_routed_hidden_bytes"] * arch.experts_per_token * h * arch.is_moe
     )
     kept = cal["residual_bytes"] * h * layers if w.gradient_checkpointing else per_layer * layers
+    # LoRA on fused experts materializes W + BA per layer (kept for backward, fp32)
+    experts = _expert_elements(arch) if _param_wrapper(arch, r) else 0.0
+    saved = cal["expert_lora_saved_bytes"] * experts
+    if w.gradient_checkpointing:
+        merged = saved + cal["expert_lora_transient_bytes"] * experts
+    else:
+        merged = saved * (arch.layers - arch.dense_layers)
     head = 2.0 * vocab * h + 2.0 * plan.largest_quantized
-    logits = head + t * (cal["logits_train_bytes"] * vocab + kept)
+    logits = merged + head + t * (cal["logits_train_bytes"] * vocab + kept)
     working = t * cal["recompute_layers"] * per_layer
-    recompute = t * kept + working
+    recompute = merged + t * kept + working
     if logits >= recompute:
         return logits, working, "logits"
     return recompute, working, "recompute" if w.gradient_checkpointing else "backward"
@@ -220,7 +242,8 @@ def _qlora(plan: WeightPlan, arch: ArchInfo, r: ReleaseRules, w: Workload, dtype
     )
     # freed blocks of one layer's working set that the caching allocator cannot hand to a
     # request of another size: what a capped GPU still needs beyond the allocated peak
-    step = Breakdown(**{**_as_dict(static), "activations": act, "allocator": workspace + working})
+    frag = cal["allocator_layer_fraction"] * working
+    step = Breakdown(**{**_as_dict(static), "activations": act, "allocator": workspace + frag})
     prepare = Breakdown(weights=weights, transient_16bit=largest_float, context=ctx)
     load = _load(plan, r, cal["context_load_mib"] * _MIB)
     peak, where = max(
@@ -232,7 +255,7 @@ def _qlora(plan: WeightPlan, arch: ArchInfo, r: ReleaseRules, w: Workload, dtype
         load_peak=load,
         phase=where,
         lora_params=lora_n,
-        notes=(),
+        band=frag if where == phase else load.allocator,
     )
 
 
@@ -249,7 +272,12 @@ def estimate(
     settled = Breakdown(weights=plan.total(), context=load.context)
     if w.mode == "load":
         return Estimate(
-            peak=load, settled=settled, load_peak=load, phase="load", lora_params=0, notes=()
+            peak=load,
+            settled=settled,
+            load_peak=load,
+            phase="load",
+            lora_params=0,
+            band=load.allocator,
         )
     if w.mode == "inference":
         prefill = _inference(plan, arch, rules, w)
@@ -260,6 +288,6 @@ def estimate(
             load_peak=load,
             phase=phase,
             lora_params=0,
-            notes=(),
+            band=load.allocator if phase == "load" else 0.0,
         )
     return _qlora(plan, arch, rules, w, dtype)

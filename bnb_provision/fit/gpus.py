@@ -54,7 +54,11 @@ def gpus_from_options(
         from bnb_provision.db.compat import load_db
 
         known = [m for n in names if (m := load_db().gpu_cc(n)) is not None]
-        family = f" (a {known[0].family} GPU, compute capability {known[0].cc[0]}.{known[0].cc[1]})" if known else ""
+        family = (
+            f" ({known[0].family}, compute capability {known[0].cc[0]}.{known[0].cc[1]})"
+            if known
+            else ""
+        )
         raise FitInputError(
             f"--gpu {names[0]!r}{family}: the GPU table has no memory size for it, so the "
             "memory is unknown; add --gpu-memory, e.g. --gpu-memory 12GiB"
@@ -67,7 +71,7 @@ def gpus_from_options(
     out = []
     for i in range(n):
         mem = memories_mib[i] if i < len(memories_mib) else memories_mib[-1]
-        name = names[i] if i < len(names) else (names[-1] if names else f"GPU with {mem} MiB")
+        name = names[i] if i < len(names) else (names[-1] if names else "")
         out.append(
             GpuTarget(index=i, name=name, total_mib=mem, free_mib=None, source="--gpu-memory")
         )

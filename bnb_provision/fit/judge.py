@@ -8,7 +8,7 @@ from typing import Final
 from bnb_provision.fit.devicemap import Placement, balanced_budgets, build_tree, place
 from bnb_provision.fit.estimate import Estimate
 from bnb_provision.fit.gpus import GpuTarget
-from bnb_provision.fit.report import GpuVerdict
+from bnb_provision.fit.report import GpuVerdict, Verdict
 from bnb_provision.fit.rules import ReleaseRules
 from bnb_provision.fit.weights import WeightPlan
 
@@ -35,6 +35,48 @@ def _needs(est: Estimate, placement: Placement, n: int) -> list[float]:
     return [own + shared * b / total for b in placement.gpu_bytes]
 
 
+def _verdict(
+    g: GpuTarget,
+    need_mib: int,
+    band_mib: int,
+    est: Estimate,
+    placement: Placement,
+    budgets: list[float],
+) -> GpuVerdict:
+    margin = g.available_mib - need_mib
+    verdict: Verdict
+    if placement.refused:
+        verdict = "device_map_refuses"
+        reason = (
+            f"device_map='auto' keeps {round(sum(budgets) / _MIB)} MiB for weights after "
+            f"transformers' headroom; {len(placement.leftover)} module(s) "
+            f"({', '.join(placement.leftover[:3])}...) would go to the CPU, which "
+            "bitsandbytes refuses ('Some modules are dispatched on the CPU or the disk')"
+        )
+    elif margin < 0:
+        verdict = "out_of_memory"
+        reason = f"needs {need_mib} MiB at its peak ({est.phase}), {-margin} MiB more than it has"
+    else:
+        verdict = "fits"
+        reason = f"peak {need_mib} MiB ({est.phase}) leaves {margin} MiB"
+    tight = not placement.refused and abs(margin) <= band_mib
+    if tight:
+        reason += f"; tight: the caching allocator can move the peak by about {band_mib} MiB"
+    return GpuVerdict(
+        index=g.index,
+        name=g.name,
+        memory_mib=g.total_mib,
+        available_mib=g.available_mib,
+        need_mib=need_mib,
+        fits=verdict == "fits",
+        verdict=verdict,
+        margin_mib=margin,
+        tight=tight,
+        reason=reason,
+        source=g.source,
+    )
+
+
 def judge(
     est: Estimate,
     plan: WeightPlan,
@@ -58,38 +100,11 @@ def judge(
     )
     placement = place(root, budgets)
     needs = _needs(est, placement, len(gpus))
-    verdicts = []
-    for g, need in zip(gpus, needs, strict=True):
-        need_mib = round(need / _MIB)
-        margin = g.available_mib - need_mib
-        if placement.refused:
-            verdict, fits = "device_map_refuses", False
-            reason = (
-                f"device_map='auto' keeps {round(sum(budgets) / _MIB)} MiB for weights after "
-                f"transformers' headroom; {len(placement.leftover)} module(s) "
-                f"({', '.join(placement.leftover[:3])}...) would go to the CPU, which "
-                "bitsandbytes refuses ('Some modules are dispatched on the CPU or the disk')"
-            )
-        elif margin < 0:
-            verdict, fits = "out_of_memory", False
-            reason = f"needs {need_mib} MiB at its peak ({est.phase}), {-margin} MiB more than it has"
-        else:
-            verdict, fits = "fits", True
-            reason = f"peak {need_mib} MiB ({est.phase}) leaves {margin} MiB"
-        verdicts.append(
-            GpuVerdict(
-                index=g.index,
-                name=g.name,
-                memory_mib=g.total_mib,
-                available_mib=g.available_mib,
-                need_mib=need_mib,
-                fits=fits,
-                verdict=verdict,  # type: ignore[arg-type]
-                margin_mib=margin,
-                reason=reason,
-                source=g.source,
-            )
-        )
+    band_mib = round(est.band / _MIB)
+    verdicts = [
+        _verdict(g, round(need / _MIB), band_mib, est, placement, budgets)
+        for g, need in zip(gpus, needs, strict=True)
+    ]
     return Judgement(
         verdicts=tuple(verdicts),
         placement=placement,

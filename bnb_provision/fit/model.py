@@ -95,17 +95,19 @@ def read_model(path: str | Path) -> ModelSpec:
             raise FitInputError(f"{p}: needs the model's config.json beside it")
         tensors = read_header(p)
         arch = arch_from_config(_read_config(config), str(config))
-        return ModelSpec(arch=arch, tensors=tensors, source=str(p), tensors_from="safetensors header")
+        return ModelSpec(
+            arch=arch, tensors=tensors, source=str(p), tensors_from="safetensors header"
+        )
     folder, config = (p, p / "config.json") if p.is_dir() else (p.parent, p)
     if not config.is_file():
-        raise FitInputError(f"{folder}: no config.json (give the model's folder or its config.json)")
+        raise FitInputError(
+            f"{folder}: no config.json (give the model's folder or its config.json)"
+        )
     arch = arch_from_config(_read_config(config), str(config))
     found = _headers(folder)
     if found is not None:
         tensors, how = found
-        return ModelSpec(
-            arch=arch, tensors=_loaded(tensors), source=str(p), tensors_from=how
-        )
+        return ModelSpec(arch=arch, tensors=_loaded(tensors), source=str(p), tensors_from=how)
     notes = ()
     if arch.vision:
         notes = ("vision tower sized from vision_config as a plain ViT (no weights to read)",)

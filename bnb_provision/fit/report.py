@@ -23,6 +23,7 @@ class GpuVerdict:
     fits: bool
     verdict: Verdict
     margin_mib: int  # available - need (negative: short by that much)
+    tight: bool  # the margin is within what the caching allocator's reuse can move
     reason: str
     source: str
 
@@ -36,6 +37,7 @@ class GpuVerdict:
             "fits": self.fits,
             "verdict": self.verdict,
             "margin_mib": self.margin_mib,
+            "tight": self.tight,
             "reason": self.reason,
             "source": self.source,
         }
@@ -142,9 +144,7 @@ class FitReport:
                 "load_peak": self.load_peak.mib(),
             },
             "fits": [v.to_dict() for v in self.fits],
-            "placement": [
-                {"gpu": g, "modules": n, "weights_mib": m} for g, n, m in self.placement
-            ],
+            "placement": [{"gpu": g, "modules": n, "weights_mib": m} for g, n, m in self.placement],
             "advice": [a.to_dict() for a in self.advice],
             "assumptions": list(self.assumptions),
             "versions": dict(self.versions),

@@ -86,7 +86,9 @@ class ReleaseRules:
     sources: tuple[str, ...]
 
     def experts_fused(self, model_type: str) -> bool:
-        return any(model_type == t or model_type.startswith(t + "_") for t in self.fused_expert_types)
+        return any(
+            model_type == t or model_type.startswith(t + "_") for t in self.fused_expert_types
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -182,7 +184,9 @@ def _sourced(f: Fields) -> tuple[str, str]:
         f"expected a public https:// URL or docs/....md, got {src!r}",
     )
     checked = str(f.text("checked"))
-    f.check(bool(_DATE_RE.match(checked)), "checked", f"expected a date YYYY-MM-DD, got {checked!r}")
+    f.check(
+        bool(_DATE_RE.match(checked)), "checked", f"expected a date YYYY-MM-DD, got {checked!r}"
+    )
     f.text("note", "")
     return src, checked
 
@@ -233,9 +237,7 @@ def parse_rules(data: dict[str, Any], name: str = "fit.toml") -> FitRules:
         top = Fields(data, "")
         schema = top.text("schema")
         top.check(schema == SCHEMA, "schema", f"expected {SCHEMA!r}, got {schema!r}")
-        rows = tuple(
-            _row(table, f) for table in _TABLES for f in top.tables(table, None)
-        )
+        rows = tuple(_row(table, f) for table in _TABLES for f in top.tables(table, None))
         cal_fields = top.table("calibration")
         assert cal_fields is not None
         calibration = _calibration(cal_fields)

@@ -30,9 +30,7 @@ def _attention(a: ArchInfo, p: str) -> Iterator[TensorInfo]:
             yield _t(f"{p}.q_proj.weight", a.heads * qk, h)
         yield _t(f"{p}.kv_a_proj_with_mqa.weight", a.kv_lora_rank + a.qk_rope_dim, h)
         yield _t(f"{p}.kv_a_layernorm.weight", a.kv_lora_rank)
-        yield _t(
-            f"{p}.kv_b_proj.weight", a.heads * (a.qk_nope_dim + a.v_head_dim), a.kv_lora_rank
-        )
+        yield _t(f"{p}.kv_b_proj.weight", a.heads * (a.qk_nope_dim + a.v_head_dim), a.kv_lora_rank)
         yield _t(f"{p}.o_proj.weight", h, a.heads * a.v_head_dim)
         return
     q, kv = a.q_dim, a.kv_dim

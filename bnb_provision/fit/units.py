@@ -16,7 +16,9 @@ __all__ = ["MIB", "format_params", "mib", "parse_memory_mib", "parse_params"]
 
 MIB: Final = 1024 * 1024
 _PARAM_SUFFIX: Final = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
-_PARAM_RE: Final = re.compile(r"^\s*([0-9][0-9_]*(?:\.[0-9]+)?(?:e[+]?[0-9]+)?)\s*([kmbt]?)\s*$", re.I)
+_PARAM_RE: Final = re.compile(
+    r"^\s*([0-9][0-9_]*(?:\.[0-9]+)?(?:e[+]?[0-9]+)?)\s*([kmbt]?)\s*$", re.I
+)
 _MEM_UNIT: Final = {"k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0 * 1024.0}
 _MEM_RE: Final = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt])(?:i?b)?\s*$", re.I)
 _MAX_PARAMS: Final = 1e15
