@@ -91,8 +91,9 @@ def _prequantized(est: Estimate, gpus: tuple[GpuTarget, ...], plan: WeightPlan) 
             Advice(
                 kind="prequantized",
                 text=(
-                    f"the 16-bit copies made while quantizing ({transient / _MIB:.0f} MiB) are what "
-                    f"breaks it: a checkpoint saved already quantized loads at {without:.0f} MiB "
+                    f"the 16-bit copies made while quantizing ({transient / _MIB:.0f} MiB) are "
+                    f"what breaks it: a checkpoint saved already quantized loads at "
+                    f"{without:.0f} MiB "
                     "(quantize once on a larger GPU and save_pretrained, or use a published "
                     "bitsandbytes-4bit checkpoint)"
                 ),
@@ -138,7 +139,7 @@ def _training(w: Workload, ok: Callable[[Workload], bool]) -> list[Advice]:
         out.append(
             Advice(
                 kind="checkpointing",
-                text="with gradient checkpointing on it fits (model.gradient_checkpointing_enable())",
+                text="with gradient checkpointing on, it fits (gradient_checkpointing=True)",
                 value="on",
             )
         )

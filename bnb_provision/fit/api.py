@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bnb_provision.errors import FitInputError
 from bnb_provision.fit.advice import advise
@@ -28,7 +28,7 @@ class FitRequest:
     double_quant: bool = False
     compute_dtype: str = "bfloat16"
     skip_modules: tuple[str, ...] | None = None
-    workload: Workload = Workload()
+    workload: Workload = field(default_factory=Workload)
     gpus: tuple[GpuTarget, ...] = ()
     max_memory_mib: tuple[int, ...] | None = None
     versions: tuple[tuple[str, str], ...] = ()
@@ -67,9 +67,7 @@ def _plan(req: FitRequest, rules: ReleaseRules) -> tuple[WeightPlan, str, bool]:
     return plan, quant, double
 
 
-def _assumptions(
-    req: FitRequest, rules: ReleaseRules, plan: WeightPlan, est: Estimate
-) -> list[str]:
+def _assumptions(req: FitRequest, rules: ReleaseRules, plan: WeightPlan) -> list[str]:
     cal = rules.calibration
     out = [*req.model.notes]
     versions = ", ".join(f"{k} {v}" for k, v in rules.versions)
@@ -139,7 +137,7 @@ def fit(req: FitRequest) -> FitReport:
     )
     arch = req.model.arch
     quantized = plan.elements("quantized")
-    placement = ()
+    placement: tuple[tuple[int, int, int], ...] = ()
     if judgement and len(req.gpus) > 1:
         counts = [
             sum(1 for _, g in judgement.placement.modules if g == i) for i in range(len(req.gpus))
@@ -175,7 +173,7 @@ def fit(req: FitRequest) -> FitReport:
         fits=judgement.verdicts if judgement else (),
         placement=placement,
         advice=tuple(advice),
-        assumptions=tuple(_assumptions(req, rules, plan, est)),
+        assumptions=tuple(_assumptions(req, rules, plan)),
         versions=rules.versions,
         sources=(*rules.sources, rules.calibration.source),
     )

@@ -56,7 +56,7 @@ class Breakdown:
 
     @property
     def total(self) -> float:
-        return sum(getattr(self, f.name) for f in fields(self))
+        return float(sum(getattr(self, f.name) for f in fields(self)))
 
     @property
     def torch_total(self) -> float:

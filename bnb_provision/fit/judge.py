@@ -88,7 +88,7 @@ def judge(
     ctx = est.load_peak.context
     root = build_tree(plan.tensors)
     if max_memory_mib is not None:
-        free = [m * _MIB for m in max_memory_mib]
+        free = [float(m * _MIB) for m in max_memory_mib]
     else:
         free = [max(g.available_mib * _MIB - ctx, 0.0) for g in gpus]
     budgets = balanced_budgets(

@@ -80,7 +80,7 @@ def _headers(folder: Path) -> tuple[tuple[TensorInfo, ...], str] | None:
 
 
 def _loaded(tensors: tuple[TensorInfo, ...]) -> tuple[TensorInfo, ...]:
-    """Drop the multi-token-prediction head some checkpoints carry; transformers does not load it."""
+    """Drop the multi-token-prediction head some checkpoints carry (transformers skips it)."""
     return tuple(t for t in tensors if ".mtp." not in t.name and not t.name.startswith("mtp."))
 
 
@@ -108,7 +108,7 @@ def read_model(path: str | Path) -> ModelSpec:
     if found is not None:
         tensors, how = found
         return ModelSpec(arch=arch, tensors=_loaded(tensors), source=str(p), tensors_from=how)
-    notes = ()
+    notes: tuple[str, ...] = ()
     if arch.vision:
         notes = ("vision tower sized from vision_config as a plain ViT (no weights to read)",)
     return ModelSpec(
@@ -146,8 +146,10 @@ def model_from_params(params: float) -> ModelSpec:
         source=f"--model-params {format_params(params)}",
         tensors_from="--model-params",
         notes=(
-            f"shape assumed: Llama 3 proportions (hidden {h}, {layers} layers, MLP {inter}, "
-            f"vocabulary {vocab}, untied head; {_LLAMA3_SOURCE}); give the model's folder or "
-            "config.json for its real shape",
+            (
+                f"shape assumed: Llama 3 proportions (hidden {h}, {layers} layers, MLP {inter}, "
+                f"vocabulary {vocab}, untied head; {_LLAMA3_SOURCE}); give the model's folder "
+                "or config.json for its real shape"
+            ),
         ),
     )

@@ -76,7 +76,7 @@ def _layer(a: ArchInfo, i: int) -> Iterator[TensorInfo]:
         yield from _moe(a, f"{p}.mlp")
     else:
         yield from _mlp(a, f"{p}.mlp", a.intermediate)
-    norms = ("input_layernorm", "post_attention_layernorm")
+    norms: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
     if a.norms_per_layer == 4:  # noqa: PLR2004
         norms += ("pre_feedforward_layernorm", "post_feedforward_layernorm")
     for norm in norms:

@@ -17,10 +17,10 @@ __all__ = ["MIB", "format_params", "mib", "parse_memory_mib", "parse_params"]
 MIB: Final = 1024 * 1024
 _PARAM_SUFFIX: Final = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
 _PARAM_RE: Final = re.compile(
-    r"^\s*([0-9][0-9_]*(?:\.[0-9]+)?(?:e[+]?[0-9]+)?)\s*([kmbt]?)\s*$", re.I
+    r"^\s*([0-9][0-9_]*(?:\.[0-9]+)?(?:e[+]?[0-9]+)?)\s*([kmbt]?)\s*$", re.IGNORECASE
 )
 _MEM_UNIT: Final = {"k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0 * 1024.0}
-_MEM_RE: Final = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt])(?:i?b)?\s*$", re.I)
+_MEM_RE: Final = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt])(?:i?b)?\s*$", re.IGNORECASE)
 _MAX_PARAMS: Final = 1e15
 
 
@@ -29,7 +29,8 @@ def parse_params(text: str) -> float:
     m = _PARAM_RE.match(text)
     if m is None:
         raise FitInputError(
-            f"--model-params {text!r}: not a parameter count; write it as 7B, 70b, 1.5B, 350M or 7e9"
+            f"--model-params {text!r}: not a parameter count; "
+            "write it as 7B, 70b, 1.5B, 350M or 7e9"
         )
     value = float(m.group(1).replace("_", "")) * _PARAM_SUFFIX[m.group(2).lower()]
     if not math.isfinite(value) or value < 1e6 or value > _MAX_PARAMS:  # noqa: PLR2004

@@ -16,7 +16,7 @@ from typing import Final
 
 from bnb_provision.fit.arch import ArchInfo
 from bnb_provision.fit.rules import ReleaseRules
-from bnb_provision.fit.safetensors import DTYPE_BYTES, TensorInfo
+from bnb_provision.fit.safetensors import TensorInfo
 
 __all__ = ["DTYPE_SIZE", "Planned", "WeightPlan", "plan_weights"]
 

@@ -39,10 +39,11 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
+import torch  # type: ignore[import-not-found]
 
 GIB = 1024**3
 MIB = 1024**2
@@ -192,8 +193,15 @@ def nvml_used() -> int:
         h = pynvml.nvmlDeviceGetHandleByIndex(0)
         return int(pynvml.nvmlDeviceGetMemoryInfo(h).used)
     except Exception:  # noqa: BLE001 - fall back to the command line tool
+        query = [
+            "nvidia-smi",
+            "--query-gpu=memory.used",
+            "--format=csv,noheader,nounits",
+            "-i",
+            "0",
+        ]
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
+            query,
             capture_output=True,
             text=True,
             check=False,
@@ -208,7 +216,7 @@ def nontorch() -> int:
     """The CUDA context and the libraries' own device memory: NVML used, less torch's, less the
     driver's reservation (which lies outside the total CUDA reports)."""
     torch.cuda.synchronize()
-    return nvml_used() - _BASELINE[0] - torch.cuda.memory_reserved()
+    return int(nvml_used() - _BASELINE[0] - torch.cuda.memory_reserved())
 
 
 def clean() -> None:
@@ -229,7 +237,7 @@ def mem_now() -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def emulated_card(card_gib: int):
+def emulated_card(card_gib: int) -> Iterator[dict[str, int]]:
     """Cap torch at the card's size less the non-torch memory; report the card to accelerate."""
     total = torch.cuda.get_device_properties(0).total_memory
     card = card_gib * GIB
@@ -238,14 +246,14 @@ def emulated_card(card_gib: int):
     torch.cuda.set_per_process_memory_fraction(cap / total, 0)
     real = torch.cuda.mem_get_info
 
-    def fake(device: Any = None) -> tuple[int, int]:
+    def fake(device: Any = None) -> tuple[int, int]:  # noqa: ARG001 - torch's signature
         return max(card - other - torch.cuda.memory_reserved(), 0), card
 
-    torch.cuda.mem_get_info = fake  # type: ignore[assignment]
+    torch.cuda.mem_get_info = fake
     try:
         yield {"card_bytes": card, "nontorch": other, "torch_cap": cap}
     finally:
-        torch.cuda.mem_get_info = real  # type: ignore[assignment]
+        torch.cuda.mem_get_info = real
         torch.cuda.set_per_process_memory_fraction(1.0, 0)
 
 
@@ -273,7 +281,7 @@ def safetensors_headers(folder: Path) -> dict[str, Any]:
 
 
 def build_checkpoint(name: str, spec: dict[str, Any], root: Path) -> dict[str, Any]:
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM  # type: ignore[import-not-found]
 
     kw = {k: v for k, v in spec.items() if k not in ("source", "model_type")}
     cfg = AutoConfig.for_model(spec["model_type"], **kw)
@@ -403,7 +411,7 @@ def inference(model: Any, vocab: int, seq: int, batch: int) -> dict[str, Any]:
 
 def make_optimizer(params: list[Any], name: str) -> Any:
     if name == "paged_adamw_8bit":
-        import bitsandbytes as bnb
+        import bitsandbytes as bnb  # type: ignore[import-not-found]
 
         return bnb.optim.PagedAdamW8bit(params, lr=1e-4)
     return torch.optim.AdamW(params, lr=1e-4)
@@ -465,7 +473,7 @@ def train_steps(model: Any, vocab: int, setting: dict[str, Any], steps: int) -> 
 
 
 def prepare_qlora(folder: Path, dropout: float = 0.05) -> tuple[Any, dict[str, Any]]:
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training  # type: ignore[import-not-found]
 
     model, rec = load(folder, "nf4", double_quant=True)
     torch.cuda.reset_peak_memory_stats()
@@ -474,7 +482,11 @@ def prepare_qlora(folder: Path, dropout: float = 0.05) -> tuple[Any, dict[str, A
     rec["prepared_allocated"] = m["allocated"]
     rec["prepare_peak_allocated"] = m["max_allocated"]
     lora = LoraConfig(
-        r=16, lora_alpha=32, lora_dropout=dropout, target_modules="all-linear", task_type="CAUSAL_LM"
+        r=16,
+        lora_alpha=32,
+        lora_dropout=dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
     )
     model = get_peft_model(model, lora)
     model.config.use_cache = False
@@ -549,7 +561,9 @@ DEFAULT_PLAN: dict[str, Any] = {
 }
 
 
-def run_loads(name: str, entry: dict[str, Any], plan: dict[str, Any], root: Path, deadline: float) -> None:
+def run_loads(
+    name: str, entry: dict[str, Any], plan: dict[str, Any], root: Path, deadline: float
+) -> None:
     folder, vocab = root / name, MODELS[name]["vocab_size"]
     for quant in plan["quants"]:
         if time.time() > deadline:
@@ -579,7 +593,9 @@ def run_loads(name: str, entry: dict[str, Any], plan: dict[str, Any], root: Path
                 entry["cards"].append(capped_load(folder, res["quant"], card))
 
 
-def run_qlora(name: str, entry: dict[str, Any], plan: dict[str, Any], root: Path, deadline: float, steps: int) -> None:
+def run_qlora(
+    name: str, entry: dict[str, Any], plan: dict[str, Any], root: Path, deadline: float, steps: int
+) -> None:
     vocab = MODELS[name]["vocab_size"]
     model, res = prepare_qlora(root / name, plan["lora_dropout"])
     entry["qlora_load"] = res
@@ -626,7 +642,7 @@ def run_model(
 
 
 def versions() -> dict[str, Any]:
-    import accelerate
+    import accelerate  # type: ignore[import-not-found]
     import bitsandbytes
     import peft
     import transformers
@@ -674,7 +690,14 @@ def main() -> None:
             continue
         t0 = time.time()
         try:
-            run_model(name, rec, args.workdir, deadline, args.steps, {**DEFAULT_PLAN, **plans.get(name, {})})
+            run_model(
+                name,
+                rec,
+                args.workdir,
+                deadline,
+                args.steps,
+                {**DEFAULT_PLAN, **plans.get(name, {})},
+            )
         except Exception as exc:  # noqa: BLE001 - one model's failure must not lose the others
             rec.data["models"][name]["error"] = repr(exc)[:500]
         rec.data["models"][name]["seconds"] = round(time.time() - t0, 1)
