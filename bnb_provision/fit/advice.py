@@ -169,7 +169,7 @@ def advise(
     fits_now = all(v.fits for v in judgement.verdicts)
     if judgement.placement.refused:
         out += _max_memory(est, plan, gpus, rules)
-    if not fits_now:
+    if not fits_now and not judgement.placement.refused:
         out += _prequantized(est, gpus, plan)
     if workload.mode != "load" and not judgement.placement.refused:
 

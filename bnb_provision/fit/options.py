@@ -41,10 +41,12 @@ class FitOptions:
 
 
 def _model(o: FitOptions) -> ModelSpec:
-    if (o.model is None) == (o.model_params is None):
+    if o.model is None and o.model_params is None:
         raise FitInputError(
-            "give a model (a folder, config.json or .safetensors) or --model-params N, not both"
+            "no model: give a folder, config.json or .safetensors, or --model-params N"
         )
+    if o.model is not None and o.model_params is not None:
+        raise FitInputError("give a model or --model-params N, not both")
     if o.model is not None:
         return read_model(o.model)
     assert o.model_params is not None
