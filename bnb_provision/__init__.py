@@ -31,6 +31,8 @@ __all__ = [
     "DoctorOptions",
     "ExternalToolError",
     "FindingsError",
+    "FitInputError",
+    "FitRequest",
     "LockOptions",
     "LockRequest",
     "LockfileError",
@@ -43,6 +45,7 @@ __all__ = [
     "detect_machine",
     "diagnose",
     "explain_text",
+    "fit",
     "init_env",
     "load_db",
     "load_machine",
@@ -84,6 +87,9 @@ _WHERE: Final = {
     "ExternalToolError": "bnb_provision.errors",
     "LockfileError": "bnb_provision.errors",
     "FindingsError": "bnb_provision.errors",
+    "FitInputError": "bnb_provision.errors",
+    # fit: will a model load, or QLoRA-train, on these GPUs (bnb_provision.fit.fit)
+    "FitRequest": "bnb_provision.fit.api",
 }
 """Each public name and the module that defines it."""
 
@@ -100,12 +106,14 @@ if TYPE_CHECKING:
         CompatDBError,
         ExternalToolError,
         FindingsError,
+        FitInputError,
         LockfileError,
         NoPlanError,
         ProvisionError,
         SnapshotError,
         TargetEnvError,
     )
+    from bnb_provision.fit.api import FitRequest
     from bnb_provision.lock.lockset import LockRequest, lock_machines, lock_request
     from bnb_provision.lock.spec import LockOptions
     from bnb_provision.plan.constraints import Constraints, MachineFlags

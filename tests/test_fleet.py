@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 import pytest
-from bnb_provision.cli import cli
 from click.testing import CliRunner
 
+from bnb_provision.cli import cli
 from bnb_provision.errors import ExternalToolError, LockfileError, SnapshotError
 from bnb_provision.fleet import ansible as fleet_ansible
 from bnb_provision.fleet.ansible import AnsibleTarget, ansible_command, extra_vars

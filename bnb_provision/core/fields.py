@@ -92,7 +92,9 @@ class Fields:
     @overload
     def number(self, key: str, default: None) -> float | None: ...
     def number(self, key: str, default: Any = _MISSING) -> Any:
-        return self._get(key, (int, float), "a number", default)
+        """An integer or a float (TOML's ``1`` and ``1.0``), returned as a float."""
+        value = self._get(key, (int, float), "a number", default)
+        return float(value) if isinstance(value, (int, float)) else value
 
     @overload
     def table(self, key: str) -> Fields: ...

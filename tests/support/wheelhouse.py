@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from bnb_provision.db.load import load_db
-
 from bnb_provision.detect.host import OSInfo, PythonInfo
 from bnb_provision.detect.machine import Machine
 from bnb_provision.plan.constraints import Constraints
