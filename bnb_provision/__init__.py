@@ -45,7 +45,6 @@ __all__ = [
     "detect_machine",
     "diagnose",
     "explain_text",
-    "fit",
     "init_env",
     "load_db",
     "load_machine",
