@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bnb_provision.detect.nvidia import Gpu
 from bnb_provision.errors import FitInputError
 
-__all__ = ["GpuTarget", "gpus_from_machine", "gpus_from_options"]
+__all__ = ["GpuTarget", "gpu_targets", "gpus_from_machine", "gpus_from_options"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -30,21 +32,22 @@ def gpus_from_machine(snapshot: Path | None = None) -> tuple[GpuTarget, ...]:
     from bnb_provision.detect.snapshot import load_machine
 
     machine = load_machine(snapshot) if snapshot else detect_machine()
-    where = f"snapshot {snapshot}" if snapshot else "this machine"
-    out = []
-    for g in machine.gpus:
-        if g.memory_total_mib is None:
-            continue
-        out.append(
-            GpuTarget(
-                index=g.index,
-                name=g.name,
-                total_mib=g.memory_total_mib,
-                free_mib=g.memory_free_mib,
-                source=f"{where} ({'free memory' if g.memory_free_mib is not None else 'total'})",
-            )
+    return gpu_targets(machine.gpus, f"snapshot {snapshot}" if snapshot else "this machine")
+
+
+def gpu_targets(gpus: Iterable[Gpu], where: str) -> tuple[GpuTarget, ...]:
+    """The detected GPUs whose memory is known, as fit's targets."""
+    return tuple(
+        GpuTarget(
+            index=g.index,
+            name=g.name,
+            total_mib=g.memory_total_mib,
+            free_mib=g.memory_free_mib,
+            source=f"{where} ({'free memory' if g.memory_free_mib is not None else 'total'})",
         )
-    return tuple(out)
+        for g in gpus
+        if g.memory_total_mib is not None
+    )
 
 
 def gpus_from_options(
