@@ -38,4 +38,4 @@ echo "== fit against this GPU"
 $BP fit --model-params 8B --mode qlora --seq 2048 | tail -12; echo "fit exit $?"
 $BP detect --json > "$OUT/detect.json"
 echo "== pytest -m gpu"
-cd "$PYTHONPATH" && "$PY" -m pytest -q -p no:cacheprovider -m gpu 2>&1 | tail -4
+cd "$PYTHONPATH" && "$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m gpu tests/test_gpu.py 2>&1 | tail -4
