@@ -15,7 +15,7 @@ from typing import Any, Final, TypeVar
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.db import row_parsers as rp
 from bnb_provision.db import values
-from bnb_provision.db.consistency import check_arch_support
+from bnb_provision.db.consistency import check_arch_support, check_gpu_catalog
 from bnb_provision.db.model import CompatDB
 from bnb_provision.db.rows import BNB_FEATURES, FLOOR_OSES, GPU_FEATURES, Feature, OsFloor
 from bnb_provision.errors import CompatDBError
@@ -139,6 +139,7 @@ def parse_db(files: Files) -> CompatDB:
         families=docs.rows("nvidia.toml", "family", rp.family),
         arch_changes=docs.rows("nvidia.toml", "arch_change", rp.arch_change),
         gpu_models=docs.rows("nvidia.toml", "gpu", rp.gpu_model),
+        gpu_catalog=docs.rows("gpus.toml", "gpu", rp.gpu_entry),
         torch_index_url=docs.read("torch.toml", _index_url),
         torch_indexes=docs.rows("torch.toml", "index", rp.torch_index),
         torch_builds=docs.rows("torch.toml", "build", rp.torch_build),
@@ -167,4 +168,5 @@ def parse_db(files: Files) -> CompatDB:
     )
     docs.done()
     check_arch_support(db)
+    check_gpu_catalog(db)
     return db

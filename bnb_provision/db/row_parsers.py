@@ -14,6 +14,7 @@ from bnb_provision.db.rows import (
     CHANNELS,
     FLOOR_OSES,
     GPU_FEATURES,
+    GPU_VENDORS,
     PLACEHOLDERS,
     ArchChange,
     BnbLibraryRow,
@@ -23,6 +24,7 @@ from bnb_provision.db.rows import (
     ErrorPattern,
     Feature,
     FeatureName,
+    GpuEntry,
     GpuModel,
     HfConstraint,
     KnownBad,
@@ -43,6 +45,7 @@ __all__ = [
     "bnb_release",
     "error_pattern",
     "family",
+    "gpu_entry",
     "gpu_feature",
     "gpu_model",
     "hf_constraint",
@@ -96,6 +99,41 @@ def gpu_model(r: Fields) -> GpuModel:
         cc=values.cc(r, "cc"),
         jetson=r.flag("jetson", False),
         source=values.source(r),
+    )
+
+
+# -- gpus.toml -------------------------------------------------------------------------
+
+_GFX_RE = re.compile(r"gfx[0-9a-f]{3,5}")
+_TARGET_KEY = {"nvidia": "cc", "amd": "gfx", "intel": "arch", "apple": "arch"}
+
+
+def gpu_entry(r: Fields) -> GpuEntry:
+    values.documentary(r, "family")  # "Ada"
+    vendor = values.choice(r, "vendor", GPU_VENDORS, "vendor")
+    wanted = _TARGET_KEY[vendor]
+    for key in ("cc", "gfx", "arch"):
+        if key != wanted and key in r.data:
+            raise FieldError(f"{r.sub(key)}: a {vendor} GPU gives {wanted!r}, not {key!r}")
+    if wanted not in r.data:
+        raise FieldError(f"{r.sub(wanted)}: required field is missing (a {vendor} GPU gives it)")
+    gfx = r.text("gfx", None)
+    r.check(gfx is None or bool(_GFX_RE.fullmatch(gfx)), "gfx", f"expected gfxNNN, got {gfx!r}")
+    memory = tuple(r.int_list("memory_mib"))
+    r.check(all(m > 0 for m in memory), "memory_mib", "sizes are positive MiB")
+    if "memory_source" in r.data:  # else `source` gives the memory too
+        values.source_key(r, "memory_source")
+        r.check(bool(memory), "memory_source", "no memory_mib to source")
+    return GpuEntry(
+        vendor=vendor,
+        name=r.text("name"),
+        aliases=tuple(r.str_list("aliases")),
+        cc=values.opt_cc(r, "cc"),
+        gfx=gfx,
+        arch=r.text("arch", None),
+        memory_mib=memory,
+        source=values.source(r),
+        checked=values.checked(r),
     )
 
 

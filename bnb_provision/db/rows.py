@@ -25,6 +25,7 @@ __all__ = [
     "CHANNELS",
     "FLOOR_OSES",
     "GPU_FEATURES",
+    "GPU_VENDORS",
     "PLACEHOLDERS",
     "ArchChange",
     "BnbLibraryRow",
@@ -36,7 +37,9 @@ __all__ = [
     "Feature",
     "FeatureName",
     "FloorOs",
+    "GpuEntry",
     "GpuModel",
+    "GpuVendor",
     "HfConstraint",
     "KnownBad",
     "LoaderRule",
@@ -65,6 +68,9 @@ FeatureName = Literal[GpuFeatureName, BnbFeatureName]
 FloorOs = Literal["windows", "macos"]
 """An OS bitsandbytes had no official wheels for at first."""
 FLOOR_OSES: Final[tuple[FloorOs, ...]] = get_args(FloorOs)
+GpuVendor = Literal["nvidia", "amd", "intel", "apple"]
+"""Who makes a GPU in the catalogue (``gpus.toml``)."""
+GPU_VENDORS: Final[tuple[GpuVendor, ...]] = get_args(GpuVendor)
 
 
 # -- nvidia.toml, bitsandbytes.toml ----------------------------------------------------
@@ -126,6 +132,35 @@ class GpuModel:
 
     def matches(self, name: str) -> bool:
         return self.pattern.search(name) is not None
+
+
+# -- gpus.toml -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GpuEntry:
+    """A GPU model of the catalogue: its names, what the planner needs, its memory sizes.
+
+    Exactly one of ``cc`` (NVIDIA), ``gfx`` (AMD) and ``arch`` (Intel's Xe architecture,
+    Apple's Metal GPU family) is set. ``memory_mib`` is empty when not recorded.
+    """
+
+    vendor: GpuVendor
+    name: str
+    aliases: tuple[str, ...]
+    cc: tuple[int, int] | None
+    gfx: str | None
+    arch: str | None
+    memory_mib: tuple[int, ...]
+    source: str
+    checked: str
+
+    @property
+    def target(self) -> str:
+        """``8.9``, ``gfx1100``, ``Xe-HPG`` or ``Apple9``: what the planner matches on."""
+        if self.cc is not None:
+            return f"{self.cc[0]}.{self.cc[1]}"
+        return self.gfx or self.arch or ""
 
 
 # -- torch.toml and derived/torch.toml -------------------------------------------------
