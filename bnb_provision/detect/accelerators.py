@@ -1,0 +1,66 @@
+"""GPUs that are not NVIDIA's: AMD (ROCm), Intel (XPU) and Apple silicon (MPS).
+
+Each is an :class:`Accelerator` in the machine snapshot, beside the runtime that drives it
+(a :class:`Runtime`: the ROCm release, the Intel kernel driver, macOS). The readers are in
+:mod:`~bnb_provision.detect.amd`, :mod:`~bnb_provision.detect.intel` and
+:mod:`~bnb_provision.detect.apple`; :func:`detect_accelerators` runs them.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal, get_args
+
+__all__ = [
+    "ACCELERATOR_VENDORS",
+    "Accelerator",
+    "AcceleratorVendor",
+    "Runtime",
+    "detect_accelerators",
+]
+
+AcceleratorVendor = Literal["amd", "intel", "apple"]
+ACCELERATOR_VENDORS: Final[tuple[AcceleratorVendor, ...]] = get_args(AcceleratorVendor)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Accelerator:
+    """One non-NVIDIA GPU. ``target`` is what its kernels are built for: the gfx target
+    of an AMD GPU (``gfx942``), the Xe architecture of an Intel one (``Xe-HPG``), the Metal
+    GPU family of Apple silicon (``Apple9``); None when not known."""
+
+    vendor: AcceleratorVendor
+    index: int
+    name: str
+    target: str | None
+    memory_total_mib: int | None = None
+    source: str = "flags"  # kfd | rocminfo | amd-smi | sysfs | sysctl | snapshot | flags
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Runtime:
+    """The software that drives a vendor's GPUs: ``rocm 6.4.1``, the ``xe`` or ``i915``
+    kernel driver, ``macos 14.5``."""
+
+    vendor: AcceleratorVendor
+    name: str
+    version: str | None
+    source: str
+
+
+def detect_accelerators(
+    warnings: list[str], *, root: Path = Path("/"), macos_release: str | None = None
+) -> tuple[tuple[Accelerator, ...], tuple[Runtime, ...]]:
+    """AMD and Intel GPUs (Linux sysfs, with ROCm's tools as fallbacks) and Apple silicon;
+    problems go into ``warnings``, nothing raises."""
+    from bnb_provision.detect import amd, apple, intel
+
+    if sys.platform == "darwin":
+        return apple.detect_apple(warnings, release=macos_release)
+    if sys.platform == "win32":
+        return (), ()
+    found, runtimes = amd.detect_amd(warnings, root=root)
+    more, more_runtimes = intel.detect_intel(warnings, root=root, first_index=len(found))
+    return (*found, *more), (*runtimes, *more_runtimes)
