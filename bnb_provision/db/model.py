@@ -33,6 +33,7 @@ from bnb_provision.db.rows import (
     TorchIndex,
     TorchRelease,
     Verified,
+    XpuFacts,
 )
 
 __all__ = ["CompatDB"]
@@ -64,6 +65,7 @@ class CompatDB:
     known_bad: tuple[KnownBad, ...]
     errors: tuple[ErrorPattern, ...]
     gpu_catalog: tuple[GpuEntry, ...] = ()
+    xpu: XpuFacts | None = None
     _catalog: list[GpuCatalog] = field(default_factory=list, repr=False, compare=False)
     _libs: dict[tuple[Version, str], tuple[BnbLibraryRow, ...]] = field(
         default_factory=dict, repr=False, compare=False

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from bnb_provision.core.cuda import is_rocm
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.db import values
 from bnb_provision.db.rows import (
@@ -141,13 +142,16 @@ def gpu_entry(r: Fields) -> GpuEntry:
 
 
 def torch_index(r: Fields) -> TorchIndex:
-    r.str_list("rocm", [])  # documentary: the ROCm variants (bnb-provision plans CUDA and CPU)
+    rocm = tuple(r.str_list("rocm", []))
+    for i, variant in enumerate(rocm):
+        r.check(is_rocm(variant), f"rocm[{i}]", f"expected rocmX.Y, got {variant!r}")
     return TorchIndex(
         torch=r.text("torch"),
         variants=tuple(r.str_list("variants")),
         proposed=tuple(r.str_list("proposed", [])),
         source=values.source(r),
         checked=values.checked(r),
+        rocm=rocm,
     )
 
 
@@ -249,6 +253,7 @@ def bnb_library(r: Fields) -> BnbLibraryRow:
         sass=tuple(r.int_list("sass", [])),
         ptx=tuple(r.int_list("ptx", [])),
         rel_ptx=tuple(r.int_list("rel_ptx", [])),
+        gfx=tuple(r.str_list("gfx", [])),
     )
 
 

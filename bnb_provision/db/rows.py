@@ -50,6 +50,7 @@ __all__ = [
     "TorchRelease",
     "Verified",
     "WheelPlatform",
+    "XpuFacts",
 ]
 
 Channel = Literal["index", "pypi", "any"]
@@ -188,6 +189,7 @@ class TorchIndex:
     proposed: tuple[str, ...]  # announced but not verified
     source: str
     checked: str
+    rocm: tuple[str, ...] = ()  # rocm6.4: ROCm variants (Linux x86_64)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -233,9 +235,15 @@ class BnbLibraryRow:
     sass: tuple[int, ...]
     ptx: tuple[int, ...]
     rel_ptx: tuple[int, ...]
+    gfx: tuple[str, ...] = ()  # ROCm: the gfx targets of its offload bundles
 
     def covers(self, cc: tuple[int, int]) -> Coverage | None:
         return covers(cc, sass=self.sass, ptx=(*self.ptx, *self.rel_ptx))
+
+    def has_gfx(self, target: str) -> bool:
+        """Whether the library holds code for an AMD GPU (``gfx90a:xnack-`` counts for
+        ``gfx90a``: which mode the GPU runs in is not known here)."""
+        return any(t.split(":", 1)[0] == target for t in self.gfx)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -257,6 +265,20 @@ class OsFloor:
     bnb: Version
     source: str
     checked: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class XpuFacts:
+    """Intel GPU builds: torch's ``xpu`` variant (``torch.toml [xpu]``) and the torch that
+    bitsandbytes' XPU build needs (``bitsandbytes.toml [xpu]``)."""
+
+    torch: SpecifierSet
+    platforms: tuple[Platform, ...]
+    validated: tuple[str, ...]  # Xe architectures PyTorch validates
+    linux_only: tuple[str, ...]
+    bnb_torch: SpecifierSet
+    source: str
+    bnb_source: str
 
 
 # -- huggingface.toml and derived/{transformers,accelerate,peft,trl}.toml --------------
