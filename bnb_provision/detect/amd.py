@@ -44,7 +44,7 @@ def gfx_from_target_version(value: int) -> str | None:
     -> ``gfx90a``, ``110000`` -> ``gfx1100``; None for 0 (a CPU node) or a value that
     names no target."""
     major, minor, stepping = value // 10000, (value // 100) % 100, value % 100
-    if major < 1 or minor > 9 or stepping > 15:  # noqa: PLR2004 - digits of a target name
+    if not 1 <= major <= 99 or minor > 9 or stepping > 15:  # noqa: PLR2004 - a target name
         return None
     return f"gfx{major}{minor}{stepping:x}"
 
