@@ -258,7 +258,7 @@ def test_amd_text_parsers(text: str, where: int, junk: str) -> None:
         for name, target in parse(damaged):
             assert name and target.startswith("gfx")
     props = amd.parse_kfd_properties(damaged)
-    assert all(isinstance(v, int) and v >= 0 for v in props.values())
+    assert all(v >= 0 for v in props.values())
     amd.parse_rocm_version(damaged)
 
 

@@ -3,14 +3,12 @@
 Each is an :class:`Accelerator` in the machine snapshot, beside the runtime that drives it
 (a :class:`Runtime`: the ROCm release, the Intel kernel driver, macOS). The readers are in
 :mod:`~bnb_provision.detect.amd`, :mod:`~bnb_provision.detect.intel` and
-:mod:`~bnb_provision.detect.apple`; :func:`detect_accelerators` runs them.
+:mod:`~bnb_provision.detect.apple`; :mod:`~bnb_provision.detect.scan` runs them.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final, Literal, get_args
 
 __all__ = [
@@ -18,7 +16,6 @@ __all__ = [
     "Accelerator",
     "AcceleratorVendor",
     "Runtime",
-    "detect_accelerators",
 ]
 
 AcceleratorVendor = Literal["amd", "intel", "apple"]
@@ -48,19 +45,3 @@ class Runtime:
     name: str
     version: str | None
     source: str
-
-
-def detect_accelerators(
-    warnings: list[str], *, root: Path = Path("/"), macos_release: str | None = None
-) -> tuple[tuple[Accelerator, ...], tuple[Runtime, ...]]:
-    """AMD and Intel GPUs (Linux sysfs, with ROCm's tools as fallbacks) and Apple silicon;
-    problems go into ``warnings``, nothing raises."""
-    from bnb_provision.detect import amd, apple, intel
-
-    if sys.platform == "darwin":
-        return apple.detect_apple(warnings, release=macos_release)
-    if sys.platform == "win32":
-        return (), ()
-    found, runtimes = amd.detect_amd(warnings, root=root)
-    more, more_runtimes = intel.detect_intel(warnings, root=root, first_index=len(found))
-    return (*found, *more), (*runtimes, *more_runtimes)

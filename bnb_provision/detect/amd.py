@@ -14,6 +14,7 @@ The ROCm release is read from ``/opt/rocm/.info/version``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -148,7 +149,10 @@ def _from_kfd(root: Path) -> list[Accelerator]:
 
 
 def _from_tool(
-    argv: list[str], parse: object, source: str, warnings: list[str]
+    argv: list[str],
+    parse: Callable[[str], list[tuple[str, str]]],
+    source: str,
+    warnings: list[str],
 ) -> list[Accelerator]:
     program = process.find_program(argv[0], "/opt/rocm/bin")
     if program is None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bnb_provision import __version__
-from bnb_provision.detect.accelerators import Accelerator, Runtime, detect_accelerators
+from bnb_provision.detect.accelerators import Accelerator, Runtime
 from bnb_provision.detect.host import (
     OSInfo,
     PythonInfo,
@@ -20,6 +20,7 @@ from bnb_provision.detect.host import (
     detect_python,
 )
 from bnb_provision.detect.nvidia import Gpu, NvidiaInfo, detect_nvidia
+from bnb_provision.detect.scan import detect_accelerators
 from bnb_provision.detect.target import (
     EnvInfo,
     find_env_python,
