@@ -14,9 +14,13 @@ from hypothesis import strategies as st
 from bnb_provision.core.cuda import cuda_option, is_rocm, normalize_cuda_option, rocm_version
 from bnb_provision.db.load import load_db
 from bnb_provision.detect.accelerators import Accelerator
+from bnb_provision.detect.host import OSInfo, PythonInfo
+from bnb_provision.detect.machine import Machine
+from bnb_provision.detect.nvidia import Gpu, NvidiaInfo
 from bnb_provision.errors import NoPlanError
 from bnb_provision.plan.backends import backend_of, check_cuda_option, known_builds
 from bnb_provision.plan.constraints import Constraints
+from bnb_provision.plan.inputs import target_from_machine
 from bnb_provision.plan.model import Target, plan_to_dict
 from bnb_provision.plan.resolve import make_plan
 from bnb_provision.plan.rocm import choose_rocm_library
@@ -160,3 +164,29 @@ def test_cuda_option_reader_is_total(text: str) -> None:
     except ValueError:
         return
     assert option in ("cpu", "xpu", "mps") or is_rocm(option) or option[0].isdigit()
+
+
+def _detected(*accelerators: Accelerator, gpus: tuple[Gpu, ...] = ()) -> Machine:
+    return Machine(
+        os=OSInfo(system="linux", arch="x86_64"),
+        python=PythonInfo(version="3.12.3"),
+        nvidia=NvidiaInfo(driver="580.95.05", cuda_driver="13.0", source="test") if gpus else None,
+        gpus=gpus,
+        accelerators=accelerators,
+    )
+
+
+def test_detected_gpus_become_the_target() -> None:
+    db = load_db()
+    igpu = Accelerator(vendor="intel", index=0, name="Intel GPU [8086:7d55]", target=None)
+    chip = Accelerator(vendor="apple", index=0, name="Apple M3 Pro", target=None, source="sysctl")
+    # an Intel GPU of unknown architecture leaves the plan on the CPU build
+    assert target_from_machine(_detected(igpu), db).accelerators == ()
+    # Apple's chips get their Metal family from the catalogue
+    assert target_from_machine(_detected(chip), db).accelerators[0].target == "Apple9"
+    # an NVIDIA GPU decides the build; the others are not planned for
+    h100 = Gpu(
+        index=0, name="NVIDIA H100 80GB HBM3", compute_capability=(9, 0), memory_total_mib=81559
+    )
+    t = target_from_machine(_detected(MI300X, gpus=(h100,)), db)
+    assert t.gpus and t.accelerators == ()

@@ -181,7 +181,13 @@ def target_from_machine(machine: Machine, db: CompatDB, python: str | None = Non
             )
         jetson = jetson or bool(model and model.jetson)
         gpus.append((g.name, cc))
-    accelerators = tuple(_with_target(a, db) for a in machine.accelerators)
+    # an Intel GPU whose architecture is unknown (most integrated graphics) does not turn a
+    # CPU plan into an xpu one: --gpu "Arc A770" or --cuda xpu asks for that
+    accelerators = tuple(
+        a
+        for a in (_with_target(a, db) for a in machine.accelerators)
+        if a.vendor != "intel" or a.target is not None
+    )
     if machine.env is not None and python is None:
         python = machine.env.python.minor
     return Target(
