@@ -290,3 +290,14 @@ def test_snapshot_accelerator_reader(entry: dict[str, object]) -> None:
     data["accelerators"] = [entry]
     with contextlib.suppress(SnapshotError):
         machine_from_dict(data)
+
+
+def test_a_real_gpu_server_has_no_intel_or_amd_gpu(tmp_path: Path) -> None:
+    """The PCI devices of the project's H200 machine, laid out as sysfs: its Intel device is
+    a host bridge, not a display device, and there is no KFD."""
+    listing = Path(__file__).parent / "fixtures" / "pci" / "h200-vm.txt"
+    for line in listing.read_text().splitlines():
+        slot, vendor, pci_class, device, *driver = line.split()
+        _pci(tmp_path, slot, vendor, pci_class, device, driver[0] if driver else "")
+    assert intel.detect_intel([], root=tmp_path) == ((), ())
+    assert amd.detect_amd([], root=tmp_path) == ((), ())
