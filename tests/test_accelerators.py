@@ -301,3 +301,17 @@ def test_a_real_gpu_server_has_no_intel_or_amd_gpu(tmp_path: Path) -> None:
         _pci(tmp_path, slot, vendor, pci_class, device, driver[0] if driver else "")
     assert intel.detect_intel([], root=tmp_path) == ((), ())
     assert amd.detect_amd([], root=tmp_path) == ((), ())
+
+
+def test_hip_version_from_hipconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without /opt/rocm/.info/version, hipconfig --version gives the HIP runtime's."""
+    _kfd_node(tmp_path / "root", 1, "gfx_target_version 110000\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "hipconfig"
+    tool.write_text("#!/bin/sh\nprintf '6.4.43482-0f2d60242'\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    found, runtimes = amd.detect_amd([], root=tmp_path / "root")
+    assert [a.target for a in found] == ["gfx1100"]
+    assert runtimes == (Runtime(vendor="amd", name="hip", version="6.4.43482", source="hipconfig"),)

@@ -8,7 +8,8 @@ Order of sources, each recorded as the accelerator's ``source``:
 2. ``rocminfo`` (its GPU agents' ``Name: gfx1100`` and ``Marketing Name``);
 3. ``amd-smi static`` (``TARGET_GRAPHICS_VERSION`` and ``MARKET_NAME``).
 
-The ROCm release is read from ``/opt/rocm/.info/version``.
+The ROCm release is read from ``/opt/rocm/.info/version``, else the HIP runtime's version
+from ``hipconfig --version``.
 """
 
 from __future__ import annotations
@@ -178,11 +179,25 @@ def detect_amd(
         found = _from_tool(["rocminfo"], parse_rocminfo, "rocminfo", warnings) or _from_tool(
             ["amd-smi", "static", "--asic"], parse_amd_smi_static, "amd-smi", warnings
         )
-    version_text = _read(root / "opt/rocm/.info/version")
-    version = parse_rocm_version(version_text) if version_text else None
-    runtimes = (
-        (Runtime(vendor="amd", name="rocm", version=version, source="/opt/rocm/.info/version"),)
-        if version
-        else ()
-    )
-    return tuple(found), runtimes
+    return tuple(found), _runtimes(root, warnings, use_tools=use_tools and bool(found))
+
+
+def _runtimes(root: Path, warnings: list[str], *, use_tools: bool) -> tuple[Runtime, ...]:
+    """The ROCm release (``/opt/rocm/.info/version``), else the HIP version ``hipconfig``
+    prints (only where an AMD GPU was found)."""
+    text = _read(root / "opt/rocm/.info/version")
+    version = parse_rocm_version(text) if text else None
+    if version:
+        return (
+            Runtime(vendor="amd", name="rocm", version=version, source="/opt/rocm/.info/version"),
+        )
+    program = process.find_program("hipconfig", "/opt/rocm/bin") if use_tools else None
+    if program is None:
+        return ()
+    try:
+        done = process.run([program, "--version"], timeout=TOOL_TIMEOUT)
+    except ExternalToolError as exc:
+        warnings.append(f"hipconfig: {exc}")
+        return ()
+    hip = parse_rocm_version(done.stdout)
+    return (Runtime(vendor="amd", name="hip", version=hip, source="hipconfig"),) if hip else ()
