@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from bnb_provision.cli.main import cli
+from bnb_provision.cli import cli
 
 SNAP = Path(__file__).parent / "fixtures" / "snapshots"
 ROOT = Path(__file__).parent.parent
@@ -141,3 +141,13 @@ def test_readme_mentions_every_command() -> None:
     readme = (ROOT / "README.md").read_text()
     for name in cli.commands:
         assert f"bnb-provision {name}" in readme, name
+
+
+def test_help_lists_each_command_once_in_pipeline_order() -> None:
+    code, out, _ = run("--help")
+    assert code == 0
+    listed = [line.split()[0] for line in out.split("Commands:")[1].strip().splitlines()]
+    assert listed[:6] == ["detect", "plan", "doctor", "explain", "fit", "verify"]
+    assert sorted(listed) == sorted(cli.commands)
+    for name in cli.commands:
+        assert sum(line.strip().startswith(f"{name} ") for line in out.splitlines()) == 1, name

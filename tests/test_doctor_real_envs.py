@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bnb_provision.cli.main import cli
+from bnb_provision.cli import cli
 from bnb_provision.core.uv import find_uv
 
 pytestmark = pytest.mark.network

@@ -9,9 +9,10 @@ from bnb_provision.detect.fatbin import describe_archs
 
 if TYPE_CHECKING:
     from bnb_provision.detect.machine import Machine
+    from bnb_provision.detect.target import BnbLibrary, EnvInfo
     from bnb_provision.doctor.findings import Finding
     from bnb_provision.plan.analysis import BnbLoadReport
-    from bnb_provision.plan.resolve import Plan
+    from bnb_provision.plan.model import Plan
 
 __all__ = [
     "redact",
@@ -42,6 +43,47 @@ def _kv(rows: list[tuple[str, str]]) -> str:
 
 
 def render_machine(m: Machine, report: BnbLoadReport | None = None) -> str:
+    """What detect shows: the host, the GPUs, the target environment, the loader's choice."""
+    out = [_kv(_host_rows(m))]
+    if m.gpus:
+        gpu_rows = [
+            (
+                str(g.index),
+                g.name,
+                g.cc_text or "?",
+                g.sm or "?",
+                f"{g.memory_total_mib} MiB" if g.memory_total_mib is not None else "?",
+                "MIG" if g.mig_mode else "",
+            )
+            for g in m.gpus
+        ]
+        out.append("\n" + table(gpu_rows, ("GPU", "name", "CC", "arch", "memory", "")))
+    if m.accelerators:
+        rows = [
+            (
+                str(a.index),
+                a.vendor,
+                a.name,
+                a.target or "?",
+                f"{a.memory_total_mib} MiB" if a.memory_total_mib is not None else "?",
+            )
+            for a in m.accelerators
+        ]
+        out.append("\n" + table(rows, ("GPU", "vendor", "name", "target", "memory")))
+    if m.env is not None:
+        out.append("\nTarget environment\n" + _kv(_env_rows(m.env)))
+        if m.env.bitsandbytes and m.env.bitsandbytes.libraries:
+            out.append("\n" + _library_table(m.env.bitsandbytes.libraries, report))
+    if report is not None:
+        lines = _loader_lines(report)
+        if lines:
+            out.append("\n" + "\n".join(lines))
+    if m.warnings:
+        out.append("\nWarnings\n" + "\n".join(f"  - {w}" for w in m.warnings))
+    return "\n".join(out)
+
+
+def _host_rows(m: Machine) -> list[tuple[str, str]]:
     o = m.os
     sysline = f"{o.system} {o.arch}"
     if o.distro:
@@ -72,87 +114,72 @@ def render_machine(m: Machine, report: BnbLoadReport | None = None) -> str:
         rows.append(("NVIDIA driver", "none"))
     if m.cuda_visible_devices is not None:
         rows.append(("CUDA_VISIBLE_DEVICES", m.cuda_visible_devices or "(empty: no GPU visible)"))
-    out = [_kv(rows)]
-    if m.gpus:
-        gpu_rows = [
+    return rows
+
+
+def _env_rows(e: EnvInfo) -> list[tuple[str, str]]:
+    env_rows = [("python", f"{e.python.version}  {e.python.executable or ''}".rstrip())]
+    if e.torch:
+        env_rows.append(
             (
-                str(g.index),
-                g.name,
-                g.cc_text or "?",
-                g.sm or "?",
-                f"{g.memory_total_mib} MiB" if g.memory_total_mib is not None else "?",
-                "MIG" if g.mig_mode else "",
+                "torch",
+                f"{e.torch.version}  ({e.torch.variant}"
+                + (f", CUDA {e.torch.cuda})" if e.torch.cuda else ")"),
             )
-            for g in m.gpus
-        ]
-        out.append("\n" + table(gpu_rows, ("GPU", "name", "CC", "arch", "memory", "")))
-    if m.env is not None:
-        e = m.env
-        env_rows = [("python", f"{e.python.version}  {e.python.executable or ''}".rstrip())]
-        if e.torch:
-            env_rows.append(
-                (
-                    "torch",
-                    f"{e.torch.version}  ({e.torch.variant}"
-                    + (f", CUDA {e.torch.cuda})" if e.torch.cuda else ")"),
-                )
-            )
+        )
+    else:
+        env_rows.append(("torch", "not installed"))
+    for name in ("bitsandbytes", "transformers", "accelerate", "peft", "trl", "triton"):
+        v = e.version_of(name)
+        if v or name in {"bitsandbytes", "transformers"}:
+            env_rows.append((name, v or "not installed"))
+    if e.quant_libs:
+        env_rows.append(("other quant libs", ", ".join(f"{n} {v}" for n, v in e.quant_libs)))
+    for k, v in e.variables:
+        if k.startswith("BNB_"):
+            env_rows.append((k, v))
+    return env_rows
+
+
+def _library_table(libraries: tuple[BnbLibrary, ...], report: BnbLoadReport | None) -> str:
+    lib_rows = []
+    for lib in libraries:
+        if lib.kernels is None:
+            archs = "-" if not lib.backend.startswith("cuda") else "unreadable"
         else:
-            env_rows.append(("torch", "not installed"))
-        for name in ("bitsandbytes", "transformers", "accelerate", "peft", "trl", "triton"):
-            v = e.version_of(name)
-            if v or name in {"bitsandbytes", "transformers"}:
-                env_rows.append((name, v or "not installed"))
-        if e.quant_libs:
-            env_rows.append(("other quant libs", ", ".join(f"{n} {v}" for n, v in e.quant_libs)))
-        for k, v in e.variables:
-            if k.startswith("BNB_"):
-                env_rows.append((k, v))
-        out.append("\nTarget environment\n" + _kv(env_rows))
-        if e.bitsandbytes and e.bitsandbytes.libraries:
-            lib_rows = []
-            for lib in e.bitsandbytes.libraries:
-                if lib.kernels is None:
-                    archs = "-" if not lib.backend.startswith("cuda") else "unreadable"
-                else:
-                    archs = describe_archs(lib.kernels.sass, lib.kernels.ptx)
-                    if lib.kernels.rel_ptx:
-                        archs += (
-                            "  (+relocatable PTX "
-                            + " ".join(f"compute_{a}" for a in lib.kernels.rel_ptx)
-                            + ")"
-                        )
-                mark = (
-                    "<- loads"
-                    if report and report.choice and report.choice.chosen == lib.file
-                    else ""
+            archs = describe_archs(lib.kernels.sass, lib.kernels.ptx)
+            if lib.kernels.rel_ptx:
+                archs += (
+                    "  (+relocatable PTX "
+                    + " ".join(f"compute_{a}" for a in lib.kernels.rel_ptx)
+                    + ")"
                 )
-                lib_rows.append((lib.file, archs, mark))
-            out.append("\n" + table(lib_rows, ("bitsandbytes library", "kernels (SASS / PTX)", "")))
-    if report is not None:
-        lines = []
-        if report.choice is not None:
-            c = report.choice
-            lines.append(
-                f"bitsandbytes loader ({report.rule} rule): "
-                + (f"loads {c.chosen}" if c.chosen else f"finds no library ({c.wanted})")
-                + f" - {c.reason}"
-            )
-        lines += report.notes
-        if lines:
-            out.append("\n" + "\n".join(lines))
-    if m.warnings:
-        out.append("\nWarnings\n" + "\n".join(f"  - {w}" for w in m.warnings))
-    return "\n".join(out)
+        mark = "<- loads" if report and report.choice and report.choice.chosen == lib.file else ""
+        lib_rows.append((lib.file, archs, mark))
+    return table(lib_rows, ("bitsandbytes library", "kernels (SASS / PTX)", ""))
+
+
+def _loader_lines(report: BnbLoadReport) -> list[str]:
+    lines = []
+    if report.choice is not None:
+        c = report.choice
+        lines.append(
+            f"bitsandbytes loader ({report.rule} rule): "
+            + (f"loads {c.chosen}" if c.chosen else f"finds no library ({c.wanted})")
+            + f" - {c.reason}"
+        )
+    return lines + list(report.notes)
 
 
 def render_plan(plan: Plan, *, all_rejected: bool = False) -> str:
-    from bnb_provision.plan.resolve import group_rejections
+    from bnb_provision.plan.rejections import group_rejections
 
     t = plan.target
     head = f"Plan for {t.platform}, Python {plan.python}"
     if t.gpus:
         head += ", " + ", ".join(f"{n} (sm_{cc[0]}{cc[1]})" for n, cc in t.gpus)
+    if t.accelerators:
+        head += ", " + ", ".join(f"{a.name} ({a.target or '?'})" for a in t.accelerators)
     if t.driver:
         head += f", driver {t.driver_text}"
     tc = plan.torch

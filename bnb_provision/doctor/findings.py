@@ -5,23 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from bnb_provision.vocab import CATEGORIES, SEVERITIES, Category, Severity
+
 __all__ = ["CATEGORIES", "DOCTOR_SCHEMA", "SEVERITIES", "Finding", "findings_to_dict"]
 
 DOCTOR_SCHEMA: Final = "bnb-provision.doctor/1"
-CATEGORIES: Final = (
-    "cuda_runtime_mismatch",
-    "arch_not_compiled",
-    "driver_too_old",
-    "windows_install",
-    "oom_on_quant_load",
-    "conflicting_quant_libs",
-    "cpu_only_build",
-    "hf_stack",
-    "dtype",
-    "drift",
-    "other",
-)
-SEVERITIES: Final = ("error", "warning", "info")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -29,8 +17,8 @@ class Finding:
     """One diagnosed problem: what, the evidence for it, and the fix."""
 
     id: str
-    category: str
-    severity: str
+    category: Category
+    severity: Severity
     title: str
     evidence: tuple[str, ...]
     fix: str | None = None

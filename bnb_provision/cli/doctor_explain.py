@@ -1,0 +1,198 @@
+"""``doctor`` (what is wrong with an environment) and ``explain`` (the cause of an error
+message); both print findings, as a table, a pasteable report or JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+
+from bnb_provision.cli.app import emit_json, json_option, options
+from bnb_provision.vocab import QUANTS, Quant
+
+if TYPE_CHECKING:
+    from bnb_provision.detect.machine import Machine
+    from bnb_provision.doctor.findings import Finding
+    from bnb_provision.fit.model import ModelSpec
+
+__all__ = ["doctor", "explain"]
+
+_doctor_options = options(
+    click.option(
+        "--python",
+        "python",
+        metavar="PATH",
+        help="The environment's Python interpreter (default: python on PATH).",
+    ),
+    click.option("--env", "env_dir", metavar="DIR", help="The virtual environment's folder."),
+    click.option(
+        "--machine",
+        "machine_file",
+        metavar="FILE",
+        type=click.Path(path_type=Path),
+        help="A snapshot (detect --json --python ...) taken where the environment is.",
+    ),
+    click.option(
+        "--model-params", metavar="N", help="Model size for the memory check: 7B, 7e9, 70b."
+    ),
+    click.option(
+        "--config",
+        "config_path",
+        metavar="PATH",
+        type=click.Path(path_type=Path),
+        help="A model's config.json (or its folder) for the memory check.",
+    ),
+    click.option(
+        "--quant",
+        type=click.Choice(QUANTS),
+        default="nf4",
+        show_default=True,
+        help="Quantization for the memory check.",
+    ),
+    click.option(
+        "--report",
+        is_flag=True,
+        help="Print a block safe to paste into a public issue (paths, user, values redacted).",
+    ),
+    json_option,
+)
+
+
+@click.command(short_help="what is wrong with an environment, and the fix")
+@_doctor_options
+def doctor(
+    python: str | None,
+    env_dir: str | None,
+    machine_file: Path | None,
+    model_params: str | None,
+    config_path: Path | None,
+    quant: Quant,
+    report: bool,
+    as_json: bool,
+) -> None:
+    """Diagnose a bitsandbytes / torch / CUDA environment: the cause and the fix, in order.
+
+    Exits 9 when an error-severity finding stands.
+
+    \b
+    Example:
+        bnb-provision doctor --python .venv/bin/python
+        bnb-provision doctor --env .venv --model-params 70e9 --quant nf4
+        bnb-provision doctor --machine snapshot.json --json
+    """
+    from bnb_provision.db.load import load_db
+    from bnb_provision.doctor.diagnose import DoctorOptions, diagnose
+    from bnb_provision.env.stamp import read_stamp
+    from bnb_provision.errors import FindingsError
+
+    machine = _target_machine(python, env_dir, machine_file)
+    if machine.env is None:
+        raise click.UsageError(
+            "doctor needs an environment: --python PATH, --env DIR, or a "
+            "--machine snapshot taken with --python"
+        )
+    model = _model_shape(config_path, model_params)
+    stamp = read_stamp(machine.env.prefix) if machine.env.prefix and machine_file is None else None
+    findings = diagnose(machine, load_db(), DoctorOptions(model=model, quant=quant, stamp=stamp))
+    header = f"bnb-provision doctor: {machine.env.python.executable or 'snapshot'}"
+    _emit_findings(findings, machine=machine, as_json=as_json, report=report, header=header)
+    if any(f.severity == "error" for f in findings):
+        raise FindingsError(f"{sum(f.severity == 'error' for f in findings)} error(s) found")
+
+
+def _target_machine(python: str | None, env_dir: str | None, machine_file: Path | None) -> Machine:
+    from bnb_provision.detect.machine import detect_machine
+    from bnb_provision.detect.snapshot import load_machine
+
+    if sum(x is not None for x in (python, env_dir, machine_file)) > 1:
+        raise click.UsageError("give one of --python, --env, --machine")
+    if machine_file is not None:
+        return load_machine(machine_file)
+    if python is None and env_dir is None:
+        # the environment the user is in: an activated venv's python comes first on PATH
+        import shutil
+
+        python = shutil.which("python") or shutil.which("python3")
+    return detect_machine(python=python, env_dir=env_dir)
+
+
+def _model_shape(config_path: Path | None, model_params: str | None) -> ModelSpec | None:
+    """The model for the memory check, read as ``fit`` reads it (errors exit 10)."""
+    from bnb_provision.fit import model_from_params, parse_params, read_model
+
+    if config_path is not None:
+        return read_model(config_path)
+    if model_params is not None:
+        return model_from_params(parse_params(model_params))
+    return None
+
+
+@click.command(short_help="the cause of an error message, and the fix")
+@click.option(
+    "--log",
+    "log_file",
+    metavar="FILE",
+    default="-",
+    type=click.File("r", encoding="utf-8", errors="replace"),
+    help="Read the error text from FILE (default: standard input).",
+)
+@json_option
+def explain(log_file: IO[str], as_json: bool) -> None:
+    """Explain an error message or a whole traceback: its cause and the fix.
+
+    \b
+    Example:
+        python train.py 2>&1 | bnb-provision explain
+        bnb-provision explain --log error.txt --json
+    """
+    from bnb_provision.db.load import load_db
+    from bnb_provision.doctor.explain import explain_text
+
+    text = log_file.read()
+    if not text.strip():
+        raise click.UsageError("no error text: pipe it in or give --log FILE")
+    findings = explain_text(text, load_db())
+    _emit_findings(
+        findings, machine=None, as_json=as_json, report=False, header="bnb-provision explain"
+    )
+
+
+def _emit_findings(
+    findings: tuple[Finding, ...],
+    *,
+    machine: Machine | None,
+    as_json: bool,
+    report: bool,
+    header: str,
+) -> None:
+    from bnb_provision.cli.render import render_findings
+    from bnb_provision.doctor.findings import findings_to_dict
+
+    if as_json:
+        subject: dict[str, Any] = {} if machine is None else {"machine": machine.to_dict()}
+        emit_json(findings_to_dict(findings, subject=subject))
+        return
+    text = render_findings(findings, header)
+    if report and machine is not None:
+        text = _issue_report(machine, text)
+    click.echo(text)
+
+
+def _issue_report(machine: Machine, findings_text: str) -> str:
+    """The machine and the findings in a folded block, safe to paste into a public issue."""
+    import getpass
+
+    from bnb_provision.cli.render import redact, render_machine
+
+    env_values = tuple(v for _, v in machine.env.variables) if machine.env else ()
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # pragma: no cover - no passwd entry
+        user = ""
+    body = render_machine(machine) + "\n\n" + findings_text
+    return (
+        "<details><summary>bnb-provision doctor report</summary>\n\n```\n"
+        + redact(body, home=str(Path.home()), user=user, secrets=env_values)
+        + "\n```\n</details>"
+    )

@@ -1,0 +1,195 @@
+"""``init`` (a verified environment per stack, from a plan or a lock) and ``rebuild``
+(after upgrades, swapping atomically, keeping backups).
+
+Both take the same options; :func:`build_options` turns them into the library's
+``BuildOptions`` in one place.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from bnb_provision.cli.app import JSON_HELP, emit_json, log_to_stderr, options
+from bnb_provision.vocab import PROFILES, STACKS, Profile, Stack
+
+if TYPE_CHECKING:
+    from bnb_provision.env.build import BuildOptions, BuildResult
+
+__all__ = ["build_options", "init", "rebuild"]
+
+_env_options = options(
+    click.option(
+        "--env",
+        "env_dir",
+        type=click.Path(path_type=Path),
+        help="The environment's path (default .venv-<stack>).",
+    ),
+    click.option("--stack", type=click.Choice(STACKS), default="bnb", show_default=True),
+    click.option(
+        "--lock",
+        "lock_path",
+        type=click.Path(path_type=Path, exists=True),
+        help="Install this lock (requirements.txt, pylock.toml, or a lock folder "
+        "with its manifest) instead of planning.",
+    ),
+    click.option(
+        "--torch",
+        "torch",
+        metavar="VERSION|system",
+        help="Pin torch, or 'system' to adopt the torch already installed.",
+    ),
+    click.option(
+        "--system-python",
+        type=click.Path(path_type=Path),
+        help="With --torch system: the interpreter holding torch (default: python3).",
+    ),
+    click.option("--bnb", "bnb", metavar="VERSION"),
+    click.option("--cuda", "cuda", metavar="X.Y|cpu"),
+    click.option("--python", "python", metavar="X.Y"),
+    click.option("--profile", type=click.Choice(PROFILES), default="inference", show_default=True),
+    click.option("--offline", is_flag=True, help="Install from --find-links only."),
+    click.option(
+        "--find-links", "find_links", multiple=True, type=click.Path(path_type=Path), metavar="DIR"
+    ),
+    click.option("--index-url", default="https://pypi.org/simple", show_default=True),
+    click.option("--torch-index-url", "torch_index", metavar="URL"),
+    click.option("--no-verify", is_flag=True, help="Skip the kernel checks (not advised)."),
+    click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing."),
+    click.option("--json", "as_json", is_flag=True, help=JSON_HELP),
+)
+
+_keep_option = click.option(
+    "--keep",
+    type=int,
+    default=2,
+    show_default=True,
+    help="How many old environments to keep as backups.",
+)
+
+
+def build_options(*, keep: bool) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """init's and rebuild's options (rebuild's with ``--keep``); the command receives
+    them as ``opts`` (BuildOptions) and ``as_json``."""
+
+    def decorate(f: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(f)
+        def command(*, as_json: bool, **kw: Any) -> None:
+            f(opts=_to_build_options(as_json=as_json, **kw), as_json=as_json)
+
+        return options(_env_options, *([_keep_option] if keep else []))(command)
+
+    return decorate
+
+
+def _to_build_options(
+    *,
+    env_dir: Path | None,
+    stack: Stack,
+    lock_path: Path | None,
+    torch: str | None,
+    system_python: Path | None,
+    bnb: str | None,
+    cuda: str | None,
+    python: str | None,
+    profile: Profile,
+    offline: bool,
+    find_links: tuple[Path, ...],
+    index_url: str,
+    torch_index: str | None,
+    no_verify: bool,
+    dry_run: bool,
+    as_json: bool,
+    keep: int = 2,
+) -> BuildOptions:
+    from bnb_provision.env.build import BuildOptions, default_env_path
+    from bnb_provision.plan.constraints import Constraints
+
+    system = None
+    if torch == "system":
+        system = system_python or Path(_which_or_usage_error("python3"))
+        torch = None
+    if offline and not find_links:
+        raise click.UsageError("--offline needs --find-links DIR")
+    return BuildOptions(
+        env=env_dir or default_env_path(stack),
+        stack=stack,
+        constraints=Constraints(torch=torch, bnb=bnb, cuda=cuda, python=python, profile=profile),
+        lock=lock_path,
+        torch_system=system,
+        offline=offline,
+        find_links=tuple(p.resolve() for p in find_links),
+        index_url=index_url,
+        torch_index_template=torch_index,
+        verify=not no_verify,
+        keep=keep,
+        dry_run=dry_run,
+        # uv draws its own progress when a person watches; --json stays quiet
+        progress=not as_json and sys.stderr.isatty(),
+    )
+
+
+def _which_or_usage_error(name: str) -> str:
+    import shutil
+
+    found = shutil.which(name)
+    if found is None:
+        raise click.UsageError(f"--torch system: no {name} on PATH; give --system-python PATH")
+    return found
+
+
+def _report_build(result: BuildResult, as_json: bool) -> None:
+    from bnb_provision.cli.render import render_verify
+    from bnb_provision.env.build import describe
+
+    if as_json:
+        emit_json(describe(result))
+        return
+    s = result.summary
+    what = f"torch {s.torch}+{s.variant}, bitsandbytes {s.bitsandbytes}" if s else ""
+    click.echo(f"{result.env}: {result.action} ({what})")
+    for r in result.reasons:
+        click.echo(f"  - {r}")
+    if result.report is not None:
+        click.echo(render_verify(result.report.data))
+    if result.backups:
+        click.echo("backups kept: " + ", ".join(str(b) for b in result.backups))
+
+
+@click.command(short_help="a verified environment per stack, from a plan or a lock")
+@build_options(keep=False)
+def init(opts: BuildOptions, as_json: bool) -> None:
+    """Create a verified environment for a stack: detect, plan, lock, install, verify, stamp.
+
+    \b
+    Example:
+        bnb-provision init                          # .venv-bnb for this machine
+        bnb-provision init --lock locks/            # the team's lock for this machine
+        bnb-provision init --torch system --offline --find-links wheelhouse
+    """
+    from bnb_provision.env.build import init_env
+
+    _report_build(init_env(opts, log=log_to_stderr(as_json)), as_json)
+
+
+@click.command(short_help="rebuild after upgrades, swapping atomically, keeping backups")
+@build_options(keep=True)
+def rebuild(opts: BuildOptions, as_json: bool) -> None:
+    """Rebuild after a driver or torch upgrade, without ever losing the working environment.
+
+    Re-plans; if the plan changed or verify fails, builds the new environment beside the
+    old one, verifies it, then swaps them atomically and keeps the old one as a backup.
+
+    \b
+    Example:
+        bnb-provision rebuild --dry-run
+        bnb-provision rebuild --env .venv-bnb --keep 3
+    """
+    from bnb_provision.env.build import rebuild_env
+
+    _report_build(rebuild_env(opts, log=log_to_stderr(as_json)), as_json)

@@ -1,0 +1,43 @@
+"""``verify``: prove bitsandbytes' kernels run inside an environment."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from bnb_provision.cli.app import emit_json, json_option
+
+__all__ = ["verify"]
+
+
+@click.command(short_help="prove bitsandbytes' kernels run in an environment")
+@click.option("--python", "python", metavar="PATH", help="The environment's Python interpreter.")
+@click.option("--env", "env_dir", metavar="DIR", help="The virtual environment's folder.")
+@json_option
+def verify(python: str | None, env_dir: str | None, as_json: bool) -> None:
+    """Prove bitsandbytes' kernels run: NF4/FP4, Linear4bit, LLM.int8(), 8-bit Adam.
+
+    Runs inside the environment on every visible GPU (or the CPU backend); exits 9
+    when a check fails.
+
+    \b
+    Example:
+        bnb-provision verify --env .venv-bnb
+        bnb-provision verify --python /opt/conda/bin/python --json
+    """
+    from bnb_provision.cli.render import render_verify
+    from bnb_provision.detect.target import find_env_python
+    from bnb_provision.env.verify import run_verify
+    from bnb_provision.errors import FindingsError
+
+    if python and env_dir:
+        raise click.UsageError("give --python or --env, not both")
+    exe = str(find_env_python(env_dir)) if env_dir else (python or sys.executable)
+    report = run_verify(exe)
+    if as_json:
+        emit_json(report.data)
+    else:
+        click.echo(render_verify(report.data))
+    if not report.ok:
+        raise FindingsError("verify failed: " + "; ".join(report.failures()[:3]))
