@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bnb_provision.core.tomlio import toml_loads
-from bnb_provision.db.compat import load_db
+from bnb_provision.db.load import load_db
 from bnb_provision.explain.catalog import load_catalog
 from bnb_provision.explain.explain import Explanation, explain
 

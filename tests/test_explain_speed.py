@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bnb_provision.db.compat import load_db
+from bnb_provision.db.load import load_db
 from bnb_provision.explain.catalog import load_catalog
 from bnb_provision.explain.explain import explain
 

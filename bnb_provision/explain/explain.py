@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from packaging.version import InvalidVersion, Version
 
-from bnb_provision.db.compat import CompatDB
+from bnb_provision.db.model import CompatDB
 from bnb_provision.doctor.findings import Finding, findings_to_dict
 from bnb_provision.explain.catalog import Catalog, load_catalog
 from bnb_provision.explain.engine import MessageHit, Ranked, Reading, rank, read_text
@@ -150,7 +150,7 @@ def explain(
     if catalog is None:
         catalog = load_catalog()
     if db is None:
-        from bnb_provision.db.compat import load_db
+        from bnb_provision.db.load import load_db
 
         db = load_db()
     reading = read_text(text, catalog)

@@ -16,7 +16,8 @@ from typing import Final
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from bnb_provision.db.compat import CompatDB
+from bnb_provision.db.model import CompatDB
+from bnb_provision.db.rows import FLOOR_OSES
 
 __all__ = ["derived_values", "fill", "first_bnb_for_os", "plan_command", "sm_builds"]
 
@@ -72,12 +73,11 @@ def sm_builds(db: CompatDB, cc: tuple[int, int], os_name: str | None = None) -> 
 
 
 def first_bnb_for_os(db: CompatDB, os_name: str) -> Version | None:
-    """The first bitsandbytes release with a wheel for ``os_name`` (windows / macos)."""
-    prefix = {"windows": "windows-", "macos": "macos-"}.get(os_name)
-    if prefix is None:
+    """The first bitsandbytes release with official wheels for ``os_name`` (windows /
+    macos), from the DB's floors."""
+    if os_name not in FLOOR_OSES:
         return None
-    found = [r.version for r in db.bnb_releases if any(p.startswith(prefix) for p in r.platforms)]
-    return min(found) if found else None
+    return db.bnb_os_floor(os_name)  # type: ignore[arg-type]  # checked just above
 
 
 def plan_command(facts: Mapping[str, str]) -> str:
