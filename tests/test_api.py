@@ -52,8 +52,8 @@ def test_a_script_plans_and_explains_through_the_api() -> None:
     plan = bp.plan_for(bp.load_machine(SNAP), db, bp.Constraints())
     assert str(plan.torch.version) == "2.11.0" and plan.torch.variant == "cu130"
     text = "torch.AcceleratorError: CUDA error: no kernel image is available for execution on the device"
-    findings = bp.explain_text(text, db)
-    assert findings[0].category == "arch_not_compiled"
+    explanation = bp.explain_text(text, db=db)
+    assert explanation.findings[0].category == "arch_not_compiled" and not explanation.ok
     assert bp.diagnose(bp.load_machine(SNAP), db) == ()
     with pytest.raises(bp.ProvisionError) as info:
         bp.plan_for(bp.load_machine(SNAP), db, bp.Constraints(torch="1.0"))

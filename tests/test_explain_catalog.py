@@ -15,6 +15,7 @@ import requests
 from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.errors import CompatDBError
 from bnb_provision.explain.catalog import CATALOG_FILE, CURATED_FILE, build_catalog, load_catalog
+from bnb_provision.explain.curated import Cause, Context, MessageRule, Signature
 from bnb_provision.explain.derive import LIBRARIES, compact_releases, derive_catalog, render_catalog
 from bnb_provision.explain.extract import extract_messages
 from bnb_provision.explain.sources import PypiFiles
@@ -47,7 +48,7 @@ def _templates(source: str) -> list[str]:
 
 
 def test_extracts_raise_warn_print_and_log_calls_with_their_formatting() -> None:
-    source = '''
+    source = """
 import logging, warnings
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def load(path, version, cc):
     warnings.warn(msg)
     raise ValueError("Only " + str(version) + " is supported by this loader")
     setup.add_log_entry(f"CUDA SETUP: Loading binary {path}...")
-'''
+"""
     assert _templates(source) == [
         "Configured CUDA binary not found at {path}",
         "The installed version of bitsandbytes was compiled without GPU support. 8-bit optimizers are unavailable.",
@@ -74,7 +75,15 @@ def load(path, version, cc):
         "CUDA SETUP: Loading binary {path}...",
     ]
     calls = [m.call for m in extract_messages(source)]
-    assert calls == ["raise RuntimeError", "warn", "log.warning", "print", "warn", "raise ValueError", "log.add_log_entry"]
+    assert calls == [
+        "raise RuntimeError",
+        "warn",
+        "log.warning",
+        "print",
+        "warn",
+        "raise ValueError",
+        "log.add_log_entry",
+    ]
 
 
 def test_short_or_dynamic_texts_are_not_messages() -> None:
@@ -84,7 +93,10 @@ def test_short_or_dynamic_texts_are_not_messages() -> None:
 
 def test_keyword_filter_keeps_only_relevant_messages() -> None:
     source = 'raise ValueError("bitsandbytes is not installed here")\nraise ValueError("an unrelated message here")\n'
-    kept = [render_template(m.template) for m in extract_messages(source, keep=re.compile("bitsandbytes"))]
+    kept = [
+        render_template(m.template)
+        for m in extract_messages(source, keep=re.compile("bitsandbytes"))
+    ]
     assert kept == ["bitsandbytes is not installed here"]
 
 
@@ -101,8 +113,12 @@ def test_template_round_trip_and_literal_braces() -> None:
 
 
 def test_head_is_the_first_sentence_and_a_banner_is_optional() -> None:
-    parts = parse_template("CUDA SETUP: Required library version not found: {name}. Maybe you need to compile it.")
-    assert render_template(head_of(parts)) == "CUDA SETUP: Required library version not found: {name}."
+    parts = parse_template(
+        "CUDA SETUP: Required library version not found: {name}. Maybe you need to compile it."
+    )
+    assert (
+        render_template(head_of(parts)) == "CUDA SETUP: Required library version not found: {name}."
+    )
     rx = re.compile(pattern_of(parts))
     assert rx.search("cuda setup: required library version not found: libbitsandbytes_cuda116.so.")
     m = rx.search("required library version not found: libbitsandbytes_cuda100.so.")
@@ -111,7 +127,9 @@ def test_head_is_the_first_sentence_and_a_banner_is_optional() -> None:
 
 
 def test_fields_stop_at_what_follows_them() -> None:
-    rx = re.compile(pattern_of(parse_template("{device} with CUDA capability sm_{cc} is not compatible.")))
+    rx = re.compile(
+        pattern_of(parse_template("{device} with CUDA capability sm_{cc} is not compatible."))
+    )
     m = rx.search("nvidia geforce rtx 5090 with cuda capability sm_120 is not compatible.")
     assert m and m.group("cc") == "120"
     rx = re.compile(pattern_of(parse_template("Your {name} GPU has compute capability {cc}.")))
@@ -160,9 +178,9 @@ def test_every_shipped_pattern_is_linear_and_matches_its_own_message() -> None:
 
 
 def test_a_message_in_some_releases_narrows_the_installed_version() -> None:
-    from bnb_provision.explain.explain import explain
+    from bnb_provision.explain.explanation import explain_text
 
-    e = explain(
+    e = explain_text(
         "CUDA_SETUP: WARNING! libcudart.so not found in any environmental path. Searching in backup paths...\n"
         "DEBUG: Possible options found for libcudart.so: set()\n"
         "CUDA SETUP: PyTorch settings found: CUDA_VERSION=118, Highest Compute Capability: 8.6."
@@ -193,16 +211,38 @@ def _broken(section: str, index: int, key: str, value: object) -> dict[str, dict
     [
         ("cause", "category", "gpu_trouble", "cause[0].category: unknown category 'gpu_trouble'"),
         ("cause", "fix", "run bnb-provision plan --gpu X.Y", "cause[0].fix: 'X.Y' is a hole"),
-        ("cause", "fix", ["install {nonsense}", "b"], "cause[0].fix[0]: unknown placeholder {nonsense}"),
-        ("cause", "title", ["only {gpu}"], "cause[0].title: the last variant must have no {placeholder}"),
-        ("signature", "pattern", "no kernel image+", "signature[0].pattern: an unbounded quantifier"),
+        (
+            "cause",
+            "fix",
+            ["install {nonsense}", "b"],
+            "cause[0].fix[0]: unknown placeholder {nonsense}",
+        ),
+        (
+            "cause",
+            "title",
+            ["only {gpu}"],
+            "cause[0].title: the last variant must have no {placeholder}",
+        ),
+        (
+            "signature",
+            "pattern",
+            "no kernel image+",
+            "signature[0].pattern: an unbounded quantifier",
+        ),
         ("signature", "pattern", "No Kernel Image", "signature[0].pattern: write it in lower case"),
-        ("message", "contains", ["a text no message has"], "message[0]: matches no bitsandbytes message"),
+        (
+            "message",
+            "contains",
+            ["a text no message has"],
+            "message[0]: matches no bitsandbytes message",
+        ),
         ("message", "causes", [{"id": "no-such-cause", "weight": 3}], "message[0].causes[0].id"),
         ("signature", "checked", "yesterday", "signature[0].checked: expected a date"),
     ],
 )
-def test_bad_curated_rows_fail_with_their_path(section: str, key: str, value: object, message: str) -> None:
+def test_bad_curated_rows_fail_with_their_path(
+    section: str, key: str, value: object, message: str
+) -> None:
     with pytest.raises(CompatDBError) as err:
         build_catalog(_broken(section, 0, key, value))
     assert message in str(err.value)
@@ -222,7 +262,12 @@ def test_bad_catalog_rows_fail_with_their_path() -> None:
 
 def test_every_curated_row_is_sourced() -> None:
     curated = load_catalog().curated
-    rows = [*curated.causes.values(), *curated.rules, *curated.signatures, *curated.contexts]
+    rows: list[Cause | MessageRule | Signature | Context] = [
+        *curated.causes.values(),
+        *curated.rules,
+        *curated.signatures,
+        *curated.contexts,
+    ]
     assert all(r.source.startswith("https://") for r in rows)
     assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", r.checked) for r in rows)
 

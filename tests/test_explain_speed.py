@@ -12,7 +12,7 @@ import pytest
 
 from bnb_provision.db.load import load_db
 from bnb_provision.explain.catalog import load_catalog
-from bnb_provision.explain.explain import explain
+from bnb_provision.explain.explanation import explain_text
 
 SIZE = 100_000
 
@@ -32,8 +32,12 @@ INPUTS: dict[str, Callable[[int], str]] = {
     "near misses of every message, one line": lambda n: _repeat(_near_misses() + " ", n),
     "near misses of every message, lines": lambda n: _repeat(_near_misses() + "\n", n),
     "an anchor word": lambda n: _repeat("CUDA SETUP: ", n),
-    "a field that never ends": lambda n: "Could not find the bitsandbytes CUDA binary at " + "x" * n,
-    "a capture without its closing text": lambda n: _repeat("with CUDA capability sm_120 is not compatible with the current PyTorch installatio ", n),
+    "a field that never ends": lambda n: (
+        "Could not find the bitsandbytes CUDA binary at " + "x" * n
+    ),
+    "a capture without its closing text": lambda n: _repeat(
+        "with CUDA capability sm_120 is not compatible with the current PyTorch installatio ", n
+    ),
     "paths": lambda n: _repeat("C:\\Users\\a\\site-packages\\torch\\", n),
     "versions": lambda n: _repeat("torch 2.1.0+cu", n),
     "mangled symbols": lambda n: _repeat("x.so: undefined symbol: _ZN3c1 ", n),
@@ -42,9 +46,9 @@ INPUTS: dict[str, Callable[[int], str]] = {
 
 def _seconds(text: str) -> float:
     catalog, db = load_catalog(), load_db()
-    explain(text, catalog=catalog, db=db)  # compile what this text makes run
+    explain_text(text, catalog=catalog, db=db)  # compile what this text makes run
     start = time.perf_counter()
-    explain(text, catalog=catalog, db=db)
+    explain_text(text, catalog=catalog, db=db)
     return time.perf_counter() - start
 
 

@@ -1,10 +1,9 @@
 """The message catalog (``compat_db/derived/messages.toml``) with the curated rows on top
 (``compat_db/explain.toml``), loaded and checked.
 
-Parsing the TOML (most of the cost) is cached as plain JSON in the user's cache, keyed by
-the two files' sizes and mtimes and the code's identity; a cache entry is written only
-after the files passed every check, including the linear-time check of each pattern. The
-cheap checks (fields, releases, rows that map no message) run on every load.
+The checked catalog is cached as plain JSON in the user's cache, keyed by the two files'
+sizes and mtimes and the code's identity; an entry is written only after the files passed
+every check, including the linear-time check of each pattern.
 """
 
 from __future__ import annotations
@@ -18,13 +17,7 @@ from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.errors import CompatDBError
 from bnb_provision.explain.curated import CauseRef, Curated, MessageRule, parse_curated
-from bnb_provision.explain.templates import (
-    lead_text,
-    lead_words,
-    linear_problem,
-    parse_template,
-    tail_text,
-)
+from bnb_provision.explain.templates import linear_problem, match_keys, parse_template
 
 __all__ = [
     "CATALOG_FILE",
@@ -75,8 +68,9 @@ class Catalog:
         return tuple(ref for rule in self.rules_of(message) for ref in rule.causes)
 
 
-def _expand(releases: str, examined: tuple[str, ...], f: Fields) -> tuple[str, ...]:
-    index = {v: i for i, v in enumerate(examined)}
+def _expand(
+    releases: str, examined: tuple[str, ...], index: dict[str, int], f: Fields
+) -> tuple[str, ...]:
     out: list[str] = []
     for span in (s.strip() for s in releases.split(",")):
         first, _, last = span.partition("-")
@@ -99,6 +93,7 @@ def _messages(
         examined[lib.text("name")] = tuple(lib.str_list("examined"))
         lib.check(lib.text("every") in {"release", "minor"}, "every", "expected release or minor")
         lib.done()
+    indexes = {lib: {v: i for i, v in enumerate(vs)} for lib, vs in examined.items()}
     out = []
     for i, m in enumerate(doc.tables("messages")):
         library = m.text("library")
@@ -113,20 +108,21 @@ def _messages(
             m.check(problem is None, "pattern", f"{problem}: patterns must match in linear time")
         url = m.text("url")
         m.check(url.startswith("https://"), "url", f"expected an https URL, got {url!r}")
+        keys = match_keys(parts)
         out.append(
             Message(
                 index=i,
                 library=library,
                 releases=m.text("releases"),
-                versions=_expand(m.text("releases"), examined[library], m),
+                versions=_expand(m.text("releases"), examined[library], indexes[library], m),
                 call=m.text("call"),
                 template=template,
                 pattern=pattern,
                 file=m.text("file"),
                 url=url,
-                lead=lead_words(parts),
-                lead_text=lead_text(parts),
-                tail=tail_text(parts),
+                lead=keys.lead,
+                lead_text=keys.lead_text,
+                tail=keys.tail,
             )
         )
         m.done()
@@ -136,11 +132,14 @@ def _messages(
 
 def _link(messages: list[Message], curated: Curated) -> dict[int, tuple[MessageRule, ...]]:
     linked: dict[int, list[MessageRule]] = {}
+    by_library: dict[str, list[Message]] = {}
+    for m in messages:
+        by_library.setdefault(m.library, []).append(m)
     for n, rule in enumerate(curated.rules):
         hits = [
             m
-            for m in messages
-            if m.library == rule.library and all(c in m.template for c in rule.contains)
+            for m in by_library.get(rule.library, ())
+            if all(c in m.template for c in rule.contains)
         ]
         if not hits:
             raise CompatDBError(
@@ -162,7 +161,7 @@ def build_catalog(files: dict[str, dict[str, Any]], *, deep: bool = True) -> Cat
         examined, messages = _messages(files[CATALOG_FILE], deep=deep)
     except FieldError as exc:
         raise CompatDBError(f"{CATALOG_FILE}: {exc}") from None
-    curated = parse_curated(files[CURATED_FILE], CURATED_FILE)
+    curated = parse_curated(files[CURATED_FILE], CURATED_FILE, deep=deep)
     return Catalog(
         examined=examined,
         messages=tuple(messages),
@@ -208,9 +207,60 @@ def _read(root: Path) -> dict[str, dict[str, Any]]:
     return files
 
 
+def _to_cache(catalog: Catalog, curated: dict[str, Any]) -> dict[str, Any]:
+    """The checked catalog as plain JSON, with what the matcher derives from each message."""
+    rule_index = {id(r): i for i, r in enumerate(catalog.curated.rules)}
+    return {
+        "examined": {k: list(v) for k, v in catalog.examined.items()},
+        "messages": [
+            [
+                *(m.library, m.releases, list(m.versions), m.call, m.template, m.pattern),
+                *(m.file, m.url, list(m.lead), m.lead_text, m.tail),
+            ]
+            for m in catalog.messages
+        ],
+        "links": {str(i): [rule_index[id(r)] for r in rs] for i, rs in catalog._rules.items()},  # noqa: SLF001
+        "curated": curated,
+    }
+
+
+def _from_cache(data: object) -> Catalog | None:
+    """A catalog from :func:`_to_cache`'s output, or None when the entry is not one."""
+    try:
+        assert isinstance(data, dict)
+        curated = parse_curated(data["curated"], CURATED_FILE, deep=False)
+        messages = tuple(
+            Message(
+                index=i,
+                library=str(r[0]),
+                releases=str(r[1]),
+                versions=tuple(map(str, r[2])),
+                call=str(r[3]),
+                template=str(r[4]),
+                pattern=str(r[5]),
+                file=str(r[6]),
+                url=str(r[7]),
+                lead=tuple(map(str, r[8])),
+                lead_text=str(r[9]),
+                tail=str(r[10]),
+            )
+            for i, r in enumerate(data["messages"])
+        )
+        links = {int(i): tuple(curated.rules[j] for j in js) for i, js in data["links"].items()}
+        examined = {str(k): tuple(map(str, v)) for k, v in data["examined"].items()}
+    except (AssertionError, CompatDBError, KeyError, TypeError, ValueError, IndexError):
+        return None
+    return Catalog(examined=examined, messages=messages, curated=curated, _rules=links)
+
+
 @functools.cache
 def load_catalog(root: Path | None = None) -> Catalog:
-    """The shipped catalog (or the one under ``root``), checked."""
+    """The shipped catalog (or the one under ``root``), checked.
+
+    The checked catalog is cached as plain JSON, keyed by both files' sizes and mtimes and
+    by the code's identity (so an entry is only ever read by the code that checked and
+    wrote it); the curated rows are parsed again from it on every load.
+    """
     from bnb_provision.core import cache
     from bnb_provision.core.data import data_dir
 
@@ -219,11 +269,11 @@ def load_catalog(root: Path | None = None) -> Catalog:
         key = cache.key_for(_CACHE_KIND, _signature(folder)) if cache.enabled() else None
     except OSError:
         key = None
-    cached = cache.read_json(_CACHE_KIND, key) if key else None
-    if isinstance(cached, dict) and set(cached) == {CATALOG_FILE, CURATED_FILE}:
-        return build_catalog(cached, deep=False)
+    catalog = _from_cache(cache.read_json(_CACHE_KIND, key)) if key else None
+    if catalog is not None:
+        return catalog
     files = _read(folder)
     catalog = build_catalog(files, deep=True)
     if key:
-        cache.write_json(_CACHE_KIND, key, files, keep=4)
+        cache.write_json(_CACHE_KIND, key, _to_cache(catalog, files[CURATED_FILE]), keep=4)
     return catalog

@@ -9,7 +9,7 @@ strongest evidence wins, the earliest among equals. Every fact keeps the line it
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from bnb_provision.explain.names import CONVERSIONS
@@ -27,6 +27,7 @@ class Fact:
     strength: int = 1
 
 
+_MAX_GPU_NAMES: Final = 16
 _V: Final = r"\d{1,3}\.\d{1,3}(?:\.\d{1,4})?(?:\.?(?:dev|post|rc|a|b)\d{0,4})?"
 _PACKAGES: Final = (
     "bitsandbytes",
@@ -244,21 +245,31 @@ def _put(found: dict[str, Fact], fact: Fact) -> None:
         found[fact.name] = fact
 
 
+def _first_value(doc: Prepared, name: str, rx: re.Pattern[str], conv: str) -> Fact | None:
+    """The rule's first value; for a GPU name, the most specific of the first few."""
+    best: tuple[re.Match[str], str] | None = None
+    for i, m in enumerate(rx.finditer(doc.lower)):
+        if name == "cuda" and "driver version" in doc.line_of(m.start()).lower():
+            continue  # nvidia-smi's CUDA Version is the driver's, not a toolkit
+        value = _convert(conv, doc.text[m.start(1) : m.end(1)])
+        if value and (best is None or (name == "gpu" and len(value) > len(best[1]))):
+            best = (m, value)
+        if best is not None and (name != "gpu" or i >= _MAX_GPU_NAMES):
+            break
+    if best is None:
+        return None
+    line, text = _evidence(doc, best[0].start())
+    return Fact(name=name, value=best[1], line=line, evidence=text)
+
+
 def _rule_facts(doc: Prepared, found: dict[str, Fact]) -> None:
     for name, rx, conv, strength in _COMPILED:
         old = found.get(name)
         if old is not None and old.strength >= strength:
             continue
-        for m in rx.finditer(doc.lower):
-            if name == "cuda" and "driver version" in doc.line_of(m.start()).lower():
-                continue  # nvidia-smi's CUDA Version is the driver's, not a toolkit
-            value = _convert(conv, doc.text[m.start(1) : m.end(1)])
-            if value:
-                line, text = _evidence(doc, m.start())
-                _put(
-                    found, Fact(name=name, value=value, line=line, evidence=text, strength=strength)
-                )
-                break
+        fact = _first_value(doc, name, rx, conv)
+        if fact is not None:
+            _put(found, replace(fact, strength=strength))
 
 
 def _package_versions(doc: Prepared, found: dict[str, Fact]) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "lead_words",
     "linear_problem",
     "literal_text",
+    "match_keys",
     "parse_template",
     "pattern_of",
     "pattern_width",
@@ -162,7 +163,11 @@ def lead_words(parts: tuple[Part, ...]) -> tuple[str, ...]:
     """The whole words of the message's first phrase (its first literal part with three
     words or more, banner left out), as far as the first 40 characters, at least three:
     a text that holds the message, even cut short, holds these."""
-    for words in _whole_words(_banner(head_of(parts))[1]):
+    return _lead_words(head_of(parts))
+
+
+def _lead_words(head: tuple[Part, ...]) -> tuple[str, ...]:
+    for words in _whole_words(_banner(head)[1]):
         if len(words) >= 3:  # noqa: PLR2004 - three words make a phrase
             kept: list[str] = []
             for word in words:
@@ -176,7 +181,11 @@ def lead_words(parts: tuple[Part, ...]) -> tuple[str, ...]:
 def lead_text(parts: tuple[Part, ...]) -> str:
     """The first literal part with three or more words (banner left out), lower case,
     spaces collapsed: what a text cut short still agrees with."""
-    for part in _banner(head_of(parts))[1]:
+    return _lead_text(head_of(parts))
+
+
+def _lead_text(head: tuple[Part, ...]) -> str:
+    for part in _banner(head)[1]:
         if isinstance(part, str) and len(_WORD_RE.findall(part.lower())) >= 3:  # noqa: PLR2004
             return " ".join(part.lower().split())
     return ""
@@ -185,11 +194,14 @@ def lead_text(parts: tuple[Part, ...]) -> str:
 def tail_text(parts: tuple[Part, ...]) -> str:
     """The literal text right after the head, up to the next field, lower case, spaces
     collapsed: how far a text agrees with it tells messages with one head apart."""
+    return _tail_text(parts, head_of(parts))
 
+
+def _tail_text(parts: tuple[Part, ...], head: tuple[Part, ...]) -> str:
     def flat(ps: tuple[Part, ...]) -> str:
         return "".join("\x00" if isinstance(p, Field) else p for p in ps)
 
-    rest = flat(parts)[len(flat(head_of(parts))) :]
+    rest = flat(parts)[len(flat(head)) :]
     return " ".join(rest.split("\x00")[0].lower().split())[:200]
 
 
@@ -323,3 +335,20 @@ def pattern_words(pattern: str) -> tuple[str, ...]:
         current = []
         clean = c is not None
     return tuple(w for w in words if w.isascii())
+
+
+@dataclass(frozen=True, slots=True)
+class MatchKeys:
+    """What the matcher keeps of a message: its lead words, lead text and tail."""
+
+    lead: tuple[str, ...]
+    lead_text: str
+    tail: str
+
+
+def match_keys(parts: tuple[Part, ...]) -> MatchKeys:
+    """:func:`lead_words`, :func:`lead_text` and :func:`tail_text` at once."""
+    head = head_of(parts)
+    return MatchKeys(
+        lead=_lead_words(head), lead_text=_lead_text(head), tail=_tail_text(parts, head)
+    )

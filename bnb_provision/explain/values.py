@@ -10,14 +10,14 @@ cover it: one line, no row listed twice.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Final
 
-from packaging.specifiers import SpecifierSet
-from packaging.version import Version
+if TYPE_CHECKING:
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
 
-from bnb_provision.db.model import CompatDB
-from bnb_provision.db.rows import FLOOR_OSES
+    from bnb_provision.db.model import CompatDB
 
 __all__ = ["derived_values", "fill", "first_bnb_for_os", "plan_command", "sm_builds"]
 
@@ -75,14 +75,17 @@ def sm_builds(db: CompatDB, cc: tuple[int, int], os_name: str | None = None) -> 
 def first_bnb_for_os(db: CompatDB, os_name: str) -> Version | None:
     """The first bitsandbytes release with official wheels for ``os_name`` (windows /
     macos), from the DB's floors."""
+    from bnb_provision.db.rows import FLOOR_OSES
+
     if os_name not in FLOOR_OSES:
         return None
-    return db.bnb_os_floor(os_name)  # type: ignore[arg-type]  # checked just above
+    return db.bnb_os_floor(os_name)
 
 
 def plan_command(facts: Mapping[str, str]) -> str:
     """``bnb-provision plan`` with every machine flag the facts give. A GPU is passed only
-    with a driver (the plan needs both); without them the command is run on the machine."""
+    with a driver (the plan needs both); without a driver the command is run on the
+    machine itself, where plan reads the driver and the GPUs."""
     flags = []
     if facts.get("os") in {"windows", "macos"}:
         flags.append(f"--os {facts['os']}")
@@ -94,9 +97,7 @@ def plan_command(facts: Mapping[str, str]) -> str:
     if facts.get("python"):
         flags.append(f"--python {'.'.join(facts['python'].split('.')[:2])}")
     command = " ".join(["bnb-provision plan", *flags])
-    if not facts.get("driver"):
-        command += " (run it on the machine: it reads the driver and the GPUs itself)"
-    return command
+    return command if facts.get("driver") else f"{command} on that machine"
 
 
 def _driver_floor(db: CompatDB, cuda: str, os_name: str) -> str | None:
@@ -107,28 +108,29 @@ def _driver_floor(db: CompatDB, cuda: str, os_name: str) -> str | None:
     return f"CUDA {cuda} needs driver {driver} or newer" if driver else None
 
 
-def derived_values(db: CompatDB, facts: Mapping[str, str]) -> dict[str, str]:
-    """Every value of names.DERIVED that the facts and the DB give."""
+def derived_values(db: Callable[[], CompatDB], facts: Mapping[str, str]) -> dict[str, str]:
+    """Every value of names.DERIVED that the facts and the DB give; ``db`` is called (the
+    DB loaded) only when a fact needs it."""
     out = {"plan_command": plan_command(facts)}
     os_name = facts.get("os") or "linux"
     cc = facts.get("compute_capability")
     if cc and re.fullmatch(r"\d{1,2}\.\d", cc):
         major, minor = cc.split(".")
-        statement = sm_builds(db, (int(major), int(minor)), os_name)
+        statement = sm_builds(db(), (int(major), int(minor)), os_name)
         if statement:
             out["sm_builds"] = statement
     cuda = facts.get("torch_cuda") or facts.get("lib_cuda")
     if cuda:
-        floor = _driver_floor(db, cuda, os_name)
+        floor = _driver_floor(db(), cuda, os_name)
         if floor:
             out["driver_floor"] = floor
     lib = facts.get("bnb_lib")
     if lib:
-        shipped = [r.bnb for r in db.bnb_libraries if r.file == lib]
+        shipped = [r.bnb for r in db().bnb_libraries if r.file == lib]
         if shipped:
             out["bnb_with_lib"] = str(min(shipped))
-    for key, name in (("bnb_windows_first", "windows"), ("bnb_macos_first", "macos")):
-        first = first_bnb_for_os(db, name)
+    if os_name in {"windows", "macos"}:
+        first = first_bnb_for_os(db(), os_name)
         if first is not None:
-            out[key] = str(first)
+            out[f"bnb_{os_name}_first"] = str(first)
     return out

@@ -8,19 +8,22 @@ facts themselves are in the report's ``subject``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from packaging.version import InvalidVersion, Version
 
-from bnb_provision.db.model import CompatDB
 from bnb_provision.doctor.findings import Finding, findings_to_dict
 from bnb_provision.explain.catalog import Catalog, load_catalog
 from bnb_provision.explain.engine import MessageHit, Ranked, Reading, rank, read_text
 from bnb_provision.explain.facts import Fact
 from bnb_provision.explain.values import derived_values, fill, first_bnb_for_os
 
-__all__ = ["Explanation", "explain"]
+if TYPE_CHECKING:
+    from bnb_provision.db.model import CompatDB
+
+__all__ = ["Explanation", "explain_text"]
 
 _MAX_EVIDENCE: Final = 4
 _STATED: Final = 2.0  # a cause with less support than this is only a possible cause
@@ -53,31 +56,46 @@ class Explanation:
         return findings_to_dict(self.findings, subject=self.subject())
 
 
-def _platform_facts(reading: Reading, db: CompatDB) -> None:
+class _DB:
+    """The compat DB, loaded when a fact first needs it (most texts need none)."""
+
+    def __init__(self, db: CompatDB | None) -> None:
+        self._db = db
+
+    def __call__(self) -> CompatDB:
+        if self._db is None:
+            from bnb_provision.db.load import load_db
+
+            self._db = load_db()
+        return self._db
+
+
+def _platform_facts(reading: Reading, db: Callable[[], CompatDB]) -> None:
     """``bnb_windows_wheel`` / ``bnb_macos_wheel`` = no when every bitsandbytes release the
     text's messages fit predates that OS's first wheel."""
     span = reading.facts.get("bnb_range")
-    if span is None:
+    os_fact = reading.facts.get("os")
+    if span is None or os_fact is None or os_fact.value not in {"windows", "macos"}:
         return
     try:
         newest = Version(span.value.split("-")[-1])
     except InvalidVersion:
         return
-    for os_name in ("windows", "macos"):
-        first = first_bnb_for_os(db, os_name)
-        if first is not None and newest < first:
-            key = f"bnb_{os_name}_wheel"
-            how = f"bitsandbytes {span.value} predates the first {os_name} wheel ({first})"
-            reading.facts[key] = Fact(name=key, value="no", line=0, evidence=how)
+    os_name = os_fact.value
+    first = first_bnb_for_os(db(), os_name)
+    if first is not None and newest < first:
+        key = f"bnb_{os_name}_wheel"
+        how = f"bitsandbytes {span.value} predates the first {os_name} wheel ({first})"
+        reading.facts[key] = Fact(name=key, value="no", line=0, evidence=how)
 
 
-def _gpu_cc(reading: Reading, db: CompatDB) -> None:
+def _gpu_cc(reading: Reading, db: Callable[[], CompatDB]) -> None:
     """The compute capability of the GPU the text names, from the DB, when the text does
     not print it."""
     gpu = reading.facts.get("gpu")
     if gpu is None or "compute_capability" in reading.facts:
         return
-    model = db.gpu_cc(gpu.value)
+    model = db().gpu_cc(gpu.value)
     if model is not None:
         cc = f"{model.cc[0]}.{model.cc[1]}"
         how = f"{gpu.value} has compute capability {cc} ({model.source})"
@@ -143,22 +161,19 @@ def _unrecognized(reading: Reading, values: dict[str, str]) -> Finding:
     )
 
 
-def explain(
+def explain_text(
     text: str, *, catalog: Catalog | None = None, db: CompatDB | None = None
 ) -> Explanation:
     """Every cause ``text`` supports, most likely first, as findings."""
     if catalog is None:
         catalog = load_catalog()
-    if db is None:
-        from bnb_provision.db.load import load_db
-
-        db = load_db()
+    the_db = _DB(db)
     reading = read_text(text, catalog)
-    _platform_facts(reading, db)
-    _gpu_cc(reading, db)
+    _platform_facts(reading, the_db)
+    _gpu_cc(reading, the_db)
     _stack(reading, catalog)
     plain = {name: f.value for name, f in reading.facts.items()}
-    values = {**derived_values(db, plain), **plain}
+    values = {**derived_values(the_db, plain), **plain}
     ranked = rank(reading, catalog, plain)
     findings = tuple(_finding(r, values) for r in ranked) or (_unrecognized(reading, values),)
     return Explanation(
