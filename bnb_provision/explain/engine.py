@@ -67,14 +67,17 @@ def _line(doc: Prepared, match: Match) -> tuple[int, str]:
 
 
 def _best_per_place(hits: list[MessageHit]) -> list[MessageHit]:
-    """Where several messages match overlapping text, the one the text agrees with
-    furthest (the most specific message) wins; equals all stay (one text in several
-    releases' wordings, or in two libraries)."""
+    """Where several messages match the same text (one match inside the other), the one
+    the text agrees with furthest (the most specific message) wins; equals all stay (one
+    text in several releases' wordings, or in two libraries). Matches that only overlap
+    are two messages printed one into the other, and both stay."""
+
+    def nested(a: Match, b: Match) -> bool:
+        return (a.start >= b.start and a.end <= b.end) or (b.start >= a.start and b.end <= a.end)
+
     kept: list[MessageHit] = []
     for hit in sorted(hits, key=lambda h: (h.match.partial, -h.agreement)):
-        rivals = [
-            k for k in kept if k.match.start < hit.match.end and hit.match.start < k.match.end
-        ]
+        rivals = [k for k in kept if nested(k.match, hit.match)]
         if not rivals or (
             not hit.match.partial and hit.agreement == max(k.agreement for k in rivals)
         ):
@@ -148,10 +151,22 @@ def _narrowed(hits: list[MessageHit], catalog: Catalog, library: str) -> tuple[s
     return tuple(v for v in order if v in common) or None
 
 
+def _runs(releases: tuple[str, ...], examined: tuple[str, ...]) -> str:
+    """``0.46.0-0.46.1, 0.48.0-0.49.2``: the releases as runs of consecutive examined ones."""
+    index = {v: i for i, v in enumerate(examined)}
+    runs: list[list[str]] = []
+    for v in releases:
+        if runs and index[v] == index[runs[-1][-1]] + 1:
+            runs[-1].append(v)
+        else:
+            runs.append([v])
+    return ", ".join(r[0] if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
 def _bnb_range(hits: list[MessageHit], catalog: Catalog, found: dict[str, Fact]) -> None:
     releases = _narrowed(hits, catalog, "bitsandbytes")
     if releases and "bnb_range" not in found:
-        span = releases[0] if len(releases) == 1 else f"{releases[0]}-{releases[-1]}"
+        span = _runs(releases, catalog.examined["bitsandbytes"])
         how = "the bitsandbytes releases that print every bitsandbytes message in the text"
         found["bnb_range"] = Fact(name="bnb_range", value=span, line=0, evidence=how)
 
@@ -220,7 +235,8 @@ def rank(reading: Reading, catalog: Catalog, facts: dict[str, str]) -> tuple[Ran
         items.sort(key=lambda x: (-x[0], x[1].line))
         distinct = {(ev.line, ev.what) for _, ev in items}
         score = items[0][0] + _EXTRA_SUPPORT * min(_MAX_EXTRA, len(distinct) - 1)
-        evidence = tuple(dict.fromkeys(ev for _, ev in items))
+        lines = {(ev.line, ev.text): ev for _, ev in reversed(items)}  # one per line, its best
+        evidence = tuple(sorted(lines.values(), key=lambda ev: ev.line))
         ranked.append(
             Ranked(cause=catalog.curated.causes[cause_id], score=score, evidence=evidence)
         )

@@ -78,7 +78,7 @@ def _platform_facts(reading: Reading, db: Callable[[], CompatDB]) -> None:
     if span is None or os_fact is None or os_fact.value not in {"windows", "macos"}:
         return
     try:
-        newest = Version(span.value.split("-")[-1])
+        newest = Version(span.value.replace(",", "-").split("-")[-1].strip())
     except InvalidVersion:
         return
     os_name = os_fact.value

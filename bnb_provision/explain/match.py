@@ -125,7 +125,8 @@ def find(
         if at < skip_to:
             continue
         tried.append(at)
-        begin, end = max(0, at - width), min(len(doc.lower), at + len(anchor) + width)
+        begin = max(0, at - width, skip_to)  # never the text of a match already found
+        end = min(len(doc.lower), at + len(anchor) + width)
         m = rx.search(doc.lower, begin, end)
         while m is not None and _in_source_code(doc, m):
             m = rx.search(doc.lower, m.end(), end)
