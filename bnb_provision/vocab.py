@@ -10,6 +10,7 @@ from typing import Final, Literal, get_args
 
 __all__ = [
     "CATEGORIES",
+    "COMPANIONS",
     "HF_PACKAGES",
     "PLATFORMS",
     "PROFILES",
@@ -17,6 +18,7 @@ __all__ = [
     "SEVERITIES",
     "STACKS",
     "Category",
+    "Companion",
     "HfPackage",
     "Platform",
     "Profile",
@@ -70,3 +72,8 @@ QUANTS: Final[tuple[Quant, ...]] = get_args(Quant)
 HfPackage = Literal["transformers", "accelerate", "peft", "trl"]
 """The Hugging Face packages a plan pins (peft and trl only for qlora)."""
 HF_PACKAGES: Final[tuple[HfPackage, ...]] = get_args(HfPackage)
+
+Companion = Literal["torchvision", "torchaudio"]
+"""The torch companions a plan pins on request (``--with``) to the release built for its
+torch, so that installing them later cannot replace torch."""
+COMPANIONS: Final[tuple[Companion, ...]] = get_args(Companion)

@@ -17,8 +17,8 @@ from typing import Final, Literal, get_args
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from bnb_provision.core.cuda import Coverage, covers
-from bnb_provision.vocab import Category, Platform, Profile
+from bnb_provision.core.cuda import Coverage, CudaVersion, covers
+from bnb_provision.vocab import Category, Companion, Platform, Profile
 
 __all__ = [
     "BNB_FEATURES",
@@ -30,6 +30,7 @@ __all__ = [
     "BnbLibraryRow",
     "BnbRelease",
     "Channel",
+    "CompanionRelease",
     "CudaFamily",
     "CudaToolkit",
     "ErrorPattern",
@@ -39,6 +40,8 @@ __all__ = [
     "GpuModel",
     "HfConstraint",
     "KnownBad",
+    "LastBranch",
+    "LegacyWindowsIndex",
     "LoaderRule",
     "OsFloor",
     "PackageRelease",
@@ -79,6 +82,18 @@ class Feature:
     min_cc: tuple[int, int]
     source: str
     checked: str | None
+    bnb: SpecifierSet | None = None  # the bitsandbytes releases whose documentation says so
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LastBranch:
+    """GPUs below ``below_cc`` run NVIDIA drivers up to branch ``branch`` only (the
+    legacy branch that keeps them): no newer driver, so no newer CUDA, reaches them."""
+
+    below_cc: tuple[int, int]
+    branch: int  # 580 for R580
+    source: str
+    checked: str
 
 
 # -- nvidia.toml -----------------------------------------------------------------------
@@ -139,9 +154,14 @@ class TorchRelease:
     requires_python: SpecifierSet
     pythons: tuple[str, ...]
     pypi: tuple[tuple[Platform, str], ...]  # (platform, variant) PyPI serves
+    macos: tuple[tuple[str, Version], ...] = ()  # (Python, oldest macOS of its arm64 wheel)
 
     def pypi_variant(self, platform: str) -> str | None:
         return next((v for p, v in self.pypi if p == platform), None)
+
+    def macos_floor(self, python: str) -> Version | None:
+        """The oldest macOS release the arm64 wheel for ``python`` installs on."""
+        return next((v for py, v in self.macos if py == python), None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -169,8 +189,19 @@ class TorchBuild:
     checked: str
     unverified_sass: tuple[int, ...] = ()
 
-    def covers(self, cc: tuple[int, int]) -> Coverage | None:
-        return covers(cc, sass=self.sass, ptx=self.ptx)
+    @property
+    def toolkit(self) -> CudaVersion | None:
+        """The CUDA that compiled the build (and emitted its PTX): ``cu132`` -> 13.2."""
+        return CudaVersion.from_variant(self.variant)
+
+    def covers(
+        self, cc: tuple[int, int], driver_cuda: CudaVersion | None = None
+    ) -> Coverage | None:
+        """:func:`~bnb_provision.core.cuda.covers`; with ``driver_cuda`` (the newest CUDA
+        the driver supports) PTX counts only when the driver can JIT it."""
+        return covers(
+            cc, sass=self.sass, ptx=self.ptx, toolkit=self.toolkit, driver_cuda=driver_cuda
+        )
 
 
 # -- bitsandbytes.toml and derived/bitsandbytes.toml -----------------------------------
@@ -184,6 +215,7 @@ class BnbRelease:
     requires_python: SpecifierSet
     torch: SpecifierSet
     platforms: tuple[WheelPlatform, ...]
+    macos: Version | None = None  # the oldest macOS its arm64 wheel installs on
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -199,8 +231,41 @@ class BnbLibraryRow:
     ptx: tuple[int, ...]
     rel_ptx: tuple[int, ...]
 
-    def covers(self, cc: tuple[int, int]) -> Coverage | None:
-        return covers(cc, sass=self.sass, ptx=(*self.ptx, *self.rel_ptx))
+    @property
+    def toolkit(self) -> CudaVersion | None:
+        """The CUDA the library was built with (``cuda132`` -> 13.2); None without CUDA."""
+        if not self.backend.startswith("cuda") or not self.version:
+            return None
+        return CudaVersion.from_tag(self.version)
+
+    def covers(
+        self, cc: tuple[int, int], driver_cuda: CudaVersion | None = None
+    ) -> Coverage | None:
+        """:func:`~bnb_provision.core.cuda.covers` (relocatable PTX counts); with
+        ``driver_cuda`` PTX counts only when the driver can JIT it."""
+        return covers(
+            cc,
+            sass=self.sass,
+            ptx=(*self.ptx, *self.rel_ptx),
+            toolkit=self.toolkit,
+            driver_cuda=driver_cuda,
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LegacyWindowsIndex:
+    """The third-party index of Windows bitsandbytes wheels from before the official ones."""
+
+    url: str
+    versions: tuple[str, ...]
+    cuda: tuple[str, ...]  # the library tags every release carries (111 ... 118)
+    cuda_added: tuple[tuple[Version, str], ...]  # (first release, tag) added later
+    min_cc_70: tuple[str, ...]  # releases without kernels below compute capability 7.0
+    source: str
+
+    def cuda_tags(self, bnb: Version) -> tuple[str, ...]:
+        """The CUDA library tags of release ``bnb``'s wheel there."""
+        return (*self.cuda, *(tag for first, tag in self.cuda_added if bnb >= first))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -222,6 +287,23 @@ class OsFloor:
     bnb: Version
     source: str
     checked: str
+
+
+# -- derived/{torchvision,torchaudio}.toml ---------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CompanionRelease:
+    """A torchvision or torchaudio release (derived): the torch its metadata requires."""
+
+    package: Companion
+    version: Version
+    requires_python: SpecifierSet
+    torch: SpecifierSet | None  # None: its metadata names no torch (so no plan picks it)
+    macos: tuple[tuple[str, Version], ...] = ()  # (Python or "py3", oldest arm64 macOS)
+
+    def macos_floor(self, python: str) -> Version | None:
+        return next((v for py, v in self.macos if py in (python, "py3")), None)
 
 
 # -- huggingface.toml and derived/{transformers,accelerate,peft,trl}.toml --------------
