@@ -192,9 +192,11 @@ def _legacy_library(s: Search, rel: BnbRelease, torch: TorchChoice) -> BnbChoice
         have = ", ".join(str(CudaVersion.from_tag(x)) for x in tags)
         s.reject(what, f"its libraries are for CUDA {have}; torch's CUDA {torch.cuda} is not one")
         return None
+    below = s.db.loader_rule_row(rel.version).nocublaslt_below
+    extra = "_nocublaslt" if below and low is not None and low < below else ""
     return BnbChoice(
         version=rel.version,
-        library=f"libbitsandbytes_cuda{tag}.dll",
+        library=f"libbitsandbytes_cuda{tag}{extra}.dll",
         rule=rule,
         index_url=legacy.url,
     )

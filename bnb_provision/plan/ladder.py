@@ -45,10 +45,10 @@ def driver_ceiling(db: CompatDB, target: Target) -> Ceiling:
         capped = [f for f in floors if f.major <= last.branch]
         return Ceiling(
             driver=capped[-1],
-            why=f"{capped[-1]}: R{last.branch} is the last driver branch for compute "
-            f"capability below {last.below_cc[0]}.{last.below_cc[1]} ({last.source})",
+            why=f"R{last.branch} is the last driver branch for compute capability below "
+            f"{last.below_cc[0]}.{last.below_cc[1]}, {last.source}",
         )
-    return Ceiling(driver=floors[-1], why=f"the newest driver the DB records, {floors[-1]}")
+    return Ceiling(driver=floors[-1], why="the newest driver floor the DB records")
 
 
 def driver_floor(db: CompatDB, os_name: str, torch: TorchChoice, bnb: BnbChoice) -> Version | None:

@@ -127,9 +127,17 @@ def _fact_warnings(torch: TorchChoice, bnb: BnbChoice) -> list[str]:
 
 
 def four_bit_floor(db: CompatDB, bnb: Version) -> tuple[tuple[int, int], str]:
-    """The compute capability bitsandbytes ``bnb`` documents NF4/FP4 from, and where."""
+    """The compute capability NF4/FP4 needs under bitsandbytes ``bnb``, and what says so:
+    the release's own documentation, else (a release that documents none) the current."""
     row = db.feature_row("nf4_fp4", bnb)
-    return row.min_cc, row.source
+    cc = ComputeCapability(*row.min_cc)
+    if row.bnb is not None and not row.bnb.contains(bnb, prereleases=True):
+        return row.min_cc, (
+            f"bitsandbytes {bnb} documents no floor for it, and the current documentation "
+            f"says {cc} and up ({row.source})"
+        )
+    says = f"bitsandbytes {bnb} documents it from compute capability {cc} ({row.source})"
+    return row.min_cc, says
 
 
 def _gpu_warnings(t: Target, db: CompatDB, torch: TorchChoice, bnb: BnbChoice) -> list[str]:
@@ -152,17 +160,13 @@ def _gpu_warnings(t: Target, db: CompatDB, torch: TorchChoice, bnb: BnbChoice) -
             f"{_sm(low)} has no bfloat16: use bnb_4bit_compute_dtype=torch.float16 "
             "(bf16 compute fails with 'expected scalar type Half' or runs slowly)"
         )
-    four, source = four_bit_floor(db, bnb.version)
+    four, says = four_bit_floor(db, bnb.version)
     current = db.feature_row("nf4_fp4")
     if low < four:
-        warnings.append(
-            f"4-bit (NF4/FP4) is not supported on {_sm(low)}: bitsandbytes {bnb.version} "
-            f"documents it from compute capability {ComputeCapability(*four)} ({source})"
-        )
+        warnings.append(f"4-bit (NF4/FP4) is not promised on {_sm(low)}: {says}")
     elif low < current.min_cc:
         warnings.append(
-            f"4-bit on {_sm(low)} rests on bitsandbytes {bnb.version}'s documentation "
-            f"(compute capability {ComputeCapability(*four)} and up, {source}); bitsandbytes "
+            f"4-bit on {_sm(low)} rests on older documentation: {says}; bitsandbytes "
             f"{current.bnb or ''} documents {ComputeCapability(*current.min_cc)} and up "
             f"({current.source}): newer releases will not serve this GPU"
         )

@@ -65,8 +65,8 @@ def _without_driver(target: Target, db: CompatDB, cons: Constraints) -> Plan:
     ladder = walk_ladder(db, target, top, lambda t: _try(db, t, cons))
     plan = _plan(search, (top.torch, top.bitsandbytes, _others(top)), top.verified, shown=target)
     head = (
-        "no driver version given: planned for the newest driver these GPUs can have "
-        f"({ceiling.why}); this plan needs driver >= {plan.driver_floor}"
+        "no driver version given: planned for the newest driver these GPUs can have, "
+        f"{ceiling.driver} ({ceiling.why}); this plan needs driver >= {plan.driver_floor}"
         + (
             "; older drivers get the plans of the driver ladder"
             if ladder
