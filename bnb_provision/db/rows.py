@@ -243,13 +243,8 @@ class BnbLibraryRow:
     ) -> Coverage | None:
         """:func:`~bnb_provision.core.cuda.covers` (relocatable PTX counts); with
         ``driver_cuda`` PTX counts only when the driver can JIT it."""
-        return covers(
-            cc,
-            sass=self.sass,
-            ptx=(*self.ptx, *self.rel_ptx),
-            toolkit=self.toolkit,
-            driver_cuda=driver_cuda,
-        )
+        ptx = (*self.ptx, *self.rel_ptx)
+        return covers(cc, sass=self.sass, ptx=ptx, toolkit=self.toolkit, driver_cuda=driver_cuda)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

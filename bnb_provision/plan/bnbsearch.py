@@ -20,7 +20,7 @@ from bnb_provision.plan.loader import choose_library
 from bnb_provision.plan.model import BnbChoice, TorchChoice
 
 if TYPE_CHECKING:
-    from bnb_provision.plan.search import Search
+    from bnb_provision.plan.state import SearchState as Search
 
 __all__ = ["bnb_releases", "check_bnb", "is_legacy", "ptx_note"]
 

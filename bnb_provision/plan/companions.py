@@ -17,7 +17,7 @@ from bnb_provision.plan.constraints import contains
 from bnb_provision.plan.model import TorchChoice
 
 if TYPE_CHECKING:
-    from bnb_provision.plan.search import Search
+    from bnb_provision.plan.state import SearchState as Search
 
 __all__ = ["built_for", "choose_companions"]
 
