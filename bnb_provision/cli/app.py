@@ -111,7 +111,12 @@ _machine_and_pin_options = options(
         type=click.Choice(ARCHS),
         help="CPU architecture (arm64 is aarch64; --os macos means arm64).",
     ),
-    click.option("--driver", metavar="VERSION", help="NVIDIA driver version, e.g. 570.133.07."),
+    click.option(
+        "--driver",
+        metavar="VERSION",
+        help="NVIDIA driver version, e.g. 570.133.07 (without it: the plan for the newest "
+        "driver the GPUs can have, and the ladder of what older drivers get).",
+    ),
     click.option(
         "--gpu",
         "gpus",

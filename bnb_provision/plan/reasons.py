@@ -46,7 +46,8 @@ def plan_reasons(
     ]
     if t.gpus:
         gpus = ", ".join(f"{n} ({_sm(cc)})" for n, cc in t.gpus)
-        reasons.append(f"GPUs: {gpus}; driver {t.driver_text}")
+        driver = f"driver {t.driver_text}" if t.driver is not None else "no driver version given"
+        reasons.append(f"GPUs: {gpus}; {driver}")
     reasons.append(_torch_reason(t, db, torch, floor))
     reasons.append(_bnb_reason(t, torch, bnb))
     companions = [(n, v) for n, v in others if n in ("torchvision", "torchaudio")]
