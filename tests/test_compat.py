@@ -43,6 +43,8 @@ def test_every_curated_row_has_a_source() -> None:
         *db.families,
         *db.arch_changes,
         *db.gpu_models,
+        *db.last_branches,
+        db.bnb_windows_legacy,
         *db.torch_indexes,
         *db.torch_builds,
         *db.loader_rules,
