@@ -36,11 +36,11 @@ def ptx_note(toolkit: CudaVersion | None, driver: Version | None, cuda: CudaVers
 
 def is_legacy(s: Search, rel: BnbRelease) -> bool:
     """Whether ``rel`` comes from the third-party Windows index in this search."""
-    t, db = s.target, s.db
+    if not (s.cons.legacy_windows_index and s.cons.bnb):
+        return False
+    db = s.db
     return (
-        t.platform == "windows-x86_64"
-        and s.cons.legacy_windows_index
-        and bool(s.cons.bnb)
+        s.target.platform == "windows-x86_64"
         and rel.version < db.bnb_os_floor("windows")
         and str(rel.version) in db.bnb_windows_legacy.versions
     )

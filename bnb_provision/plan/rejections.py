@@ -133,18 +133,31 @@ def _newer_macos(db: CompatDB, target: Target, cons: Constraints, retry: Retry) 
 
 
 def _newer_driver(db: CompatDB, target: Target, cons: Constraints, retry: Retry) -> str | None:
-    """The oldest driver floor above the target's under which a plan exists."""
+    """The oldest driver floor above the target's under which a plan exists (never past the
+    last branch of these GPUs). A newer driver only adds builds, so a bisection finds it."""
     if target.driver is None or not target.gpus:
         return None
     last = db.last_branch(target.ccs)
-    for drv in db.driver_floors(target.os):
-        if last is not None and drv.major > last.branch:
-            break  # no driver past the last branch supports these GPUs
-        if drv > target.driver:
-            plan = retry(replace(target, driver=drv, driver_label=None), cons)
-            if plan is not None:
-                return (
-                    f"install NVIDIA driver >= {drv}: then torch {plan.torch.label} with "
-                    f"bitsandbytes {plan.bitsandbytes.version} fits"
-                )
-    return None
+    floors = [
+        f
+        for f in db.driver_floors(target.os)
+        if f > target.driver and (last is None or f.major <= last.branch)
+    ]
+
+    def attempt(i: int) -> Plan | None:
+        return retry(replace(target, driver=floors[i], driver_label=None), cons)
+
+    if not floors or (best := attempt(len(floors) - 1)) is None:
+        return None
+    low, high = 0, len(floors) - 1  # a plan at high; find the lowest index with one
+    while low < high:
+        mid = (low + high) // 2
+        plan = attempt(mid)
+        if plan is None:
+            low = mid + 1
+        else:
+            high, best = mid, plan
+    return (
+        f"install NVIDIA driver >= {floors[high]}: then torch {best.torch.label} with "
+        f"bitsandbytes {best.bitsandbytes.version} fits"
+    )
