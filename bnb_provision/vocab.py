@@ -10,6 +10,7 @@ from typing import Final, Literal, get_args
 
 __all__ = [
     "CATEGORIES",
+    "COMPANIONS",
     "FLEET_ENGINES",
     "FLEET_MODES",
     "HF_PACKAGES",
@@ -20,6 +21,7 @@ __all__ = [
     "SEVERITIES",
     "STACKS",
     "Category",
+    "Companion",
     "FleetEngine",
     "FleetMode",
     "HfPackage",
@@ -88,3 +90,9 @@ FLEET_MODES: Final[tuple[FleetMode, ...]] = get_args(FleetMode)
 NodeStatus = Literal["ok", "unreachable", "failed"]
 """How a node came out of a fleet run."""
 NODE_STATUSES: Final[tuple[NodeStatus, ...]] = get_args(NodeStatus)
+
+
+Companion = Literal["torchvision", "torchaudio"]
+"""The torch companions a plan pins on request (``--with``) to the release built for its
+torch, so that installing them later cannot replace torch."""
+COMPANIONS: Final[tuple[Companion, ...]] = get_args(Companion)

@@ -79,6 +79,14 @@ def indexes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
         requires=deps,
     )
     make_wheel(pt, "filelock", "99.0.0", {"filelock/__init__.py": b"decoy"})
+    make_wheel(  # a companion built for the index's torch, as download.pytorch.org has them
+        pt,
+        "torchvision",
+        "0.29.2+cu126",
+        {"torchvision/__init__.py": b"cu126"},
+        tag="py3-none-manylinux_2_28_x86_64",
+        requires=("torch>=2.14.0",),
+    )
     # the PyPI stand-in: PyPI's own builds, decoys of the index builds, and everything else
     make_wheel(
         pypi,
@@ -105,6 +113,14 @@ def indexes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
         requires=deps,
     )
     make_wheel(pypi, "filelock", "3.16.1", {"filelock/__init__.py": b""})
+    make_wheel(  # PyPI's torchvision: a decoy for a plan whose torch is an index build
+        pypi,
+        "torchvision",
+        "0.29.2",
+        {"torchvision/__init__.py": b"pypi"},
+        tag="py3-none-manylinux_2_28_x86_64",
+        requires=("torch>=2.14.0",),
+    )
     make_wheel(
         pypi,
         "bitsandbytes",
@@ -557,7 +573,23 @@ def test_requirements_keep_every_other_package_off_the_torch_index(tmp_path: Pat
     make_wheel(pt, "torch", local, {"torch/__init__.py": b""}, tag=tag, requires=("filelock",))
     make_wheel(pypi, "torch", str(plan.torch.version), {"torch/__init__.py": b"decoy"}, tag=tag)
     make_wheel(pypi, "filelock", "3.16.1", {"filelock/__init__.py": b""})
+    make_wheel(  # PyPI's torchvision: a decoy for a plan whose torch is an index build
+        pypi,
+        "torchvision",
+        "0.29.2",
+        {"torchvision/__init__.py": b"pypi"},
+        tag="py3-none-manylinux_2_28_x86_64",
+        requires=("torch>=2.14.0",),
+    )
     make_wheel(pt, "filelock", "99.0.0", {"filelock/__init__.py": b"decoy"})
+    make_wheel(  # a companion built for the index's torch, as download.pytorch.org has them
+        pt,
+        "torchvision",
+        "0.29.2+cu126",
+        {"torchvision/__init__.py": b"cu126"},
+        tag="py3-none-manylinux_2_28_x86_64",
+        requires=("torch>=2.14.0",),
+    )
     for name, version in plan.packages:
         if name != "torch":
             make_wheel(pypi, name, version, {f"{name}/__init__.py": b""})
@@ -767,3 +799,73 @@ def test_bundle_of_a_corrupt_pylock_is_a_lockfile_error(tmp_path: Path, text: by
     with pytest.raises(LockfileError, match=r"cannot read it as a pylock\.toml") as info:
         bundle_lock(lock, tmp_path / "house")
     assert info.value.exit_code == 8 and not (tmp_path / "evil.whl").exists()
+
+
+def test_companions_come_from_the_index_of_their_torch(
+    tmp_path: Path, indexes: tuple[str, str, list[str]]
+) -> None:
+    """--with torchvision: the plan pins the release built for its torch, and the lock takes
+    it from the same PyTorch index as torch (PyPI's copy is built for PyPI's torch)."""
+    pascal = machine_from_dict(_snapshot("linux", "NVIDIA GeForce GTX 1080 Ti", "550.54.14"))
+    cons = Constraints(companions=("torchvision",))
+    (r,) = lock_machines([pascal], load_db(), cons, _opts(tmp_path, indexes)).results
+    by_name = {p["name"]: p for p in toml_loads(r.pylock.read_text())["packages"]}
+    pt_host = indexes[1].rsplit("/simple", 1)[0]
+    assert by_name["torchvision"]["version"] == "0.29.2+cu126"
+    assert by_name["torchvision"]["wheels"][0]["url"].startswith(pt_host)
+    assert r.spec.index_packages == ("torch", "torchvision")
+    req = r.requirements.read_text()
+    assert f"--find-links {indexes[1]}/torchvision/" in req
+
+
+def test_a_team_lock_keeps_hopper_with_the_rest(
+    tmp_path: Path, indexes: tuple[str, str, list[str]]
+) -> None:
+    """The verified Hopper row no longer holds H100s at torch 2.11: they lock with the
+    Ampere machines on the newest safe torch, in one group."""
+    machines = [
+        machine_from_dict(_snapshot("linux", "NVIDIA H100 80GB HBM3", "580.159.04")),
+        machine_from_dict(_snapshot("linux", "NVIDIA A100-SXM4-80GB", "580.95.05")),
+    ]
+    (r,) = lock_machines(machines, load_db(), Constraints(), _opts(tmp_path, indexes)).results
+    assert len(r.spec.machines) == 2 and r.spec.torch == "2.15.0"
+    assert r.spec.driver_floor == "580"
+
+
+def test_an_unverified_index_listing_fails_the_lock_clearly(
+    tmp_path: Path, indexes: tuple[str, str, list[str]]
+) -> None:
+    """--torch 2.15 on Windows rests on an announced, unverified index listing: the plan
+    honours it, and lock, finding no such build on the index, says which fact failed."""
+    win = machine_from_dict(_snapshot("windows", "NVIDIA GeForce RTX 3090", "595.79"))
+    cons = Constraints(torch="2.15")
+    with pytest.raises(ExternalToolError) as info:
+        lock_machines([win], load_db(), cons, _opts(tmp_path, indexes))
+    message = str(info.value)
+    assert "could not lock torch 2.15.0+cu132" in message
+    assert "not verified" in message and "issues/190385" in message
+
+
+def test_the_legacy_windows_index_serves_bitsandbytes_alone() -> None:
+    """--allow-legacy-windows-index with --bnb 0.41: uv's input routes bitsandbytes (and
+    nothing else) to the third-party index, torch to the PyTorch index; the requirements
+    file scopes it the same way with a find-links page."""
+    from bnb_provision.lock.group import spec_for
+    from bnb_provision.lock.requirements import index_lines
+    from bnb_provision.plan.inputs import plan_for
+
+    db = load_db()
+    win = machine_from_dict(_snapshot("windows", "NVIDIA GeForce RTX 3090", "595.79"))
+    plan = plan_for(win, db, Constraints(bnb="0.41", legacy_windows_index=True))
+    opts = LockOptions(output=Path("locks"))
+    spec = spec_for(plan, ("win",), None, db, opts)
+    legacy = db.bnb_windows_legacy.url
+    assert spec.bnb_index == legacy and spec.index_packages == ("torch",)
+    sources = toml_loads(spec.uv_input)["tool"]["uv"]["sources"]
+    assert sources == {
+        "torch": {"index": "pytorch-cu118"},
+        "bitsandbytes": {"index": "bitsandbytes-windows-legacy"},
+    }
+    assert f"--find-links {legacy}/bitsandbytes/" in index_lines(spec, opts)
+    official = plan_for(win, db, Constraints(legacy_windows_index=True))
+    assert spec_for(official, ("win",), None, db, opts).bnb_index is None

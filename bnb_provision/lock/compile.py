@@ -198,7 +198,15 @@ def explain_uv_failure(
 ) -> ExternalToolError:
     """uv's failure with what it means for this group and what to do next."""
     url = network_failure(exc.output)
-    if url is not None:
+    if spec.unverified and url is None and "torch" in exc.output:
+        message = (
+            f"{spec.name}: uv could not lock torch {spec.torch}+{spec.variant} from "
+            f"{spec.torch_index}. The plan honoured --torch on a fact the DB could not "
+            f"verify: {spec.unverified}. The index may not have it.\n{exc.output.strip()}\n"
+            "Pin a torch whose listing is verified (bnb-provision plan without --torch "
+            "names the newest), or pass --cuda for another variant."
+        )
+    elif url is not None:
         message = (
             f"{spec.name}: could not reach {url} (index {opts.default_index}"
             + (f", PyTorch index {spec.torch_index}" if spec.torch_index else "")

@@ -32,7 +32,8 @@ __all__ = [
     "stack_requirements",
 ]
 
-# what a plan takes from the PyTorch index when its torch comes from there
+# what a plan takes from the PyTorch index when its torch comes from there (and the
+# companions it pins: torchvision and torchaudio are built per torch variant there too)
 INDEX_PACKAGES: Final = ("torch",)
 # what each stack installs besides torch; the bnb stack never holds GPTQ/AWQ libraries
 _STACK_EXTRA: Final[dict[Stack, tuple[str, ...]]] = {"gptq": ("gptqmodel",), "awq": ("autoawq",)}
@@ -79,10 +80,11 @@ def lock_input(
     *,
     torch_index: str | None,
     index_packages: Sequence[str] = INDEX_PACKAGES,
+    bnb_index: str | None = None,
 ) -> str:
     """The ``pyproject.toml`` uv compiles: the plan's pins, ``index_packages`` routed to the
     PyTorch index through an explicit uv index (``[tool.uv.sources]``), so nothing else
-    comes from it."""
+    comes from it; with ``bnb_index``, bitsandbytes alone is routed to that one."""
     import tomlkit
 
     doc = tomlkit.document()
@@ -92,17 +94,23 @@ def lock_input(
     project["requires-python"] = f">={python}"
     project["dependencies"] = list(requirements)
     doc["project"] = project
+    routes: list[tuple[str, str, Sequence[str]]] = []
     if torch_index and index_packages:
-        entry = tomlkit.table()
-        entry["name"] = f"pytorch-{variant}"
-        entry["url"] = torch_index
-        entry["explicit"] = True
+        routes.append((f"pytorch-{variant}", torch_index, index_packages))
+    if bnb_index:
+        routes.append(("bitsandbytes-windows-legacy", bnb_index, ("bitsandbytes",)))
+    if routes:
         index = tomlkit.aot()
-        index.append(entry)
         sources = tomlkit.table()
-        for name in index_packages:
-            sources[name] = tomlkit.inline_table()
-            sources[name]["index"] = f"pytorch-{variant}"
+        for name, url, packages in routes:
+            entry = tomlkit.table()
+            entry["name"] = name
+            entry["url"] = url
+            entry["explicit"] = True
+            index.append(entry)
+            for package in packages:
+                sources[package] = tomlkit.inline_table()
+                sources[package]["index"] = name
         uv_tool = tomlkit.table()
         uv_tool["index"] = index
         uv_tool["sources"] = sources
@@ -124,9 +132,11 @@ def spec_for(
     if plan.torch.channel != "pypi":
         template = opts.torch_index_template or db.torch_index_url
         torch_index = template.format(variant=plan.torch.variant)
-    index_packages = INDEX_PACKAGES if torch_index else ()
+    companions = tuple(name for name, _ in plan.companions)
+    index_packages = (*INDEX_PACKAGES, *companions) if torch_index else ()
     requirements = stack_requirements(plan, opts.stack)
-    floor, _ = db.min_driver(plan.torch.cuda, plan.target.os) if plan.torch.cuda else (None, "")
+    floor = plan.driver_floor
+    bnb_index = plan.bitsandbytes.index_url if opts.stack == "bnb" else None
     return LockSpec(
         name=group_name(plan, opts.stack),
         stack=opts.stack,
@@ -152,7 +162,10 @@ def spec_for(
             plan.torch.variant,
             torch_index=None if opts.offline else torch_index,
             index_packages=index_packages,
+            bnb_index=None if opts.offline else bnb_index,
         ),
+        bnb_index=bnb_index,
+        unverified=plan.torch.unverified,
     )
 
 

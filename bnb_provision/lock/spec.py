@@ -72,3 +72,5 @@ class LockSpec:
     gpu_archs: tuple[str, ...]  # "8.0", ...
     db_version: str
     uv_input: str  # the pyproject.toml uv compiles
+    bnb_index: str | None = None  # a third-party index bitsandbytes alone comes from
+    unverified: str | None = None  # the unverified fact the plan's torch rests on
