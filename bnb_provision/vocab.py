@@ -14,6 +14,7 @@ __all__ = [
     "PLATFORMS",
     "PROFILES",
     "QUANTS",
+    "REPORT_TOOLS",
     "SEVERITIES",
     "STACKS",
     "Category",
@@ -21,6 +22,7 @@ __all__ = [
     "Platform",
     "Profile",
     "Quant",
+    "ReportTool",
     "Severity",
     "Stack",
 ]
@@ -70,3 +72,10 @@ QUANTS: Final[tuple[Quant, ...]] = get_args(Quant)
 HfPackage = Literal["transformers", "accelerate", "peft", "trl"]
 """The Hugging Face packages a plan pins (peft and trl only for qlora)."""
 HF_PACKAGES: Final[tuple[HfPackage, ...]] = get_args(HfPackage)
+
+ReportTool = Literal["nvidia-smi", "collect_env", "bitsandbytes", "hf-env", "pip", "text"]
+"""The tool whose output a section of a pasted report is (``plan --from``): nvidia-smi
+(table and ``-q``), torch's collect_env, ``python -m bitsandbytes``, the Hugging Face
+``env`` commands (transformers, accelerate, diffusers, trl), pip list / freeze, and free
+text (facts stated in prose, paths, error lines)."""
+REPORT_TOOLS: Final[tuple[ReportTool, ...]] = get_args(ReportTool)
