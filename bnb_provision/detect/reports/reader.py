@@ -24,7 +24,12 @@ def _read(stream: BinaryIO, where: str) -> bytes:
 
 
 def load_report(
-    source: str, *, python: str, driver: str | None = None, stdin: BinaryIO | None = None
+    source: str,
+    *,
+    python: str,
+    python_given: bool = False,
+    driver: str | None = None,
+    stdin: BinaryIO | None = None,
 ) -> Report:
     """Read the report in file ``source`` (``-``: standard input, or ``stdin`` when
     given). See :func:`~bnb_provision.detect.reports.reports.read_report`."""
@@ -41,4 +46,4 @@ def load_report(
             raise SnapshotError(f"{where}: cannot read it ({exc.strerror or exc})") from exc
         label = path.name
     text = decode_text(raw, errors="replace")
-    return read_report(text, python=python, driver=driver, label=label)
+    return read_report(text, python=python, python_given=python_given, driver=driver, label=label)

@@ -143,16 +143,16 @@ def _os_part(f: Facts, said: list[str]) -> dict[str, Any]:
     }
 
 
-def _python(f: Facts, default: str, said: list[str]) -> str:
+def _python(f: Facts, default: str, given: bool, said: list[str]) -> str:
     if f.python and f.python.startswith("3."):
         return f.python
+    taken = f"Python {default} from --python" if given else f"Python {default} assumed"
     if f.python:
-        said.append(
-            f"the report's Python {f.python} runs no bitsandbytes; Python {default} "
-            "assumed (give --python X.Y)"
-        )
+        said.append(f"the report's Python {f.python} runs no bitsandbytes: {taken}")
+    elif given:
+        said.append(f"{taken}: the report does not say")
     else:
-        said.append(f"Python assumed {default}: the report does not say (give --python X.Y)")
+        said.append(f"{taken} (this interpreter's): the report does not say; give --python X.Y")
     return default
 
 
@@ -206,7 +206,7 @@ def _nvidia_part(
             "are left out; give --driver VERSION to plan for them"
         )
     else:
-        said.append("no NVIDIA driver or GPU in the report: planned as a machine without one")
+        said.append("no NVIDIA driver or GPU in the report: taken as a machine without one")
     return None, [], names
 
 
@@ -261,11 +261,11 @@ def _env_part(f: Facts, python: str, system: str, said: list[str]) -> dict[str, 
 
 
 def _snapshot(
-    f: Facts, *, python: str, driver: str | None
+    f: Facts, *, python: str, python_given: bool, driver: str | None
 ) -> tuple[dict[str, Any], tuple[str, ...], tuple[str, ...]]:
     said: list[str] = []
     os_part = _os_part(f, said)
-    version = _python(f, python, said)
+    version = _python(f, python, python_given, said)
     nvidia, gpus, unplaced = _nvidia_part(f, driver, said)
     env = _env_part(f, version, os_part["system"], said)
     snapshot = {
@@ -289,11 +289,17 @@ def _says_anything(f: Facts) -> bool:
 
 
 def read_report(
-    text: str, *, python: str, driver: str | None = None, label: str = "report"
+    text: str,
+    *,
+    python: str,
+    python_given: bool = False,
+    driver: str | None = None,
+    label: str = "report",
 ) -> Report:
-    """Read a pasted report. ``python`` (X.Y) is assumed when the report gives none;
-    ``driver`` (``--driver``) is the NVIDIA driver when given. Raises
-    :class:`SnapshotError` when the text holds nothing this reads."""
+    """Read a pasted report. ``python`` (X.Y) is taken when the report gives none (from
+    ``--python`` when ``python_given``, else it is this interpreter's); ``driver``
+    (``--driver``) is the NVIDIA driver when given. Raises :class:`SnapshotError` when
+    the text holds nothing this reads."""
     if len(text) > MAX_REPORT_CHARS:
         raise SnapshotError(f"{label}: larger than {MAX_REPORT_CHARS >> 20} MiB; not a report")
     sections = split_report(text)
@@ -306,7 +312,9 @@ def read_report(
             "python -m bitsandbytes, transformers/accelerate env or pip list/freeze found "
             "in it; paste one of those"
         )
-    snapshot, assumptions, unplaced = _snapshot(facts, python=python, driver=driver)
+    snapshot, assumptions, unplaced = _snapshot(
+        facts, python=python, python_given=python_given, driver=driver
+    )
     report = Report(
         label=label,
         sections=sections,
