@@ -66,6 +66,10 @@ _MAC_PATH_RE: Final = re.compile(r"(?<![A-Za-z0-9])/Users/|\.dylib\b|/opt/homebr
 _LINUX_PATH_RE: Final = re.compile(
     r"/home/|/root/|dist-packages|linux-x86_64|linux-gnu|-with-glibc|/opt/conda/|PosixPath\(|/usr/l"
 )
+_WSL_LINE_RE: Final = re.compile(
+    r"(?:(?:os|OS|Os)\s{0,3}[:\uff1a]\s{0,3})?(?:WSL|wsl)2?(?:[\s:]|$)"
+)
+"""A line that starts by naming WSL: ``os:wsl ubuntu22``, ``WSL2 Ubuntu 22.04.2 LTS``."""
 _BRANDS: Final = frozenset({"NVIDIA", "Nvidia", "GeForce", "Tesla", "Quadro", "TITAN"})
 _PROSE: Final = frozenset(
     {"driver", "version", "is", "not", "with", "found", "error", "cuda", "smi", "on", "and"}
@@ -172,7 +176,7 @@ class _Lines:
     named_ccs: list[GpuFact] = field(default_factory=list)
 
     def read(self, line: str) -> None:
-        if self.driver is None and "Driver Version:" in line:
+        if self.driver is None and ("Driver Version:" in line or "KMD Version:" in line):
             self.driver = smi_header(line)
         if self.os_release is None:
             self.os_release = _os_release(line)
@@ -183,7 +187,9 @@ class _Lines:
             self.found_cuda = f"{value // 1000}.{(value % 1000) // 10}"
         if self.python is None and (m := _PYTHON_LINE_RE.fullmatch(line)):
             self.python = m.group(1)
-        self.wsl = self.wsl or "microsoft-standard" in line.lower() or "/usr/lib/wsl/lib" in line
+        low = line.lower()
+        self.wsl = self.wsl or "microsoft-standard" in low or "/usr/lib/wsl/lib" in line
+        self.wsl = self.wsl or _WSL_LINE_RE.match(line) is not None
         if gpu := _sm_gpu(line):
             self.named_ccs.append(gpu)
         elif m := _SMI_L_RE.fullmatch(line):

@@ -18,6 +18,7 @@ from bnb_provision.detect.reports.facts import Facts, GpuFact, major_minor
 
 __all__ = ["is_smi_line", "parse_nvidia_smi", "smi_header"]
 
+_SMI_MARKS: Final = ("Driver Version", "KMD Version", "NVIDIA-SMI", "NVSMI LOG")
 _SMI_STARTS: Final = (
     "+----",
     "|====",
@@ -46,10 +47,11 @@ def _after(line: str, label: str) -> str | None:
 
 def smi_header(line: str) -> tuple[str | None, str | None, str | None]:
     """(driver, CUDA version, nvidia-smi version) from a header line such as
-    ``| NVIDIA-SMI 580.126.09   Driver Version: 580.126.09   CUDA Version: 13.0 |``;
-    ``CUDA Version: ERR!`` or ``N/A`` give None."""
-    driver = _after(line, "Driver Version:")
-    cuda = _after(line, "CUDA Version:")
+    ``| NVIDIA-SMI 580.126.09   Driver Version: 580.126.09   CUDA Version: 13.0 |``, or
+    from 610 on ``KMD Version: 610.43.02   CUDA UMD Version: 13.3``; ``CUDA Version:
+    ERR!`` or ``N/A`` give None."""
+    driver = _after(line, "Driver Version:") or _after(line, "KMD Version:")
+    cuda = _after(line, "CUDA Version:") or _after(line, "CUDA UMD Version:")
     smi = _after(line, "NVIDIA-SMI ")
     return (
         parse_driver_version(driver) if driver else None,
@@ -61,9 +63,7 @@ def smi_header(line: str) -> tuple[str | None, str | None, str | None]:
 def is_smi_line(line: str) -> bool:
     """A line only nvidia-smi prints (for telling sections apart)."""
     s = line.strip()
-    return (
-        "Driver Version" in s or "NVIDIA-SMI" in s or "NVSMI LOG" in s or s.startswith(_SMI_STARTS)
-    )
+    return any(m in s for m in _SMI_MARKS) or s.startswith(_SMI_STARTS)
 
 
 def _gpu_row(line: str) -> tuple[str, str] | None:
@@ -115,9 +115,9 @@ def _q_facts(lines: list[str]) -> tuple[str | None, str | None, list[GpuFact]]:
         key, value = key.strip(), value.strip()
         if not sep:
             in_fb = key == "FB Memory Usage"
-        elif key == "Driver Version" and driver is None:
+        elif key in {"Driver Version", "KMD Version"} and driver is None:
             driver = parse_driver_version(value)
-        elif key == "CUDA Version" and cuda is None:
+        elif key in {"CUDA Version", "CUDA UMD Version"} and cuda is None:
             cuda = major_minor(value)
         elif key == "Product Name" and name == "":
             name = value
@@ -134,7 +134,7 @@ def parse_nvidia_smi(text: str) -> Facts:
     lines = text.splitlines()
     driver = cuda = smi = None
     for line in lines:
-        if "Driver Version:" in line or "NVIDIA-SMI " in line:
+        if "Driver Version:" in line or "KMD Version:" in line:
             driver, cuda, smi = smi_header(line)
             if driver:
                 break

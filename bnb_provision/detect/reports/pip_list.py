@@ -13,7 +13,7 @@ from typing import Final
 
 from bnb_provision.detect.reports.facts import Facts, normalize_package, version_token
 
-__all__ = ["parse_pip", "pip_row", "pip_share"]
+__all__ = ["is_pip_show", "parse_pip", "pip_row", "pip_share"]
 
 _NAME: Final = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
 _LIST_RE: Final = re.compile(rf"({_NAME})[ \t]+([0-9][^\s]{{0,79}})(?:[ \t]+(\S[^\t]{{0,300}}))?")
@@ -79,6 +79,11 @@ def pip_share(lines: list[str]) -> tuple[int, int]:
         else:
             other += 1
     return rows, other
+
+
+def is_pip_show(lines: list[str]) -> bool:
+    """``pip show NAME``: a ``Name:`` line with ``Version:`` below it."""
+    return bool(_pip_show(lines))
 
 
 def _pip_show(lines: list[str]) -> dict[str, str]:

@@ -161,7 +161,8 @@ def _gpus(f: Facts, said: list[str]) -> list[GpuFact]:
     gpus = [g for g in f.gpus if not (g.name and any(w in g.name for w in _NOT_NVIDIA))]
     others = sorted({g.name for g in f.gpus if g not in gpus and g.name})
     if others:
-        said.append(f"non-NVIDIA GPU(s) left out (planned without them): {', '.join(others)}")
+        names = ", ".join(others)
+        said.append(f"non-NVIDIA GPU(s) left out (a snapshot holds NVIDIA GPUs only): {names}")
     ccs = f.compute_capabilities
     if not gpus and ccs:
         said.append(
@@ -233,7 +234,7 @@ def _torch_build(f: Facts, system: str, said: list[str]) -> TorchBuild | None:
 def _env_part(f: Facts, python: str, system: str, said: list[str]) -> dict[str, Any] | None:
     stated = (("torch", f.torch), ("bitsandbytes", f.bitsandbytes))
     packages = dict(f.packages) | {name: version for name, version in stated if version}
-    if not packages and f.torch_build is None:
+    if not packages and f.torch_build is None and not f.variables:
         return None
     build = _torch_build(f, system, said)
     torch = None
@@ -285,7 +286,15 @@ def _says_anything(f: Facts) -> bool:
     return any(
         getattr(f, name) not in (None, ())
         for name in ("os", "python", "gpus", "compute_capabilities", "driver", "torch")
-    ) or bool(f.packages or f.bitsandbytes or f.torch_build or f.driver_cuda)
+    ) or bool(
+        f.packages
+        or f.bitsandbytes
+        or f.torch_build
+        or f.driver_cuda
+        or f.bnb_lib
+        or f.cuda_toolkit
+        or f.variables
+    )
 
 
 def read_report(

@@ -23,7 +23,7 @@ from bnb_provision.detect.reports.collect_env import is_collect_env_line
 from bnb_provision.detect.reports.facts import MAX_LINE
 from bnb_provision.detect.reports.hf_env import is_hf_env_line
 from bnb_provision.detect.reports.nvidia_smi_text import is_smi_line
-from bnb_provision.detect.reports.pip_list import pip_share
+from bnb_provision.detect.reports.pip_list import is_pip_show, pip_share
 from bnb_provision.vocab import ReportTool
 
 __all__ = ["Section", "clean_lines", "command_tool", "split_report"]
@@ -143,6 +143,8 @@ def _classify(block: _Block) -> ReportTool:
     pip_hint = block.hint == "pip"
     if rows > other and (rows >= _MIN_PIP_ROWS or pip_hint or rows == len(lines) > 1):
         counts["pip"] = rows
+    elif is_pip_show(lines):
+        counts["pip"] = len(lines)
     if block.hint is not None and counts.get(block.hint, 0) > 0:
         return block.hint
     best = max(counts.values())
