@@ -34,7 +34,7 @@ from bnb_provision.detect.reports.facts import (
 
 __all__ = ["is_bnb_line", "library_name", "parse_bnb_diag"]
 
-_LIB_RE: Final = re.compile(r"(?:lib)?bitsandbytes_[A-Za-z0-9_]{1,64}\.(?:so|dll|dylib)")
+_LIB_RE: Final = re.compile(r"(?:libs?)?bitsandbytes_[A-Za-z0-9_]{1,64}\.(?:so|dll|dylib)")
 _CC_RE: Final = re.compile(r"([0-9]{1,2})(?:\.|, )([0-9])")
 _CUDA_VERSION_RE: Final = re.compile(r"CUDA_VERSION=([0-9]{2,3})")
 _ROCM_VERSION_RE: Final = re.compile(r"ROCM_VERSION=([0-9]{2,3})")
@@ -79,9 +79,13 @@ _PICKED: Final = (
 
 
 def library_name(text: str) -> str | None:
-    """The bitsandbytes library file named in ``text`` (a path's last part)."""
+    """The bitsandbytes library file named in ``text`` (a path's last part). 0.35-0.37
+    print ``libsbitsandbytes_cpu.so`` in one message; the file is ``libbitsandbytes_``."""
     m = _LIB_RE.search(text)
-    return m.group(0) if m else None
+    if m is None:
+        return None
+    name = m.group(0)
+    return "lib" + name[4:] if name.startswith("libsbitsandbytes_") else name
 
 
 def is_bnb_line(line: str) -> bool:

@@ -151,8 +151,10 @@ def platform_facts(text: str) -> tuple[str | None, str | None, bool, str | None]
 
 
 def _gpu_words(name: str) -> list[str]:
+    """``NVIDIA GeForce RTX 3050 laptop GPU`` -> geforce rtx 3050 laptop."""
     words = name.replace("...", " ").lower().split()
-    return words[1:] if words[:1] == ["nvidia"] else words
+    words = words[1:] if words[:1] == ["nvidia"] else words
+    return words[:-1] if words[-1:] == ["gpu"] else words
 
 
 def same_gpu(a: str, b: str) -> bool:

@@ -50,6 +50,8 @@ _SM_RE: Final = re.compile(r" with CUDA capability sm_([0-9]{2,3}) ")
 _VLLM_CC_RE: Final = re.compile(r"Your (.{2,60}?) GPU has compute capability ([0-9]{1,2})\.([0-9])")
 _SMI_L_RE: Final = re.compile(r"GPU ([0-9]{1,3}): ([^()]{2,80}?)(?: \(UUID: [^)]{0,80}\))?")
 _PYTHON_LINE_RE: Final = re.compile(r"[Pp]ython:?\s{1,4}(3\.[0-9]{1,2}(?:\.[0-9]{1,3})?)")
+_BANNER_RE: Final = re.compile(r"Python (3\.[0-9]{1,2}\.[0-9]{1,3}) \(")
+_BANNER_OS: Final = {" on linux": "linux", " on win32": "windows", " on darwin": "macos"}
 _PY_PATH_RES: Final = (
     re.compile(r"python(3\.[0-9]{1,2})[/\\-]", re.IGNORECASE),
     re.compile(r"-py(3\.[0-9]{1,2})\.egg"),
@@ -187,6 +189,10 @@ class _Lines:
             self.found_cuda = f"{value // 1000}.{(value % 1000) // 10}"
         if self.python is None and (m := _PYTHON_LINE_RE.fullmatch(line)):
             self.python = m.group(1)
+        if self.python is None and (m := _BANNER_RE.match(line)):
+            self.python = m.group(1)  # the interactive interpreter's banner
+            system = next((s for end, s in _BANNER_OS.items() if line.endswith(end)), None)
+            self.os_release = self.os_release or ((system, "") if system else None)
         low = line.lower()
         self.wsl = self.wsl or "microsoft-standard" in low or "/usr/lib/wsl/lib" in line
         self.wsl = self.wsl or _WSL_LINE_RE.match(line) is not None
@@ -228,7 +234,7 @@ def parse_loose(text: str) -> Facts:
         tool="text",
         os=system,
         os_hint=path_os,
-        os_release=release,
+        os_release=release or None,
         wsl=found.wsl or None,
         python=found.python or path_python,
         gpus=_with_ccs(found.gpus, found.named_ccs),

@@ -103,11 +103,10 @@ def _gpus(ranked: list[Facts]) -> tuple[tuple[GpuFact, ...], Conflict | None]:
         named = replace(gpu, name=full) if full else gpu
         cc = named.cc or next((g.cc for g in named_ccs if _match(g, named)), None)
         out.append(replace(named, cc=cc))
-    conflict = None
-    counts = {t: len(gpus) for t, gpus in lists if t != "text"}
-    if len(set(counts.values())) > 1:
-        conflict = Conflict(fact="GPU count", values=tuple((t, str(n)) for t, n in counts.items()))
-    return tuple(out), conflict
+    counts = [(t, str(len(gpus))) for t, gpus in lists if t not in {"text", "hf-env"}]
+    if len({n for _, n in counts}) < 2:  # noqa: PLR2004
+        return tuple(out), None
+    return tuple(out), Conflict(fact="GPU count", values=tuple(counts))
 
 
 def _full_name(cut: str, others: list[GpuFact]) -> str | None:

@@ -161,8 +161,8 @@ def _gpus(f: Facts, said: list[str]) -> list[GpuFact]:
     gpus = [g for g in f.gpus if not (g.name and any(w in g.name for w in _NOT_NVIDIA))]
     others = sorted({g.name for g in f.gpus if g not in gpus and g.name})
     if others:
-        names = ", ".join(others)
-        said.append(f"non-NVIDIA GPU(s) left out (a snapshot holds NVIDIA GPUs only): {names}")
+        left = ", ".join(others)
+        said.append(f"non-NVIDIA GPU(s) left out (a snapshot holds NVIDIA GPUs only): {left}")
     ccs = f.compute_capabilities
     if not gpus and ccs:
         said.append(

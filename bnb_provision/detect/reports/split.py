@@ -54,6 +54,13 @@ _COMMANDS: Final[tuple[tuple[str, ReportTool], ...]] = (
     ("python -m pip freeze", "pip"),
 )
 _MIN_PIP_ROWS: Final = 3  # fewer rows are read only after a pip command line
+_FIRST_LINES: Final[dict[ReportTool, tuple[str, ...]]] = {
+    "nvidia-smi": ("NVIDIA-SMI ", "NVSMI LOG"),
+    "hf-env": ("- `transformers` version:", "- `Accelerate` version:"),
+    "pip": ("Package ",),
+}
+"""Lines that open a tool's output: a block holding one starts a new section even right
+after another section of the same tool (two nvidia-smi outputs pasted one after the other)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -153,6 +160,11 @@ def _classify(block: _Block) -> ReportTool:
     return next(tool for tool, n in counts.items() if n == best)
 
 
+def _opens(tool: ReportTool, block: _Block) -> bool:
+    firsts = _FIRST_LINES.get(tool, ())
+    return any(m in line for line in block.lines for m in firsts)
+
+
 def split_report(text: str) -> tuple[Section, ...]:
     """The report's sections, in order, each with the tool that printed it."""
     blocks = _blocks(clean_lines(text))
@@ -160,7 +172,7 @@ def split_report(text: str) -> tuple[Section, ...]:
     sections: list[tuple[ReportTool, list[str], int]] = []
     for i, (block, tool) in enumerate(zip(blocks, tools, strict=True)):
         last = sections[-1] if sections else None
-        joins = last is not None and last[0] == tool
+        joins = last is not None and last[0] == tool and not _opens(tool, block)
         if tool == "text" and last is not None and last[0] != "text":
             joins = tools[i + 1 : i + 2] == [last[0]]  # prose inside a tool's output
         if joins and last is not None:
