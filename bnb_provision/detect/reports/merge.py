@@ -136,7 +136,8 @@ def _packages(ranked: list[Facts]) -> tuple[dict[str, str], list[Conflict]]:
 
 
 def merge_facts(sections: list[Facts]) -> tuple[Facts, tuple[Conflict, ...]]:
-    """One set of facts from every section's, and the facts sections disagree on."""
+    """One set of facts from every section's (its ``tool`` is ``text``: no one tool's),
+    and the facts the sections disagree on."""
     ranked = sorted(sections, key=lambda f: REPORT_TOOLS.index(f.tool))
     values: dict[str, object] = {}
     conflicts: list[Conflict] = []

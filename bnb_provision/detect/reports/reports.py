@@ -211,11 +211,20 @@ def _nvidia_part(
     return None, [], names
 
 
+def _known(build: TorchBuild | None) -> TorchBuild | None:
+    """``build`` unless it names CUDA or ROCm without saying which version."""
+    if build is None or (build.kind == "cuda" and not build.cuda):
+        return None
+    return None if build.kind == "rocm" and not build.hip else build
+
+
 def _torch_build(f: Facts, system: str, said: list[str]) -> TorchBuild | None:
-    if f.torch_build is not None or f.torch is None:
-        return f.torch_build
-    if tagged := torch_build(f.torch):
-        return tagged
+    """torch's build: its version's local tag, else what a section printed, else the CUDA
+    runtime package PyPI's wheels bring (Linux), else unknown (and said so)."""
+    if f.torch is None:
+        return _known(f.torch_build)
+    if found := _known(torch_build(f.torch)) or _known(f.torch_build):
+        return found
     runtimes = [(n, v) for n, v in f.packages if n.startswith("nvidia-cuda-runtime-cu")]
     if len(runtimes) == 1 and system == "linux" and (cuda := major_minor(runtimes[0][1])):
         said.append(
