@@ -1,20 +1,15 @@
 """Overhead of `bnb-provision lock` over the bare `uv pip compile` of the same input.
 
-Both run as whole processes, interleaved, with a warm uv cache (one untimed run of
-each first). lock is timed three times per round: the same command again (as on every
-re-lock of unchanged snapshots: the groups planned before come from bnb-provision's
-cache, and uv is started at launch, bnb_provision/_early.py), the same with
-BNB_PROVISION_NO_PRESTART=1 (uv started once the CLI is loaded), and as a command not
-run before (both cache entries removed first). The bare command compiles the exact
-pyproject.toml that lock generates, with the same flags, and, like lock, finds its
-previous output in place (uv keeps the versions of an existing output file where the pins
-allow). Then N
-groups (machines needing different plans) are locked in one call, against the time of
-the slowest single group and of the N bare compiles started together (what the machine's
-CPUs allow).
+Both run as whole processes, interleaved, with a warm uv cache (one untimed run of each
+first). The bare command compiles the exact pyproject.toml that lock generates, with the
+same flags, and, like lock, finds its previous output in place (uv keeps the versions of
+an existing output file where the pins allow). lock's own part is planning (DB, snapshot,
+resolver), checking uv's output and writing the files. Then N groups (machines needing
+different plans) are locked in one call, against the slowest single group and the N bare
+compiles started together (what the machine's CPUs allow).
 
-    python benchmarks/bench_lock.py --runs 5            # against PyPI (network)
-Goal (issue 4): at most 10% overhead; N groups take about the time of the slowest.
+    python benchmarks/bench_lock.py --runs 7            # against PyPI (network)
+Goal (issue 11): at most 100 ms over the bare uv call; N groups about the slowest one.
 """
 
 from __future__ import annotations
@@ -30,8 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from timing import overhead, timed
+
 from bnb_provision.core.uv import find_uv
-from bnb_provision.db.compat import load_db
+from bnb_provision.db.load import load_db
 from bnb_provision.detect.snapshot import machine_from_dict
 from bnb_provision.lock.compile import uv_compile_args
 from bnb_provision.lock.lockset import LockOptions, spec_for
@@ -56,12 +53,6 @@ def snapshot(
         snap["nvidia"] = {"driver": driver}
         snap["gpus"] = [{"name": gpu}]
     return snap
-
-
-def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, env=env)
-    return time.perf_counter() - start
 
 
 def timed_together(cmds: list[list[str]], cwd: Path) -> float:
@@ -109,39 +100,17 @@ def main() -> None:
     ]
     # the tool passes no --cache-dir: point uv at the same cache through UV_CACHE_DIR
     os.environ["UV_CACHE_DIR"] = str(cache)
-    # bnb-provision's own cache (the validated DB, the planned lock groups) in here too
-    os.environ["XDG_CACHE_HOME"] = str(work / "xdg")
-    plans = work / "xdg" / "bnb-provision" / "lock-plans"
-    memo = work / "xdg" / "bnb-provision" / "lock-commands.marshal"
-    late = dict(os.environ, BNB_PROVISION_NO_PRESTART="1")
+    os.environ["XDG_CACHE_HOME"] = str(work / "xdg")  # bnb-provision's own cache in here
     # an installed tool has its bytecode compiled (pip does it at install time); let the
     # warm-up run write it here too, so no timed run pays for compiling our modules
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     timed(bare, work)
     timed(tool, work)
-    t_bare, t_tool, t_late, t_cold = [], [], [], []
+    t_bare, t_tool = [], []
     for _ in range(args.runs):
         t_bare.append(timed(bare, work))
         t_tool.append(timed(tool, work))
-        t_late.append(timed(tool, work, late))
-        shutil.rmtree(plans, ignore_errors=True)  # the same lock, planned from scratch
-        memo.unlink(missing_ok=True)  # and as a command never run before
-        t_cold.append(timed(tool, work))
-    mb, mt, ml, mc = (statistics.median(t) for t in (t_bare, t_tool, t_late, t_cold))
-    print(f"bare uv pip compile : median {mb:.3f} s over {args.runs} runs")
-    print(
-        f"bnb-provision lock  : median {mt:.3f} s  (overhead {100 * (mt - mb) / mb:.0f}%, "
-        f"+{mt - mb:.3f} s); goal <= 10%   [the same command again: groups planned before, "
-        "uv started at launch]"
-    )
-    print(
-        f"  uv after the CLI  : median {ml:.3f} s  (overhead {100 * (ml - mb) / mb:.0f}%, "
-        f"+{ml - mb:.3f} s)   [BNB_PROVISION_NO_PRESTART=1]"
-    )
-    print(
-        f"  planned anew      : median {mc:.3f} s  (overhead {100 * (mc - mb) / mb:.0f}%, "
-        f"+{mc - mb:.3f} s)   [DB, snapshot, resolver; a command not run before]"
-    )
+    print(overhead("bnb-provision lock", t_tool, t_bare, goal_ms=100))
     groups_cmd = [
         sys.executable,
         "-m",
@@ -195,8 +164,6 @@ def main() -> None:
                 {
                     "bare_s": t_bare,
                     "lock_s": t_tool,
-                    "lock_no_prestart_s": t_late,
-                    "lock_planned_anew_s": t_cold,
                     "groups_s": t_n,
                     "singles_median_s": singles,
                     "bare_together_s": t_together,

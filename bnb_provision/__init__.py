@@ -31,6 +31,8 @@ __all__ = [
     "DoctorOptions",
     "ExternalToolError",
     "FindingsError",
+    "FitInputError",
+    "FitRequest",
     "LockOptions",
     "LockRequest",
     "LockfileError",
@@ -57,7 +59,7 @@ _WHERE: Final = {
     "detect_machine": "bnb_provision.detect.machine",
     "load_machine": "bnb_provision.detect.snapshot",
     # db: the curated compatibility database
-    "load_db": "bnb_provision.db.compat",
+    "load_db": "bnb_provision.db.load",
     # plan: the combination that runs on a machine
     "plan_for": "bnb_provision.plan.inputs",
     "Constraints": "bnb_provision.plan.constraints",
@@ -70,7 +72,7 @@ _WHERE: Final = {
     # env: build, rebuild
     "init_env": "bnb_provision.env.build",
     "rebuild_env": "bnb_provision.env.build",
-    "BuildOptions": "bnb_provision.env.build",
+    "BuildOptions": "bnb_provision.env.options",
     # doctor: diagnose an environment, explain an error text
     "diagnose": "bnb_provision.doctor.diagnose",
     "DoctorOptions": "bnb_provision.doctor.check",
@@ -84,27 +86,33 @@ _WHERE: Final = {
     "ExternalToolError": "bnb_provision.errors",
     "LockfileError": "bnb_provision.errors",
     "FindingsError": "bnb_provision.errors",
+    "FitInputError": "bnb_provision.errors",
+    # fit: will a model load, or QLoRA-train, on these GPUs (bnb_provision.fit.fit)
+    "FitRequest": "bnb_provision.fit.api",
 }
 """Each public name and the module that defines it."""
 
 if TYPE_CHECKING:
-    from bnb_provision.db.compat import load_db
+    from bnb_provision.db.load import load_db
     from bnb_provision.detect.machine import detect_machine
     from bnb_provision.detect.snapshot import load_machine
     from bnb_provision.doctor.check import DoctorOptions
     from bnb_provision.doctor.diagnose import diagnose
     from bnb_provision.doctor.explain import explain_text
-    from bnb_provision.env.build import BuildOptions, init_env, rebuild_env
+    from bnb_provision.env.build import init_env, rebuild_env
+    from bnb_provision.env.options import BuildOptions
     from bnb_provision.errors import (
         CompatDBError,
         ExternalToolError,
         FindingsError,
+        FitInputError,
         LockfileError,
         NoPlanError,
         ProvisionError,
         SnapshotError,
         TargetEnvError,
     )
+    from bnb_provision.fit.api import FitRequest
     from bnb_provision.lock.lockset import LockRequest, lock_machines, lock_request
     from bnb_provision.lock.spec import LockOptions
     from bnb_provision.plan.constraints import Constraints, MachineFlags

@@ -20,6 +20,7 @@ code  class                    meaning
 7     ExternalToolError        uv / nvidia-smi / a target interpreter failed
 8     LockfileError            a lockfile or output exists / cannot be written
 9     FindingsError            doctor/verify found an error-severity problem
+10    FitInputError            a model, GPU or workload given to ``fit`` is invalid
 ====  =======================  ============================================
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "CompatDBError",
     "ExternalToolError",
     "FindingsError",
+    "FitInputError",
     "LockfileError",
     "NoPlanError",
     "ProvisionError",
@@ -111,3 +113,9 @@ class FindingsError(ProvisionError):
     """A check found at least one error-severity problem."""
 
     exit_code = 9
+
+
+class FitInputError(ProvisionError):
+    """A model, GPU or workload given to ``fit`` cannot be read or makes no sense."""
+
+    exit_code = 10

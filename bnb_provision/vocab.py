@@ -10,7 +10,10 @@ from typing import Final, Literal, get_args
 
 __all__ = [
     "CATEGORIES",
+    "FLEET_ENGINES",
+    "FLEET_MODES",
     "HF_PACKAGES",
+    "NODE_STATUSES",
     "PLATFORMS",
     "PROFILES",
     "QUANTS",
@@ -18,7 +21,10 @@ __all__ = [
     "SEVERITIES",
     "STACKS",
     "Category",
+    "FleetEngine",
+    "FleetMode",
     "HfPackage",
+    "NodeStatus",
     "Platform",
     "Profile",
     "Quant",
@@ -72,6 +78,18 @@ QUANTS: Final[tuple[Quant, ...]] = get_args(Quant)
 HfPackage = Literal["transformers", "accelerate", "peft", "trl"]
 """The Hugging Face packages a plan pins (peft and trl only for qlora)."""
 HF_PACKAGES: Final[tuple[HfPackage, ...]] = get_args(HfPackage)
+
+FleetEngine = Literal["ansible", "slurm"]
+"""What drives a fleet run: an Ansible inventory, or a Slurm allocation."""
+FLEET_ENGINES: Final[tuple[FleetEngine, ...]] = get_args(FleetEngine)
+
+FleetMode = Literal["snapshot", "init"]
+"""What a fleet run does on each node: detect --json, or init --lock."""
+FLEET_MODES: Final[tuple[FleetMode, ...]] = get_args(FleetMode)
+
+NodeStatus = Literal["ok", "unreachable", "failed"]
+"""How a node came out of a fleet run."""
+NODE_STATUSES: Final[tuple[NodeStatus, ...]] = get_args(NodeStatus)
 
 ReportTool = Literal["nvidia-smi", "collect_env", "bitsandbytes", "hf-env", "pip", "text"]
 """The tool whose output a section of a pasted report is (``plan --from``): nvidia-smi

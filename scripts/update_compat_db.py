@@ -3,7 +3,8 @@
 
 Prints a unified diff against compat_db/derived/ and writes only with --write.
 Downloads are cached by sha256 (default ~/.cache/bnb-provision/derive), so a
-re-run downloads nothing it already has.
+re-run downloads nothing it already has. Run it where bnb-provision is importable
+(``pip install -e .`` in this checkout):
 
     python scripts/update_compat_db.py            # show what changed
     python scripts/update_compat_db.py --write    # and write it
@@ -19,13 +20,10 @@ from pathlib import Path
 import click
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bnb_provision.core.files import write_atomic
+from bnb_provision.db.derive import PYPI, Deriver
 
-from bnb_provision.core.files import write_atomic  # noqa: E402
-from bnb_provision.db.derive import Deriver  # noqa: E402
-
-DERIVED = ROOT / "compat_db" / "derived"
+DERIVED = Path(__file__).resolve().parent.parent / "compat_db" / "derived"
 
 
 @click.command()
@@ -45,11 +43,25 @@ DERIVED = ROOT / "compat_db" / "derived"
     / "derive",
     show_default=True,
 )
-def main(write: bool, only: tuple[str, ...], no_libraries: bool, cache: Path) -> None:
+@click.option(
+    "--index",
+    default=PYPI,
+    show_default=True,
+    help="The package index to read (a PEP 691 JSON simple API).",
+)
+@click.option(
+    "--derived",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DERIVED,
+    help="The folder of derived files to compare with and write (default: compat_db/derived).",
+)
+def main(
+    write: bool, only: tuple[str, ...], no_libraries: bool, cache: Path, index: str, derived: Path
+) -> None:
     """Regenerate compat_db/derived/*.toml from PyPI."""
     session = requests.Session()
     session.headers["User-Agent"] = "bnb-provision-update-compat-db"
-    d = Deriver(cache=cache, session=session, log=lambda m: click.echo(m, err=True))
+    d = Deriver(cache=cache, session=session, log=lambda m: click.echo(m, err=True), index=index)
     parts = set(only) or {"torch", "bitsandbytes", "hf"}
     outputs: dict[str, str] = {}
     if "torch" in parts:
@@ -63,7 +75,7 @@ def main(write: bool, only: tuple[str, ...], no_libraries: bool, cache: Path) ->
         outputs["trl.toml"] = d.package_toml("trl", "0.7.0")
     changed = 0
     for name, new in outputs.items():
-        path = DERIVED / name
+        path = derived / name
         old = path.read_text() if path.exists() else ""
         if old == new:
             continue

@@ -6,10 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from bnb_provision.core.data import data_dir
-from bnb_provision.db.compat import load_db, parse_db, read_db_files
+from bnb_provision.db.load import load_db, read_db_files
+from bnb_provision.db.model import CompatDB
+from bnb_provision.db.parse import parse_db
+from bnb_provision.db.rows import Feature, OsFloor
 from bnb_provision.errors import CompatDBError
 
 ROOT = Path(__file__).parent.parent
@@ -208,6 +212,70 @@ _DELETE = object()
             "x",
             "combinations.toml: verified[0].sourse: unknown field (did you mean 'source'?)",
         ),
+        (
+            "torch.toml:build.6.channel",
+            "pip",
+            "torch.toml: build[6].channel: unknown channel 'pip' (one of index, pypi, any)",
+        ),
+        (
+            "huggingface.toml:constraint.4.profiles",
+            ["qlroa"],
+            (
+                "huggingface.toml: constraint[4].profiles[0]: unknown profile 'qlroa' (one of "
+                "inference, qlora)"
+            ),
+        ),
+        (
+            "combinations.toml:known_bad.0.platforms",
+            ["linux"],
+            (
+                "combinations.toml: known_bad[0].platforms[0]: unknown platform 'linux' (one of "
+                "linux-x86_64, linux-aarch64,"
+            ),
+        ),
+        (
+            "combinations.toml:verified.0.platform",
+            "any",
+            "combinations.toml: verified[0].platform: unknown platform 'any'",
+        ),
+        (
+            "derived/bitsandbytes.toml:library.0.platform",
+            "linux-riscv64",
+            "derived/bitsandbytes.toml: library[0].platform: unknown platform 'linux-riscv64'",
+        ),
+        (
+            "errors.toml:pattern.3.category",
+            "cuda_mismatch",
+            (
+                "errors.toml: pattern[3].category: unknown category 'cuda_mismatch' "
+                "(did you mean 'cuda_runtime_mismatch'?)"
+            ),
+        ),
+        (
+            "errors.toml:pattern.3.category",
+            "gremlins",
+            "errors.toml: pattern[3].category: unknown category 'gremlins' (one of ",
+        ),
+        (
+            "errors.toml:pattern.3.fix",
+            "reinstall for {gpu}",
+            "errors.toml: pattern[3].fix: unknown placeholder {gpu} (known here: ",
+        ),
+        (
+            "errors.toml:pattern.3.explanation",
+            "the {0} library",
+            "errors.toml: pattern[3].explanation: unknown placeholder {0}",
+        ),
+        (
+            "errors.toml:pattern.3.explanation",
+            "a dict {like: this}",
+            "errors.toml: pattern[3].explanation: unknown placeholder {like}",
+        ),
+        (
+            "errors.toml:pattern.3.fix",
+            "a stray } brace",
+            "errors.toml: pattern[3].fix: not a format string",
+        ),
     ],
 )
 def test_bad_fields_name_their_path(
@@ -307,9 +375,305 @@ def test_an_edited_module_invalidates_the_cache(
     monkeypatch.setattr(cache, "_PACKAGE", pkg)
     cache.code_identity.cache_clear()
     before = cache.key_for("compat-db", "x")
-    module = pkg / "db" / "compat.py"
+    module = pkg / "db" / "model.py"
     module.write_text(module.read_text() + "\n# edited\n")
     cache.code_identity.cache_clear()
     after = cache.key_for("compat-db", "x")
     cache.code_identity.cache_clear()
     assert before != after
+
+
+def test_a_placeholder_may_name_a_group_of_its_own_pattern(files: dict[str, Any]) -> None:
+    broken = _mutate(files, "errors.toml:pattern.3.fix", "reinstall for {gpu}")
+    ok = _mutate(broken, "errors.toml:pattern.3.pattern", r"no GPU (?P<gpu>\w+) here")
+    pattern = next(
+        p for p in parse_db(ok).errors if p.id == files["errors.toml"]["pattern"][3]["id"]
+    )
+    assert pattern.fix == "reinstall for {gpu}"
+
+
+def test_every_placeholder_the_loader_allows_is_one_explain_fills() -> None:
+    """The loader's list (PLACEHOLDERS) and what explain formats with stay one list: a
+    pattern using every allowed name explains without a KeyError."""
+    from dataclasses import replace
+
+    from bnb_provision.db.rows import PLACEHOLDERS, ErrorPattern
+    from bnb_provision.doctor.explain import explain_text
+
+    text = " ".join(f"{name}={{{name}}}" for name in PLACEHOLDERS)
+    probe = ErrorPattern(
+        id="probe",
+        pattern=re.compile("probe error"),
+        category="other",
+        title="probe",
+        explanation=text,
+        fix=text,
+        source="https://example.org/",
+    )
+    (finding,) = explain_text("probe error", replace(load_db(), errors=(probe,)))
+    assert finding.fix == " ".join(f"{k}={v}" for k, v in PLACEHOLDERS.items())
+
+
+def _broken_db(tmp_path: Path, old: str, new: str) -> Path:
+    import shutil
+
+    root = tmp_path / "compat_db"
+    shutil.copytree(data_dir("compat_db"), root)
+    errors = root / "errors.toml"
+    text = errors.read_text(encoding="utf-8")
+    assert old in text
+    errors.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            'category = "cuda_runtime_mismatch"',
+            'category = "cuda_mismatch"',
+            (
+                "errors.toml: pattern[0].category: unknown category 'cuda_mismatch' "
+                "(did you mean 'cuda_runtime_mismatch'?)"
+            ),
+        ),
+        (
+            "load libbitsandbytes_cuda{cuda} whatever",
+            "load libbitsandbytes_cuda{cuda} on {gpu} whatever",
+            "errors.toml: pattern[0].explanation: unknown placeholder {gpu}",
+        ),
+    ],
+)
+def test_a_bad_error_pattern_fails_at_load_and_explain_exits_5(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str, new: str, message: str
+) -> None:
+    """A typo'd category or an unknown placeholder in errors.toml is a CompatDBError at
+    load (exit code 5 through the CLI), not a traceback when explain formats it."""
+    from click.testing import CliRunner
+
+    from bnb_provision.cli import cli
+    from bnb_provision.db import load
+
+    monkeypatch.setenv("BNB_PROVISION_NO_CACHE", "1")
+    root = _broken_db(tmp_path, old, new)
+    with pytest.raises(CompatDBError) as info:
+        load_db.__wrapped__(root)
+    assert str(info.value).startswith(message), str(info.value)
+
+    monkeypatch.setattr(load, "load_db", lambda _root=None: load_db.__wrapped__(root))
+    res = CliRunner().invoke(cli, ["explain"], input="CUDA error: no kernel image\n")
+    assert res.exit_code == 5, res.output
+    assert f"Error: {message}" in res.output
+    assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)
+
+
+# -- version floors and feature floors live in the DB, and the code reads them there ----
+
+
+def test_floors_are_db_rows_with_sources() -> None:
+    db = load_db()
+    assert db.min_cc("bf16") == (8, 0)
+    assert db.min_cc("llm_int8") == (7, 5)
+    assert db.bnb_os_floor("windows") == Version("0.43.0")
+    assert db.bnb_os_floor("macos") == Version("0.49.0")
+    assert (
+        "bitsandbytes",
+        SpecifierSet(">=0.46.1"),
+    ) in db.hf_requires("transformers", Version("5.0.0"))
+    assert all(n != "bitsandbytes" for n, _ in db.hf_requires("transformers", Version("4.50.0")))
+    rows: list[OsFloor | Feature] = [
+        *db.os_floors,
+        *(f for f in db.features if f.feature == "bf16"),
+    ]
+    for row in rows:
+        assert row.source.startswith("https://") and row.checked
+
+
+def test_the_os_floors_agree_with_the_derived_wheels() -> None:
+    """The curated floors are the first releases PyPI has a wheel for that OS."""
+    db = load_db()
+    for os_name in ("windows", "macos"):
+        first = min(
+            r.version
+            for r in db.bnb_releases
+            if any(p.startswith(f"{os_name}-") for p in r.platforms)
+        )
+        assert db.bnb_os_floor(os_name) == first, os_name
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            "bitsandbytes.toml:os_floor.1.os",
+            "mac",
+            "bitsandbytes.toml: os_floor[1].os: unknown OS 'mac' (did you mean 'macos'?)",
+        ),
+        (
+            "bitsandbytes.toml:os_floor.1.os",
+            "windows",
+            "bitsandbytes.toml: os_floor[1]: a second row for 'windows'",
+        ),
+        (
+            "nvidia.toml:feature.0.feature",
+            "fp8",
+            "nvidia.toml: feature[0].feature: unknown feature 'fp8' (one of bf16)",
+        ),
+        (
+            "bitsandbytes.toml:feature.0.feature",
+            "bf16",
+            "bitsandbytes.toml: feature[0].feature: unknown feature 'bf16'",
+        ),
+        (
+            "nvidia.toml:feature",
+            [],
+            "nvidia.toml: feature: no row for 'bf16' (one row each for bf16)",
+        ),
+    ],
+)
+def test_floor_rows_are_checked(
+    files: dict[str, Any], path: str, value: object, message: str
+) -> None:
+    with pytest.raises(CompatDBError) as info:
+        parse_db(_mutate(files, path, value))
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def _with_feature(db: CompatDB, name: str, cc: tuple[int, int]) -> CompatDB:
+    from dataclasses import replace
+
+    rows = tuple(replace(f, min_cc=cc) if f.feature == name else f for f in db.features)
+    return replace(db, features=rows)
+
+
+def test_doctor_and_plan_read_the_floors_from_the_db() -> None:
+    """Move a floor in the DB and the findings and the plan move with it."""
+    from dataclasses import replace
+
+    from bnb_provision.detect.snapshot import load_machine
+    from bnb_provision.doctor.diagnose import diagnose
+    from bnb_provision.plan.constraints import Constraints
+    from bnb_provision.plan.inputs import plan_for
+
+    db = load_db()
+    h100 = load_machine(ROOT / "tests" / "fixtures" / "snapshots" / "h100-bnb-0.50.2.json")
+    assert "no-bf16" not in {f.id for f in diagnose(h100, db)}
+    strict = _with_feature(db, "bf16", (9, 5))
+    assert "no-bf16" in {f.id for f in diagnose(h100, strict)}
+    assert "torch.bfloat16" in plan_for(h100, db, Constraints()).snippet
+    plan = plan_for(h100, strict, Constraints())
+    assert "torch.float16" in plan.snippet
+    assert any("has no bfloat16" in w for w in plan.warnings)
+
+    mac = replace(h100, os=replace(h100.os, system="macos"))
+    assert "macos-old-bnb" not in {f.id for f in diagnose(mac, db)}
+    later = replace(
+        db,
+        os_floors=tuple(
+            replace(f, bnb=Version("0.51.0")) if f.os == "macos" else f for f in db.os_floors
+        ),
+    )
+    old = next(f for f in diagnose(mac, later) if f.id == "macos-old-bnb")
+    assert old.fix is not None and "bitsandbytes >= 0.51.0" in old.fix
+
+
+def test_adopting_a_system_package_reads_the_hf_floors_from_the_db() -> None:
+    """init --torch system keeps an installed transformers only when the plan's
+    bitsandbytes meets what that transformers asks (huggingface.toml)."""
+    from dataclasses import replace
+
+    from bnb_provision.detect.snapshot import load_machine
+    from bnb_provision.env.adopt import satisfies_floors as _satisfies_floors
+    from bnb_provision.plan.constraints import Constraints
+    from bnb_provision.plan.inputs import plan_for
+
+    db = load_db()
+    h100 = load_machine(ROOT / "tests" / "fixtures" / "snapshots" / "h100-bnb-0.50.2.json")
+    plan = plan_for(h100, db, Constraints())
+    old_bnb = replace(
+        plan,
+        bitsandbytes=replace(plan.bitsandbytes, version=Version("0.46.0")),
+        packages=tuple((n, "0.46.0" if n == "bitsandbytes" else v) for n, v in plan.packages),
+    )
+    assert _satisfies_floors(db, plan, "transformers", "5.0.0")
+    assert not _satisfies_floors(db, old_bnb, "transformers", "5.0.0")
+    relaxed = replace(
+        db,
+        hf_constraints=tuple(
+            replace(c, requires=(("bitsandbytes", SpecifierSet(">=0.45")),))
+            if c.package == "transformers" and c.versions.contains("5.0")
+            else c
+            for c in db.hf_constraints
+        ),
+    )
+    assert _satisfies_floors(relaxed, old_bnb, "transformers", "5.0.0")
+
+
+# -- cross-table facts, and the documentary keys ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            "torch.toml:build.3.sass",
+            [50, 60, 70, 75, 80, 86, 90, 100],
+            (
+                "torch.toml: build[3].sass: sm_100 needs CUDA 12.8 (adds Blackwell (sm_100, "
+                "sm_101, sm_120)), but cu126 is CUDA 12.6"
+            ),
+        ),
+        (
+            "torch.toml:build.8.ptx",
+            [70],
+            (
+                "torch.toml: build[8].ptx: sm_70 is older than sm_75, the oldest target from "
+                "CUDA 13.0 on"
+            ),
+        ),
+        (
+            "derived/bitsandbytes.toml:library.574.sass",
+            [50, 90, 120],
+            (
+                "derived/bitsandbytes.toml: library[574] (libbitsandbytes_cuda126.so of 0.45.0): "
+                "sm_120 needs CUDA 12.8"
+            ),
+        ),
+    ],
+)
+def test_kernel_lists_agree_with_what_their_toolkit_can_target(
+    files: dict[str, Any], path: str, value: object, message: str
+) -> None:
+    """nvidia.toml's [[arch_change]] rows bound every torch build and bitsandbytes library."""
+    with pytest.raises(CompatDBError) as info:
+        parse_db(_mutate(files, path, value))
+    assert str(info.value).startswith(message), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("nvidia.toml:toolkit.0.label", 118, "nvidia.toml: toolkit[0].label: expected a string"),
+        ("nvidia.toml:toolkit.0.lable", "x", "nvidia.toml: toolkit[0].lable: unknown field"),
+        ("nvidia.toml:gpu.0.family", ["x"], "nvidia.toml: gpu[0].family: expected a string"),
+        (
+            "derived/torch.toml:release.0.date",
+            "yesterday",
+            "derived/torch.toml: release[0].date: expected a date",
+        ),
+        ("torch.toml:build.0.binary", "yes", "torch.toml: build[0].binary: expected true or"),
+        (
+            "combinations.toml:verified.0.packages.peft",
+            21,
+            "combinations.toml: verified[0].packages.peft: expected a string",
+        ),
+    ],
+)
+def test_documentary_keys_are_still_checked(
+    files: dict[str, Any], path: str, value: object, message: str
+) -> None:
+    """Keys kept for readers only (label, branch, family, date, rocm, binary, note, a
+    verified run's python and packages) reach no row, but their shape is validated."""
+    with pytest.raises(CompatDBError) as info:
+        parse_db(_mutate(files, path, value))
+    assert str(info.value).startswith(message), str(info.value)

@@ -6,7 +6,9 @@ import pytest
 import requests
 
 from bnb_provision.core.tomlio import toml_loads
-from bnb_provision.db.derive import Deriver, _cuda_from_requires, platform_of_wheel
+from bnb_provision.db.derive import Deriver, document, table
+from bnb_provision.db.wheels import MARKER_ENVS, cuda_from_requires, platform_of_wheel
+from bnb_provision.vocab import PLATFORMS
 from tests.support.index import make_wheel, serve_index
 
 KERNELS = Path(__file__).parent / "fixtures" / "kernels"
@@ -44,12 +46,16 @@ TORCH_211 = [
 ]
 
 
+def test_every_platform_has_marker_values() -> None:
+    assert set(MARKER_ENVS) == set(PLATFORMS)
+
+
 def test_cuda_from_requires_honours_markers() -> None:
-    assert _cuda_from_requires(TORCH_21, "linux-x86_64", "3.11") == "12.1"
-    assert _cuda_from_requires(TORCH_21, "linux-aarch64", "3.11") is None
-    assert _cuda_from_requires(TORCH_21, "macos-arm64", "3.11") is None
-    assert _cuda_from_requires(TORCH_211, "linux-aarch64", "3.12") == "13.0"
-    assert _cuda_from_requires(TORCH_211, "windows-x86_64", "3.12") is None
+    assert cuda_from_requires(TORCH_21, "linux-x86_64", "3.11") == "12.1"
+    assert cuda_from_requires(TORCH_21, "linux-aarch64", "3.11") is None
+    assert cuda_from_requires(TORCH_21, "macos-arm64", "3.11") is None
+    assert cuda_from_requires(TORCH_211, "linux-aarch64", "3.12") == "13.0"
+    assert cuda_from_requires(TORCH_211, "windows-x86_64", "3.12") is None
 
 
 def test_bnb_derivation_against_a_local_index(tmp_path: Path) -> None:
@@ -135,3 +141,86 @@ def test_regeneration_reproduces_one_wheels_kernels(tmp_path: Path) -> None:
     for lib in shipped:
         del lib["bnb"], lib["platform"]
     assert fresh == shipped
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "torch.toml",
+        "bitsandbytes.toml",
+        "transformers.toml",
+        "accelerate.toml",
+        "peft.toml",
+        "trl.toml",
+    ],
+)
+def test_the_writer_reproduces_the_shipped_files_byte_for_byte(name: str) -> None:
+    """Each block of a shipped derived file, parsed and written again, is the same text:
+    a regeneration changes only the facts that changed."""
+    text = (ROOT / "compat_db" / "derived" / name).read_text(encoding="utf-8")
+    head, _, body = text.partition("\n[[")  # head: the comment lines and the blank one
+    pieces = ("[[" + body).split("\n[[")
+    blocks = [pieces[0], *("[[" + p for p in pieces[1:])]
+    written = []
+    for block in blocks:
+        ((key, (row,)),) = toml_loads(block).items()
+        written.append(table(f"[[{key}]]", row))
+    assert len(written) > 3
+    assert document(tuple(head.split("\n")), written) == text
+
+
+def test_the_script_prints_a_diff_and_writes_only_when_asked(tmp_path: Path) -> None:
+    """scripts/update_compat_db.py, run as a script with the package importable the normal
+    way: a diff first, the file with --write, then nothing left to change."""
+    import os
+    import subprocess
+    import sys
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(
+        wheels,
+        "bitsandbytes",
+        "0.50.2",
+        {"bitsandbytes/libbitsandbytes_cpu.so": b"\x7fELF" + b"\0" * 100},
+        tag="py3-none-manylinux_2_24_x86_64",
+        requires=("torch<3,>=2.4",),
+        requires_python=">=3.10",
+    )
+    derived = tmp_path / "derived"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "update_compat_db.py"),
+                "--only",
+                "bitsandbytes",
+                "--index",
+                url,
+                "--derived",
+                str(derived),
+                "--cache",
+                str(tmp_path / "cache"),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            check=True,
+            timeout=120,
+        )
+
+    with serve_index(list(wheels.iterdir())) as (url, _):
+        shown = run()
+        assert "+++ b/compat_db/derived/bitsandbytes.toml" in shown.stdout
+        assert '+version = "0.50.2"' in shown.stdout
+        assert "1 file(s) would change" in shown.stderr and not derived.exists()
+        written = run("--write")
+        assert "1 file(s) written" in written.stderr
+        text = (derived / "bitsandbytes.toml").read_text()
+        assert toml_loads(text)["library"][0]["file"] == "libbitsandbytes_cpu.so"
+        again = run()
+    assert again.stdout == "" and "0 file(s) would change" in again.stderr

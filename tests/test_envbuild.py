@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from bnb_provision.db.compat import load_db
+from bnb_provision.db.load import load_db
 from bnb_provision.detect.host import OSInfo, PythonInfo
 from bnb_provision.detect.machine import Machine
 from bnb_provision.env.build import BuildOptions, init_env, rebuild_env
 from bnb_provision.env.stamp import read_stamp
 from bnb_provision.errors import FindingsError, TargetEnvError
 from bnb_provision.plan.constraints import Constraints
+from bnb_provision.vocab import Profile
 from tests.support.index import make_wheel
 
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -138,9 +139,28 @@ def test_a_new_environment_that_fails_verify_is_never_swapped_in(
     env = tmp_path / ".venv-bnb"
     before = env.resolve()
     # the wheelhouse's torch is a stand-in without kernels: verify of the new env fails
-    with pytest.raises(FindingsError, match="usual path is unchanged"):
-        rebuild_env(_opts(tmp_path, wheelhouse, bnb="0.48", verify=True), load_db(), machine=CPU)
+    failing = _opts(tmp_path, wheelhouse, bnb="0.48", verify=True, keep=1)
+    with pytest.raises(FindingsError, match=r"\.failed \(left there; the usual path is unchanged"):
+        rebuild_env(failing, load_db(), machine=CPU)
     assert env.resolve() == before and _import_version(env) == "0.50.2"
+    # failed builds are kept for inspection, at most --keep of them, and never as backups
+    with pytest.raises(FindingsError):
+        rebuild_env(failing, load_db(), machine=CPU)
+    store = tmp_path / ".venv-bnb.d"
+    failed = [p for p in store.iterdir() if p.name.endswith(".failed")]
+    assert len(failed) == 1 and read_stamp(failed[0]) is not None
+    res = rebuild_env(_opts(tmp_path, wheelhouse, bnb="0.48", keep=1), load_db(), machine=CPU)
+    assert res.backups == (before,)
+
+
+def test_init_removes_what_a_killed_build_left(tmp_path: Path, wheelhouse: Path) -> None:
+    store = tmp_path / ".venv-bnb.d"
+    (store / "20250101T000000000000Z.partial" / "bin").mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (store / "20250101T000000000000Z.partial.pid").write_text(f"{dead.pid}\n")
+    res = init_env(_opts(tmp_path, wheelhouse), load_db(), machine=CPU)
+    assert sorted(p.name for p in store.iterdir()) == [res.real.name]
 
 
 def test_rebuild_refuses_a_plain_folder(tmp_path: Path, wheelhouse: Path) -> None:
@@ -377,7 +397,7 @@ def test_cpu_end_to_end_with_real_wheels(tmp_path: Path) -> None:
     assert stamp.torch == "2.13.0+cpu" and stamp.lock_sha256 is not None
     old = env.resolve()
 
-    def opts(profile: str) -> BuildOptions:
+    def opts(profile: Profile) -> BuildOptions:
         return BuildOptions(
             env=env,
             offline=True,
@@ -392,3 +412,92 @@ def test_cpu_end_to_end_with_real_wheels(tmp_path: Path) -> None:
     assert env.resolve() == res.real and res.backups == (old,)
     assert _import_version(old) == "0.50.2"  # the old one is kept whole, as the backup
     assert rebuild_env(opts("qlora"), load_db(), machine=CPU).action == "unchanged"
+
+
+def test_torch_system_adopts_the_installed_torch(tmp_path: Path, wheelhouse: Path) -> None:
+    """--torch system: the new environment sees the system's torch through a .pth file and
+    gets only what the system lacks; its own site-packages holds no torch."""
+    from bnb_provision.core.uv import find_uv
+    from bnb_provision.env.adopt import SYSTEM_PTH
+
+    system = tmp_path / "system"
+    subprocess.run([find_uv(), "venv", "-q", "--python", sys.executable, str(system)], check=True)
+    system_python = system / "bin" / "python"
+    subprocess.run(
+        [find_uv(), "pip", "install", "-q", "--python", str(system_python), "--offline",
+         "--no-index", "--find-links", str(wheelhouse), "torch==2.13.0+cpu"],
+        check=True,
+    )  # fmt: skip
+    opts = BuildOptions(
+        env=tmp_path / ".venv-bnb",
+        constraints=Constraints(python=PY),
+        torch_system=system_python,
+        offline=True,
+        find_links=(wheelhouse,),
+        verify=False,
+    )
+    res = init_env(opts, load_db(), machine=CPU)
+    env = tmp_path / ".venv-bnb"
+    assert res.action == "created" and _import_version(env) == "0.50.2"
+    assert res.summary is not None and res.summary.torch == "2.13.0"
+    own = list(env.resolve().glob("lib/python*/site-packages"))
+    assert len(own) == 1 and (own[0] / SYSTEM_PTH).is_file()
+    assert not (own[0] / "torch").exists() and (own[0] / "bitsandbytes").is_dir()
+    stamp = read_stamp(env)
+    assert stamp is not None and stamp.torch == "2.13.0+cpu" and stamp.lock_sha256 is None
+    assert rebuild_env(opts, load_db(), machine=CPU).action == "unchanged"
+
+
+def test_a_system_package_stays_only_where_the_db_floors_allow() -> None:
+    """The floors come from the DB: transformers 5 needs bitsandbytes >= 0.46.1 and
+    accelerate >= 1.1.0; a system transformers 4.x needs accelerate >= 0.26.0."""
+    import dataclasses
+
+    from bnb_provision.env.adopt import satisfies_floors
+    from bnb_provision.plan.inputs import plan_for
+
+    db = load_db()
+    plan = plan_for(CPU, db, Constraints(torch="2.13.0", python=PY, cuda="cpu"))
+    assert satisfies_floors(db, plan, "transformers", "5.0.0")
+    old_bnb = dataclasses.replace(
+        plan, packages=tuple((n, "0.45.5" if n == "bitsandbytes" else v) for n, v in plan.packages)
+    )
+    assert not satisfies_floors(db, old_bnb, "transformers", "5.0.0")
+    assert satisfies_floors(db, old_bnb, "transformers", "4.57.0")
+    assert not satisfies_floors(db, plan, "accelerate", "0.20.0")  # below every floor
+
+
+def test_env_paths_that_cannot_hold_an_environment(tmp_path: Path, wheelhouse: Path) -> None:
+    """A file at --env, or a place nothing can be written: the project's errors, no OSError."""
+    from bnb_provision.errors import LockfileError
+
+    (tmp_path / ".venv-bnb").write_text("not an environment")
+    for make in (init_env, rebuild_env):
+        with pytest.raises(TargetEnvError, match="is a file, not an environment"):
+            make(_opts(tmp_path, wheelhouse), load_db(), machine=CPU)
+    unwritable = BuildOptions(
+        env=Path("/proc/bnb-provision-test/.venv-bnb"),
+        constraints=Constraints(torch="2.13.0", python=PY, cuda="cpu"),
+        offline=True,
+        find_links=(wheelhouse,),
+        verify=False,
+    )
+    with pytest.raises(LockfileError, match="cannot write the environment there") as info:
+        init_env(unwritable, load_db(), machine=CPU)
+    assert info.value.exit_code == 8
+
+
+def test_an_environment_whose_verify_cannot_run_is_set_aside(
+    tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not verified, not a backup: a verify that crashes leaves the build as .failed."""
+    import bnb_provision.env.verify
+
+    def crash(python: str) -> None:
+        raise TargetEnvError(f"verify: {python} crashed before reporting (exit -11)")
+
+    monkeypatch.setattr(bnb_provision.env.verify, "run_verify", crash)
+    with pytest.raises(TargetEnvError, match="crashed before reporting"):
+        init_env(_opts(tmp_path, wheelhouse, verify=True), load_db(), machine=CPU)
+    (left,) = (tmp_path / ".venv-bnb.d").iterdir()
+    assert left.name.endswith(".failed") and not (tmp_path / ".venv-bnb").is_symlink()

@@ -96,7 +96,7 @@ def test_verify_passes_on_every_gpu() -> None:
         pytest.skip("no bitsandbytes in python3")
     report = run_verify(shutil.which("python3") or "python3")
     assert report.ok, report.failures()
-    assert {d["device"] for d in report.data["devices"]} == {
+    assert {d.device for d in report.devices} == {
         f"cuda:{i}" for i in range(len(detect_machine().gpus))
     }
     assert sys.executable  # the test process itself never imported torch

@@ -4,6 +4,8 @@ serving valid wheel files, and (network) against real PyPI."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import venv
@@ -18,7 +20,7 @@ from packaging.pylock import Pylock
 from bnb_provision.cli import cli
 from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.core.uv import find_uv
-from bnb_provision.db.compat import load_db
+from bnb_provision.db.load import load_db
 from bnb_provision.detect.snapshot import machine_from_dict
 from bnb_provision.errors import ExternalToolError, LockfileError
 from bnb_provision.lock.bundle import bundle_lock
@@ -149,13 +151,25 @@ def test_torch_comes_from_the_pytorch_index_and_nothing_else(
             assert not pkg["wheels"][0]["url"].startswith(pt_host), name
     assert by_name["filelock"]["version"] == "3.16.1"  # not the index's decoy
     req = r.requirements.read_text()
-    assert f"--index-url {indexes[0]}" in req and f"--extra-index-url {indexes[1]}" in req
+    assert f"--index-url {indexes[0]}" in req and f"--find-links {indexes[1]}/torch/" in req
+    assert "--extra-index-url" not in req
     assert "torch==2.14.1+cu126 \\\n    --hash=sha256:" in req
     assert lock["tool"]["bnb-provision"]["machines"] == ["machine0-linux-sm_61"]
 
 
+def _uv_dry_run(env: Path, cache: Path, lock: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [find_uv(), "pip", "install", "--dry-run", "--python", str(env / "bin" / "python"),
+         "--cache-dir", str(cache), "-r", str(lock)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+
+
 def test_lock_installs_with_pip_dry_run(tmp_path: Path) -> None:
-    """A lock for this interpreter's Python installs with uv's pip interface (dry run)."""
+    """A lock for this interpreter's Python installs with uv's pip interface (dry run), both
+    its requirements.txt and its pylock.<name>.toml (PEP 751: no dots in <name>)."""
     from bnb_provision.plan.inputs import plan_for
 
     snap = _snapshot("linux", "NVIDIA A100", "580.95.05")
@@ -177,28 +191,20 @@ def test_lock_installs_with_pip_dry_run(tmp_path: Path) -> None:
         opts = LockOptions(
             output=tmp_path / "locks", default_index=f"{url}/simple", cache_dir=tmp_path / "c"
         )
-        result = lock_machines([ampere], load_db(), Constraints(), opts)
+        (result,) = lock_machines([ampere], load_db(), Constraints(), opts).results
         env = tmp_path / "venv"
         venv.EnvBuilder(with_pip=False).create(env)
-        done = subprocess.run(
-            [
-                find_uv(),
-                "pip",
-                "install",
-                "--dry-run",
-                "--python",
-                str(env / "bin" / "python"),
-                "--cache-dir",
-                str(tmp_path / "c"),
-                "-r",
-                str(result.results[0].requirements),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    assert done.returncode == 0, done.stderr
-    assert f"torch=={plan.torch.version}" in done.stderr
+        by_requirements = _uv_dry_run(env, tmp_path / "c", result.requirements)
+        by_pylock = _uv_dry_run(env, tmp_path / "c2", result.pylock)
+        # the same lock under a dotted name, as locks were named before: uv refuses it
+        dotted = result.pylock.with_name("pylock.bnb-py3.11.toml")
+        dotted.write_bytes(result.pylock.read_bytes())
+        refused = _uv_dry_run(env, tmp_path / "c2", dotted)
+    assert "." not in result.spec.name and result.pylock.name == f"pylock.{result.spec.name}.toml"
+    for done in (by_requirements, by_pylock):
+        assert done.returncode == 0, done.stderr
+        assert f"torch=={plan.torch.version}" in done.stderr
+    assert refused.returncode != 0 and "not a valid PEP 751 filename" in refused.stderr
 
 
 def test_five_snapshots_windows_and_macos_with_a_manifest(
@@ -251,6 +257,16 @@ def test_five_snapshots_windows_and_macos_with_a_manifest(
     torch_wheel = next(p for p in win["packages"] if p["name"] == "torch")["wheels"][0]
     assert torch_wheel["url"].endswith("win_amd64.whl")
     assert len(list(out.glob("Dockerfile.*"))) == 3  # Linux groups only
+    for c in manifest["class"]:  # one dot-free name for every file of a group
+        name = c["name"]
+        assert re.fullmatch(r"[^.]+", name), name
+        assert (c["pylock"], c["requirements"]) == (
+            f"pylock.{name}.toml",
+            f"{name}.requirements.txt",
+        )
+        if c["os"] == "linux":
+            assert f"COPY {name}.requirements.txt" in (out / f"Dockerfile.{name}").read_text()
+    assert {lk["name"] for lk in data["locks"]} == {c["name"] for c in manifest["class"]}
 
 
 def test_existing_locks_are_kept_unless_forced(
@@ -381,6 +397,11 @@ def test_real_pypi_lock_installs_and_validates(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    # issue 12: pip with --require-hashes, and uv from the PEP 751 file, accept it too
+    by_pip = _pip_dry_run(Path(lk["requirements"]))
+    assert by_pip.returncode == 0, by_pip.stderr
+    by_pylock = _uv_dry_run(env, tmp_path / "c", Path(lk["pylock"]))
+    assert by_pylock.returncode == 0, by_pylock.stderr
 
 
 def test_new_lock_files_get_the_usual_permissions(tmp_path: Path) -> None:
@@ -500,3 +521,249 @@ def test_results_build_their_own_json(tmp_path: Path) -> None:
         "downloaded": ["a.whl"],
         "present": ["b.whl"],
     }
+
+
+def _pip_dry_run(requirements: Path) -> subprocess.CompletedProcess[str]:
+    """Real pip, this interpreter's, told nothing but the requirements file (no pip.conf,
+    no PIP_* settings of this machine)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
+         "--no-cache-dir", "--require-hashes", "--retries", "0", "-r", str(requirements)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )  # fmt: skip
+
+
+def test_requirements_keep_every_other_package_off_the_torch_index(tmp_path: Path) -> None:
+    """Issue 12: a requirements lock names no extra index. Real pip and uv install it
+    (dry run) from two stand-in indexes, and the PyTorch one is asked for torch only,
+    although it also carries a newer filelock and every other locked package."""
+    from bnb_provision.plan.inputs import plan_for
+
+    snap = _snapshot("linux", "NVIDIA GeForce GTX 1080 Ti", "550.54.14")
+    snap["python"] = {"version": HERE}
+    pascal = machine_from_dict(snap)
+    plan = plan_for(pascal, load_db(), Constraints())
+    assert plan.torch.channel == "index"
+    pypi, pt = tmp_path / "pypi", tmp_path / "pt"
+    pypi.mkdir()
+    pt.mkdir()
+    tag = f"cp{HERE.replace('.', '')}-cp{HERE.replace('.', '')}-manylinux_2_28_x86_64"
+    local = f"{plan.torch.version}+{plan.torch.variant}"
+    make_wheel(pt, "torch", local, {"torch/__init__.py": b""}, tag=tag, requires=("filelock",))
+    make_wheel(pypi, "torch", str(plan.torch.version), {"torch/__init__.py": b"decoy"}, tag=tag)
+    make_wheel(pypi, "filelock", "3.16.1", {"filelock/__init__.py": b""})
+    make_wheel(pt, "filelock", "99.0.0", {"filelock/__init__.py": b"decoy"})
+    for name, version in plan.packages:
+        if name != "torch":
+            make_wheel(pypi, name, version, {f"{name}/__init__.py": b""})
+            make_wheel(pt, name, version, {f"{name}/__init__.py": b"decoy"})
+    env = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env)
+    with (
+        serve_index(list(pypi.iterdir())) as (pypi_url, _),
+        serve_index(list(pt.iterdir())) as (pt_url, seen),
+    ):
+        opts = LockOptions(
+            output=tmp_path / "locks",
+            default_index=f"{pypi_url}/simple",
+            torch_index_template=f"{pt_url}/simple",
+            cache_dir=tmp_path / "c",
+        )
+        (result,) = lock_machines([pascal], load_db(), Constraints(), opts).results
+        req = result.requirements
+        text = req.read_text()
+        seen.clear()
+        by_pip = _pip_dry_run(req)
+        asked_by_pip = list(seen)
+        seen.clear()
+        by_uv = _uv_dry_run(env, tmp_path / "c2", req)
+        asked_by_uv = list(seen)
+        # the old form, --extra-index-url: pip asks the PyTorch index for everything
+        old = req.with_name("old.txt")
+        old.write_text(text.replace("--find-links", "--extra-index-url").replace("/torch/\n", "\n"))
+        seen.clear()
+        _pip_dry_run(old)
+        asked_by_old = list(seen)
+    assert "--extra-index-url" not in text
+    assert f"--index-url {pypi_url}/simple\n--find-links {pt_url}/simple/torch/\n" in text
+    assert by_pip.returncode == 0, by_pip.stderr
+    assert f"torch-{local}" in by_pip.stdout and "filelock-3.16.1" in by_pip.stdout
+    assert by_uv.returncode == 0, by_uv.stderr
+    assert f"torch=={local}" in by_uv.stderr and "filelock==3.16.1" in by_uv.stderr
+    for asked in (asked_by_pip, asked_by_uv):
+        assert asked, "the PyTorch index was never asked for torch"
+        assert all(p == "/simple/torch/" or p.startswith("/files/torch-") for p in asked), asked
+    assert "/simple/filelock/" in asked_by_old  # what the test guards against
+    # both indexes gone: the same lock installs from a wheelhouse, as init --offline does
+    offline = subprocess.run(
+        [find_uv(), "pip", "install", "--dry-run", "--python", str(env / "bin" / "python"),
+         "--require-hashes", "--offline", "--no-index", "--find-links", str(pypi),
+         "--find-links", str(pt), "--cache-dir", str(tmp_path / "c3"), "-r", str(req)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert offline.returncode == 0, offline.stderr
+    assert f"torch=={local}" in offline.stderr
+
+
+def _snapshots(folder: Path, suffix: str) -> Path:
+    """Two machines that need two locks; ``suffix`` renames them (their labels), so every
+    file of the set changes from one suffix to the next."""
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    for name, snap in {
+        "pascal": _snapshot("linux", "NVIDIA GeForce GTX 1080 Ti", "550.54.14"),
+        "ampere": _snapshot("linux", "NVIDIA A100-SXM4-80GB", "580.95.05"),
+    }.items():
+        (folder / f"{name}{suffix}.json").write_text(json.dumps(snap))
+    return folder
+
+
+def _lock_cli(snaps: Path, out: Path, indexes: tuple[str, str, list[str]], *extra: str) -> Any:
+    return CliRunner().invoke(
+        cli,
+        ["lock", "--machine", str(snaps), "-o", str(out), "--index-url", indexes[0],
+         "--torch-index-url", indexes[1], *extra],
+    )  # fmt: skip
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_failed_forced_lock_leaves_the_old_set_byte_identical(
+    tmp_path: Path, indexes: tuple[str, str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: the disk fills while the third of five files is written: exit 8, and the
+    previous set (two pylocks, two requirements files, the manifest) is untouched."""
+    from bnb_provision.core import files
+
+    out = tmp_path / "locks"
+    first = _lock_cli(_snapshots(tmp_path / "snaps", ""), out, indexes)
+    assert first.exit_code == 0, first.output
+    before = _contents(out)
+    assert len(before) == 5
+    staged: list[Path] = []
+    real_stage = files._stage
+
+    def full_at_the_third(path: Path, data: files.Data, mode: int | None) -> Path:
+        staged.append(path)
+        if len(staged) == 3:
+            raise OSError(28, "No space left on device", str(path))
+        return real_stage(path, data, mode)
+
+    monkeypatch.setattr(files, "_stage", full_at_the_third)
+    failed = _lock_cli(_snapshots(tmp_path / "snaps", "-renamed"), out, indexes, "--force")
+    assert failed.exit_code == 8, failed.output
+    assert "No space left on device" in failed.stderr and "nothing was changed" in failed.stderr
+    assert len(staged) == 3 and _contents(out) == before  # no new, half or .bak file either
+    monkeypatch.undo()
+    again = _lock_cli(_snapshots(tmp_path / "snaps", "-renamed"), out, indexes, "--force")
+    assert again.exit_code == 0, again.output
+    after = _contents(out)
+    backups = {name: body for name, body in after.items() if name.endswith(".bak")}
+    assert len(after) == 10 and len(backups) == 5
+    for name, body in before.items():  # each file replaced, its old self kept as a .bak
+        assert after[name] != body
+        assert [b for n, b in backups.items() if n.startswith(f"{name}.")] == [body]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (root only; skipped where mounting is not allowed)."""
+    import shutil
+
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_a_real_full_or_read_only_disk_keeps_the_old_set(
+    tmp_path: Path, indexes: tuple[str, str, list[str]], small_disk: Path, fault: str
+) -> None:
+    """The same with a real file system: a tmpfs filled to two free pages, or remounted
+    read-only, under a forced lock that would rewrite all five files."""
+    out = small_disk / "locks"
+    first = _lock_cli(_snapshots(tmp_path / "snaps", ""), out, indexes)
+    assert first.exit_code == 0, first.output
+    before = _contents(out)
+    if fault == "full":
+        st = os.statvfs(small_disk)
+        with (small_disk / "filler").open("wb") as fh:
+            fh.write(b"\0" * (st.f_bavail * st.f_frsize - 2 * st.f_frsize))
+    else:
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    failed = _lock_cli(_snapshots(tmp_path / "snaps", "-renamed"), out, indexes, "--force")
+    assert failed.exit_code == 8, failed.output
+    assert "nothing was changed" in failed.stderr and "Traceback" not in failed.output
+    why = "No space left on device" if fault == "full" else "Read-only file system"
+    assert why in failed.stderr
+    assert _contents(out) == before
+
+
+def test_a_symlink_planted_at_an_output_is_never_read_or_followed(
+    tmp_path: Path, indexes: tuple[str, str, list[str]]
+) -> None:
+    """Issue 12: uv printed the first line of a file a planted pylock symlink pointed at."""
+    snaps = _snapshots(tmp_path / "snaps", "")
+    out = tmp_path / "locks"
+    assert _lock_cli(snaps, out, indexes).exit_code == 0
+    pylock = next(out.glob("pylock.*.toml"))
+    secret = tmp_path / "credentials"
+    secret.write_text("aws_secret_access_key = SECRET-TOKEN\n")
+    pylock.unlink()
+    pylock.symlink_to(secret)
+    refused = _lock_cli(snaps, out, indexes)
+    assert refused.exit_code == 8 and "exists; pass --force" in refused.stderr
+    assert "SECRET-TOKEN" not in refused.output
+    forced = _lock_cli(snaps, out, indexes, "--force")
+    assert forced.exit_code == 0 and "SECRET-TOKEN" not in forced.output
+    assert not pylock.is_symlink() and "SECRET" not in pylock.read_text()
+    assert secret.read_text() == "aws_secret_access_key = SECRET-TOKEN\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"packages = 1\n",
+        b'packages = ["torch"]\n',
+        b'[[packages]]\nname = "torch"\nwheels = [{ url = "http://x/t.whl" }]\n',
+        b'[[packages]]\nname = "t"\nwheels = [{ url = "http://x/t.whl", hashes = "abc" }]\n',
+        b'[[packages]]\nname = "t"\nwheels = [{ url = 5, hashes = { sha256 = "ab" } }]\n',
+        (
+            b'[[packages]]\nname = "t"\nwheels = [{ name = "../../evil.whl", '
+            b'url = "http://x/t.whl", hashes = { sha256 = "ab" } }]\n'
+        ),
+        b'[[packages]]\nname = "t"\nsdist = "x"\n',
+        b"packages = " + b"[" * 5000 + b"]" * 5000 + b"\n",
+        b"\xff\xfe not utf-8\n",
+        b"= not toml\n",
+    ],
+)
+def test_bundle_of_a_corrupt_pylock_is_a_lockfile_error(tmp_path: Path, text: bytes) -> None:
+    lock = tmp_path / "pylock.bad.toml"
+    lock.write_bytes(text)
+    with pytest.raises(LockfileError, match=r"cannot read it as a pylock\.toml") as info:
+        bundle_lock(lock, tmp_path / "house")
+    assert info.value.exit_code == 8 and not (tmp_path / "evil.whl").exists()

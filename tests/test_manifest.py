@@ -131,3 +131,66 @@ def test_init_with_a_class_without_torch_is_a_lockfile_error(tmp_path: Path) -> 
     assert result.exit_code == 8, result.output
     assert "class[0].torch: required field is missing" in result.stderr
     assert "Traceback" not in result.output and not (tmp_path / "env").exists()
+
+
+def _lock_set(folder: Path, **changes: object) -> tuple[Manifest, Path, Path]:
+    """A consistent set on disk (a pylock and a requirements file) and its manifest."""
+    import hashlib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pylock = folder / f"pylock.{NAME}.toml"
+    pylock.write_text('lock-version = "1.0"\n')
+    req = folder / f"{NAME}.requirements.txt"
+    req.write_text("torch==2.13.0+cpu --hash=sha256:" + "0" * 64 + "\n")
+    shas: dict[str, object] = {
+        "lock_sha256": hashlib.sha256(pylock.read_bytes()).hexdigest(),
+        "requirements_sha256": hashlib.sha256(req.read_bytes()).hexdigest(),
+    }
+    m = _manifest(folder, _class(**(shas | changes)))
+    _write(folder, m.to_toml())
+    return m, pylock, req
+
+
+def test_a_consistent_set_passes(tmp_path: Path) -> None:
+    from bnb_provision.lock.manifest import check_lock_file
+    from bnb_provision.lock.pins import requirements_for
+
+    m, pylock, req = _lock_set(tmp_path)
+    m.verify(m.classes[0])
+    assert requirements_for(req) == req and requirements_for(pylock) == req
+    check_lock_file(tmp_path / "not-listed.requirements.txt")  # not in the manifest: no check
+
+
+@pytest.mark.parametrize("which", ["pylock", "requirements"])
+def test_a_file_the_manifest_did_not_record_is_refused(tmp_path: Path, which: str) -> None:
+    """Issue 12: a lock set left half-written (or edited) is never installed."""
+    from bnb_provision.lock.pins import requirements_for
+
+    m, pylock, req = _lock_set(tmp_path)
+    changed = pylock if which == "pylock" else req
+    changed.write_text(changed.read_text() + "# stale\n")
+    with pytest.raises(LockfileError, match="not the file its manifest recorded") as info:
+        m.verify(m.classes[0])
+    assert info.value.exit_code == 8 and str(info.value).startswith(str(changed))
+    for given in (req, pylock):
+        with pytest.raises(LockfileError, match="lock set is inconsistent"):
+            requirements_for(given)
+
+
+def test_a_missing_file_is_refused_and_old_manifests_check_the_pylock(tmp_path: Path) -> None:
+    m, pylock, req = _lock_set(tmp_path, requirements_sha256=None)
+    assert "requirements-sha256" not in (tmp_path / MANIFEST_FILE).read_text()
+    req.write_text("edited, but this manifest never recorded it\n")
+    read_manifest(tmp_path / MANIFEST_FILE).verify(m.classes[0])
+    pylock.unlink()
+    with pytest.raises(LockfileError, match="the lock manifest lists it, but it cannot be read"):
+        m.verify(m.classes[0])
+
+
+def test_init_refuses_a_stale_lock_file(tmp_path: Path) -> None:
+    _, _, req = _lock_set(tmp_path / "locks")
+    req.write_text(req.read_text().replace("0" * 64, "1" * 64))
+    result = CliRunner().invoke(cli, ["init", "--lock", str(req), "--env", str(tmp_path / "env")])
+    assert result.exit_code == 8, result.output
+    assert "not the file its manifest recorded" in result.stderr
+    assert not (tmp_path / "env").exists() and not (tmp_path / "env.d").exists()

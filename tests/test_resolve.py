@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 import pytest
 from packaging.version import Version
 
-from bnb_provision.db.compat import load_db
+from bnb_provision.db.load import load_db
 from bnb_provision.errors import NoPlanError
 from bnb_provision.plan.constraints import Constraints
-from bnb_provision.plan.resolve import Target, make_plan
+from bnb_provision.plan.model import Target
+from bnb_provision.plan.resolve import make_plan
 
 CUDA13 = ("cu130", "cu132")
 
@@ -653,3 +654,10 @@ def test_plans_are_deterministic() -> None:
     db = load_db()
     t = Target(os=L, arch=X86, python="3.12", driver=Version("550.54.14"), gpus=(RTX3090,))
     assert make_plan(t, db) == make_plan(t, db)
+
+
+@pytest.mark.parametrize("cuda", ["cu128", "12.x", "twelve"])
+def test_cuda_pin_that_is_not_a_version(cuda: str) -> None:
+    t = Target(os=L, arch=X86, python="3.12", driver=Version("580.95.05"), gpus=(RTX3090,))
+    with pytest.raises(NoPlanError, match=f"--cuda {cuda}: expected a CUDA version X.Y"):
+        make_plan(t, load_db(), Constraints(cuda=cuda))

@@ -64,3 +64,36 @@ def test_a_timeout_stops_children_that_hold_the_output(tmp_path: Path) -> None:
     with pytest.raises(ExternalToolError, match="did not finish within 1 s"):
         process.run([str(script)], timeout=1)
     assert time.monotonic() - start < 10
+
+
+def test_steps_run_in_order_in_the_background() -> None:
+    steps = process.start_steps(
+        [[PY, "-c", "print('one')"], [PY, "-c", "print('two')"]], timeout=60
+    )
+    done = steps.finish()
+    assert [d.stdout.strip() for d in done] == ["one", "two"]
+
+
+def test_a_failed_step_stops_the_rest_and_finish_re_raises_it(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    steps = process.start_steps(
+        [
+            [PY, "-c", "import sys; sys.exit('no such index')"],
+            [PY, "-c", f"open({str(marker)!r}, 'w').close()"],
+        ]
+    )
+    with pytest.raises(ExternalToolError, match="no such index"):
+        steps.finish()
+    assert not marker.exists()
+
+
+def test_cancel_stops_the_running_step_and_skips_the_rest() -> None:
+    steps = process.start_steps(
+        [[PY, "-c", "import time; time.sleep(30)"], [PY, "-c", "import time; time.sleep(30)"]]
+    )
+    time.sleep(0.3)
+    start = time.monotonic()
+    steps.cancel()
+    assert time.monotonic() - start < 10
+    with pytest.raises(ExternalToolError, match="was cancelled"):
+        steps.finish()

@@ -46,7 +46,7 @@ def test_installed_wheel_finds_its_data(wheel: Path, tmp_path: Path) -> None:
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); "
         "from bnb_provision.core.data import data_dir; "
-        "from bnb_provision.db.compat import load_db; "
+        "from bnb_provision.db.load import load_db; "
         "print(data_dir('compat_db')); print(data_dir('templates')); print(load_db().version)"
     )
     done = subprocess.run(

@@ -4,7 +4,7 @@
 command or a small family of them. The commands are listed here in pipeline order.
 """
 
-from bnb_provision.cli import detect_plan, doctor_explain, env, lock, verify
+from bnb_provision.cli import detect_plan, doctor_explain, env, fit, fleet, lock, verify
 from bnb_provision.cli.app import cli, main
 
 for _command in (
@@ -12,11 +12,13 @@ for _command in (
     detect_plan.plan,
     doctor_explain.doctor,
     doctor_explain.explain,
+    fit.fit,
     verify.verify,
     lock.lock,
     lock.bundle,
     env.init,
     env.rebuild,
+    fleet.fleet,
 ):
     cli.add_command(_command)
 

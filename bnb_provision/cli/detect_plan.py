@@ -13,12 +13,12 @@ from bnb_provision.cli.app import emit_json, from_option, json_option, machine_a
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from bnb_provision.db.compat import CompatDB
+    from bnb_provision.db.model import CompatDB
     from bnb_provision.detect.machine import Machine
     from bnb_provision.detect.reports import Report
     from bnb_provision.plan.analysis import BnbLoadReport
     from bnb_provision.plan.constraints import Constraints, MachineFlags
-    from bnb_provision.plan.resolve import Plan
+    from bnb_provision.plan.model import Plan
 
 __all__ = ["detect", "plan"]
 
@@ -63,7 +63,7 @@ def _load_report(machine: Machine) -> BnbLoadReport | None:
     """Which bitsandbytes library the environment's loader picks (for the table only)."""
     if machine.env is None or machine.env.bitsandbytes is None:
         return None
-    from bnb_provision.db.compat import load_db
+    from bnb_provision.db.load import load_db
     from bnb_provision.plan.analysis import bnb_load_report
 
     return bnb_load_report(machine, load_db())
@@ -98,8 +98,9 @@ def plan(
         bnb-provision plan --machine machine.json --torch 2.8 --json
         bnb-provision plan --from issue.txt      # pasted nvidia-smi, collect_env, pip list...
     """
-    from bnb_provision.db.compat import load_db
-    from bnb_provision.plan.inputs import apply_flags, plan_for, plan_to_dict
+    from bnb_provision.db.load import load_db
+    from bnb_provision.plan.inputs import apply_flags, plan_for
+    from bnb_provision.plan.model import plan_to_dict
 
     if machine_file is not None and from_file is not None:
         raise click.UsageError("give --machine or --from, not both")

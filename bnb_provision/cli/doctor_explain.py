@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from bnb_provision.detect.machine import Machine
     from bnb_provision.detect.reports import Report
     from bnb_provision.doctor.findings import Finding
-    from bnb_provision.doctor.memory import ModelShape
+    from bnb_provision.fit.model import ModelSpec
 
 __all__ = ["doctor", "explain"]
 
@@ -35,7 +35,9 @@ _doctor_options = options(
         help="A snapshot (detect --json --python ...) taken where the environment is.",
     ),
     from_option,
-    click.option("--model-params", type=float, metavar="N", help="Model size, e.g. 7e9."),
+    click.option(
+        "--model-params", metavar="N", help="Model size for the memory check: 7B, 7e9, 70b."
+    ),
     click.option(
         "--config",
         "config_path",
@@ -66,7 +68,7 @@ def doctor(
     env_dir: str | None,
     machine_file: Path | None,
     from_file: str | None,
-    model_params: float | None,
+    model_params: str | None,
     config_path: Path | None,
     quant: Quant,
     report: bool,
@@ -83,7 +85,7 @@ def doctor(
         bnb-provision doctor --machine snapshot.json --json
         bnb-provision doctor --from issue.txt    # a pasted collect_env, pip list...
     """
-    from bnb_provision.db.compat import load_db
+    from bnb_provision.db.load import load_db
     from bnb_provision.doctor.diagnose import DoctorOptions, diagnose
     from bnb_provision.env.stamp import read_stamp
     from bnb_provision.errors import FindingsError
@@ -143,16 +145,14 @@ def _target_machine(python: str | None, env_dir: str | None, machine_file: Path 
     return detect_machine(python=python, env_dir=env_dir)
 
 
-def _model_shape(config_path: Path | None, model_params: float | None) -> ModelShape | None:
-    from bnb_provision.doctor.memory import read_model_shape, shape_from_params
+def _model_shape(config_path: Path | None, model_params: str | None) -> ModelSpec | None:
+    """The model for the memory check, read as ``fit`` reads it (errors exit 10)."""
+    from bnb_provision.fit import model_from_params, parse_params, read_model
 
     if config_path is not None:
-        try:
-            return read_model_shape(config_path)
-        except (OSError, ValueError) as exc:
-            raise click.BadParameter(str(exc), param_hint="--config") from exc
+        return read_model(config_path)
     if model_params is not None:
-        return shape_from_params(model_params)
+        return model_from_params(parse_params(model_params))
     return None
 
 
@@ -174,7 +174,7 @@ def explain(log_file: IO[str], as_json: bool) -> None:
         python train.py 2>&1 | bnb-provision explain
         bnb-provision explain --log error.txt --json
     """
-    from bnb_provision.db.compat import load_db
+    from bnb_provision.db.load import load_db
     from bnb_provision.doctor.explain import explain_text
 
     text = log_file.read()

@@ -192,7 +192,7 @@ def bundle(lock_file: Path, output: Path, as_json: bool) -> None:
 
     \b
     Example:
-        bnb-provision bundle locks/pylock.bnb-linux-x86_64-py3.12-....toml -o wheelhouse
+        bnb-provision bundle locks/pylock.bnb-linux-x86_64-py3_12-....toml -o wheelhouse
         # then, on the air-gapped machine:
         bnb-provision init --offline --find-links wheelhouse
     """

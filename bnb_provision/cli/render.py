@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from bnb_provision.detect.target import BnbLibrary, EnvInfo
     from bnb_provision.doctor.findings import Finding
     from bnb_provision.plan.analysis import BnbLoadReport
-    from bnb_provision.plan.resolve import Plan
+    from bnb_provision.plan.model import Plan
 
 __all__ = [
     "redact",
@@ -162,7 +162,7 @@ def _loader_lines(report: BnbLoadReport) -> list[str]:
 
 
 def render_plan(plan: Plan, *, all_rejected: bool = False) -> str:
-    from bnb_provision.plan.resolve import group_rejections
+    from bnb_provision.plan.rejections import group_rejections
 
     t = plan.target
     head = f"Plan for {t.platform}, Python {plan.python}"

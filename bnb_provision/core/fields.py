@@ -9,7 +9,7 @@ the near miss (``did you mean 'source'?``).
 from __future__ import annotations
 
 import difflib
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 __all__ = ["FieldError", "Fields"]
 
@@ -58,15 +58,50 @@ class Fields:
             raise FieldError(f"{self.sub(key)}: expected {what}, got {_type_name(value)}")
         return value
 
+    @overload
+    def text(self, key: str) -> str: ...
+    @overload
+    def text(self, key: str, default: str) -> str: ...
+    @overload
+    def text(self, key: str, default: None) -> str | None: ...
     def text(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(key, (str,), "a string", default)
 
+    @overload
+    def integer(self, key: str) -> int: ...
+    @overload
+    def integer(self, key: str, default: int) -> int: ...
+    @overload
+    def integer(self, key: str, default: None) -> int | None: ...
     def integer(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(key, (int,), "an integer", default)
 
+    @overload
+    def flag(self, key: str) -> bool: ...
+    @overload
+    def flag(self, key: str, default: bool) -> bool: ...
+    @overload
+    def flag(self, key: str, default: None) -> bool | None: ...
     def flag(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(key, (bool,), "true or false", default)
 
+    @overload
+    def number(self, key: str) -> float: ...
+    @overload
+    def number(self, key: str, default: float) -> float: ...
+    @overload
+    def number(self, key: str, default: None) -> float | None: ...
+    def number(self, key: str, default: Any = _MISSING) -> Any:
+        """An integer or a float (TOML's ``1`` and ``1.0``), returned as a float."""
+        value = self._get(key, (int, float), "a number", default)
+        return float(value) if isinstance(value, (int, float)) else value
+
+    @overload
+    def table(self, key: str) -> Fields: ...
+    @overload
+    def table(self, key: str, default: dict[str, Any]) -> Fields: ...
+    @overload
+    def table(self, key: str, default: None) -> Fields | None: ...
     def table(self, key: str, default: Any = _MISSING) -> Fields | None:
         value = self._get(key, (dict,), "a table", default)
         return None if value is None else Fields(value, self.sub(key))

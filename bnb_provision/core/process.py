@@ -12,11 +12,13 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bnb_provision.errors import ExternalToolError
 
-__all__ = ["Completed", "Running", "find_program", "run", "start"]
+__all__ = ["Completed", "Running", "Steps", "find_program", "run", "start", "start_steps"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -174,3 +176,72 @@ def run(
         input_text=input_text,
         capture=capture,
     ).wait()
+
+
+class Steps:
+    """Programs run one after the other in a worker thread, as :func:`run` would run them.
+
+    The caller does other work meanwhile; :meth:`cancel` stops the running program and
+    skips the rest, :meth:`finish` waits and re-raises the first failure in the calling
+    thread. Made (and started) by :func:`start_steps`.
+    """
+
+    def __init__(
+        self, steps: Sequence[Sequence[str]], *, timeout: float | None, capture: bool
+    ) -> None:
+        self._steps = [tuple(str(a) for a in argv) for argv in steps]
+        self._timeout = timeout
+        self._capture = capture
+        self._lock = threading.Lock()
+        self._current: Running | None = None
+        self._cancelled = False
+        self._done: list[Completed] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="bnb-provision-steps", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            for argv in self._steps:
+                with self._lock:
+                    if self._cancelled:
+                        return
+                    self._current = start(argv, timeout=self._timeout, capture=self._capture)
+                self._done.append(self._current.wait())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by finish()
+            self._error = exc
+
+    def cancel(self) -> None:
+        """Stop the running program, skip the rest, and wait for the worker to end."""
+        with self._lock:
+            self._cancelled = True
+            if self._current is not None:
+                self._current.cancel()
+        self._thread.join()
+
+    def finish(self) -> tuple[Completed, ...]:
+        """Wait for every step and return their results; re-raise the first failure (or
+        the cancel). Interrupted while waiting, it cancels the steps."""
+        try:
+            self._thread.join()
+        except BaseException:
+            self.cancel()
+            raise
+        if self._error is not None:
+            raise self._error
+        if len(self._done) < len(self._steps):  # cancelled before this step started
+            argv = self._steps[len(self._done)]
+            raise ExternalToolError(f"{' '.join(argv[:3])} was cancelled", command=argv)
+        return tuple(self._done)
+
+
+def start_steps(
+    steps: Sequence[Sequence[str]], *, timeout: float | None = None, capture: bool = True
+) -> Steps:
+    """Start running ``steps`` (argv lists) one after the other in the background.
+
+    ``timeout`` bounds each step; with ``capture=False`` their output goes to this
+    terminal. Failures (a missing program, a timeout, a non-zero exit) surface as
+    :class:`ExternalToolError` from :meth:`Steps.finish`.
+    """
+    return Steps(steps, timeout=timeout, capture=capture)

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from bnb_provision.core.cuda import Coverage, covers
+
 __all__ = [
     "FATBIN_MAGIC",
     "FatbinEntry",
@@ -94,19 +96,10 @@ class KernelInventory:
     def has_device_code(self) -> bool:
         return bool(self.sass or self.ptx or self.rel_ptx)
 
-    def covers(self, major: int, minor: int) -> str | None:
-        """How this binary runs on a GPU of compute capability ``major.minor``.
-
-        Returns ``"sass"`` when machine code of the same major with a minor no
-        newer than the GPU's is present, ``"ptx"`` when only PTX no newer than
-        the GPU can be JIT-compiled, or None when nothing runs.
-        """
-        cc = major * 10 + minor
-        if any(a // 10 == major and a % 10 <= minor for a in self.sass):
-            return "sass"
-        if any(a <= cc for a in (*self.ptx, *self.rel_ptx)):
-            return "ptx"
-        return None
+    def covers(self, major: int, minor: int) -> Coverage | None:
+        """How this binary runs on a GPU of compute capability ``major.minor``
+        (:func:`bnb_provision.core.cuda.covers`; relocatable PTX counts)."""
+        return covers((major, minor), sass=self.sass, ptx=(*self.ptx, *self.rel_ptx))
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from bnb_provision.core import process
+from bnb_provision.core.cuda import ComputeCapability, CudaVersion
 from bnb_provision.errors import ExternalToolError
 
 __all__ = [
@@ -62,12 +63,12 @@ class Gpu:
     @property
     def cc_text(self) -> str | None:
         cc = self.compute_capability
-        return f"{cc[0]}.{cc[1]}" if cc else None
+        return str(ComputeCapability(*cc)) if cc else None
 
     @property
     def sm(self) -> str | None:
         cc = self.compute_capability
-        return f"sm_{cc[0]}{cc[1]}" if cc else None
+        return ComputeCapability(*cc).sm if cc else None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -83,7 +84,7 @@ def cuda_from_nvml(value: int | None) -> str | None:
     """Turn NVML's ``13000`` into ``"13.0"``."""
     if not value:
         return None
-    return f"{value // 1000}.{(value % 1000) // 10}"
+    return str(CudaVersion.from_driver_api(value))
 
 
 _DRIVER_RE: Final = re.compile(r"\d{1,4}(?:\.\d{1,4}){1,3}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from bnb_provision.core import process
+from bnb_provision.core.cuda import variant_of_cuda
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.detect.host import PythonInfo
 from bnb_provision.errors import ExternalToolError, TargetEnvError
@@ -79,8 +80,10 @@ class TorchInfo:
     def variant(self) -> str:
         """``cu130``, ``rocm6.2``, ``xpu`` or ``cpu`` from what the build reports."""
         if self.cuda:
-            major, _, minor = self.cuda.partition(".")
-            return f"cu{major}{minor.split('.')[0]}"
+            try:
+                return variant_of_cuda(self.cuda)
+            except ValueError:
+                return "unknown"
         if self.hip:
             return "rocm" + ".".join(self.hip.split(".")[:2])
         if self.xpu:

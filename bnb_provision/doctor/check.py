@@ -12,11 +12,11 @@ from typing import Final, TypeAlias
 
 from packaging.version import InvalidVersion, Version
 
-from bnb_provision.db.compat import CompatDB
+from bnb_provision.db.model import CompatDB
 from bnb_provision.detect.machine import Machine
 from bnb_provision.doctor.findings import Finding
-from bnb_provision.doctor.memory import ModelShape
 from bnb_provision.env.stamp import Stamp
+from bnb_provision.fit.model import ModelSpec
 from bnb_provision.vocab import Quant
 
 __all__ = ["REBUILD", "Check", "DoctorOptions", "version_or_none"]
@@ -29,7 +29,7 @@ REBUILD: Final = "bnb-provision rebuild"
 class DoctorOptions:
     """What doctor knows beyond the machine: the model to load and the environment's stamp."""
 
-    model: ModelShape | None = None
+    model: ModelSpec | None = None
     quant: Quant = "nf4"
     stamp: Stamp | None = None
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from bnb_provision.db.compat import CompatDB
+from bnb_provision.db.model import CompatDB
 from bnb_provision.detect.machine import Machine
 from bnb_provision.doctor.check import Check, DoctorOptions
 from bnb_provision.doctor.findings import Finding

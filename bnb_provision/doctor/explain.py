@@ -5,26 +5,13 @@ names a GPU architecture."""
 from __future__ import annotations
 
 import re
-from typing import Final
 
-from bnb_provision.db.compat import CompatDB, ErrorPattern
+from bnb_provision.core.cuda import ComputeCapability
+from bnb_provision.db.model import CompatDB
+from bnb_provision.db.rows import PLACEHOLDERS, ErrorPattern
 from bnb_provision.doctor.findings import Finding
-from bnb_provision.errors import CompatDBError
-from bnb_provision.vocab import CATEGORIES, Category
 
-__all__ = ["PLACEHOLDERS", "explain_text"]
-
-PLACEHOLDERS: Final = {
-    "sm": "?",
-    "cuda": "?",
-    "lib": "the library",
-    "cudamajor": "N",
-    "minver": "",
-    "minver2": "",
-    "alloc": "",
-}
-"""The ``{placeholders}`` an error pattern's explanation and fix may use, and the text
-each becomes when the pattern's regex did not capture it."""
+__all__ = ["explain_text"]
 
 
 def explain_text(text: str, db: CompatDB) -> tuple[Finding, ...]:
@@ -57,18 +44,12 @@ def _finding(p: ErrorPattern, match: re.Match[str], text: str, db: CompatDB) -> 
     line_start = text.rfind("\n", 0, match.start()) + 1
     line_end = text.find("\n", match.end())
     line = text[line_start : line_end if line_end >= 0 else len(text)].strip()
-    fmt = {**PLACEHOLDERS, **groups}
-    try:
-        explanation, fix = p.explanation.format(**fmt), p.fix.format(**fmt)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise CompatDBError(
-            f"errors.toml: pattern {p.id!r}: bad placeholder {exc} in its explanation or fix "
-            f"(known: {', '.join(sorted(PLACEHOLDERS))}); fix the pattern in compat_db/"
-        ) from exc
+    fmt = {**PLACEHOLDERS, **groups}  # the DB loader checked every placeholder is one of these
+    explanation, fix = p.explanation.format(**fmt), p.fix.format(**fmt)
     evidence = [line[:300], explanation, *_facts_suffix(db, p.category, groups)]
     return Finding(
         id=p.id,
-        category=_category(p),
+        category=p.category,
         severity="error",
         title=p.title,
         evidence=tuple(evidence),
@@ -77,22 +58,12 @@ def _finding(p: ErrorPattern, match: re.Match[str], text: str, db: CompatDB) -> 
     )
 
 
-def _category(p: ErrorPattern) -> Category:
-    for category in CATEGORIES:
-        if category == p.category:
-            return category
-    raise CompatDBError(
-        f"errors.toml: pattern {p.id!r}: unknown category {p.category!r} "
-        f"(known: {', '.join(CATEGORIES)}); fix the pattern in compat_db/"
-    )
-
-
 def _facts_suffix(db: CompatDB, category: str, groups: dict[str, str]) -> list[str]:
     """For an arch error naming ``sm_XY``: the torch builds and the first bitsandbytes with it."""
     out = []
     sm = groups.get("sm")
     if category == "arch_not_compiled" and sm and sm.isdigit():
-        cc = (int(sm[:-1]), int(sm[-1]))
+        cc = ComputeCapability.from_arch(int(sm))
         variants = sorted(
             {f"{b.variant} (torch {b.torch})" for b in db.torch_builds if b.covers(cc) == "sass"}
         )

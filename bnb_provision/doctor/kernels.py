@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from packaging.version import Version
 
-from bnb_provision.db.compat import CompatDB
+from bnb_provision.db.model import CompatDB
 from bnb_provision.detect.fatbin import describe_archs
 from bnb_provision.detect.machine import Machine
 from bnb_provision.detect.nvidia import Gpu

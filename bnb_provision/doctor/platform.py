@@ -3,9 +3,8 @@ against torch's CUDA build, and a CPU-only torch on a machine with NVIDIA GPUs."
 
 from __future__ import annotations
 
-from packaging.version import Version
-
-from bnb_provision.db.compat import CompatDB
+from bnb_provision.core.cuda import CudaVersion
+from bnb_provision.db.model import CompatDB
 from bnb_provision.detect.machine import Machine
 from bnb_provision.detect.target import EnvInfo
 from bnb_provision.doctor.check import REBUILD, DoctorOptions
@@ -39,6 +38,7 @@ def check_windows(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]:
 
 
 def _windows_bitsandbytes(env: EnvInfo, db: CompatDB) -> list[Finding]:
+    floor = db.bnb_os_floor("windows")  # the first official Windows wheels
     out: list[Finding] = []
     bnb_v = _v(env.version_of("bitsandbytes"))
     if env.version_of("bitsandbytes-windows"):
@@ -50,18 +50,18 @@ def _windows_bitsandbytes(env: EnvInfo, db: CompatDB) -> list[Finding]:
                 title="a third-party 'bitsandbytes-windows' build is installed",
                 evidence=(f"bitsandbytes-windows {env.version_of('bitsandbytes-windows')}",),
                 fix="pip uninstall bitsandbytes-windows; then install official wheels "
-                "(bitsandbytes >= 0.43.0): " + REBUILD,
+                f"(bitsandbytes >= {floor}): " + REBUILD,
                 source="https://github.com/bitsandbytes-foundation/bitsandbytes/issues/1058",
             )
         )
-    if bnb_v is not None and bnb_v < Version("0.43.0"):
+    if bnb_v is not None and bnb_v < floor:
         legacy = str(bnb_v) in db.bnb_windows_legacy_versions
         out.append(
             Finding(
                 id="bnb-before-official-windows",
                 category="windows_install",
                 severity="error",
-                title=f"bitsandbytes {bnb_v} predates official Windows support (0.43.0)",
+                title=f"bitsandbytes {bnb_v} predates official Windows support ({floor})",
                 evidence=(
                     f"bitsandbytes {bnb_v}"
                     + (
@@ -71,7 +71,7 @@ def _windows_bitsandbytes(env: EnvInfo, db: CompatDB) -> list[Finding]:
                         else ""
                     ),
                 ),
-                fix="install bitsandbytes >= 0.43.0 with a CUDA torch from download.pytorch.org: "
+                fix=f"install bitsandbytes >= {floor} with a CUDA torch from download.pytorch.org: "
                 + REBUILD
                 + "; or use WSL2",
                 source="https://github.com/jllllll/bitsandbytes-windows-webui",
@@ -89,7 +89,7 @@ def _windows_bitsandbytes(env: EnvInfo, db: CompatDB) -> list[Finding]:
                 severity="error",
                 title="the installed bitsandbytes holds Linux libraries only",
                 evidence=tuple(lib.file for lib in env.bitsandbytes.libraries[:4]),
-                fix="install official Windows wheels (bitsandbytes >= 0.43.0): " + REBUILD,
+                fix=f"install official Windows wheels (bitsandbytes >= {floor}): " + REBUILD,
             )
         )
     return out
@@ -113,7 +113,11 @@ def check_driver(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]:
             evidence=(f"torch {env.torch.version}", why),
             fix=f"install NVIDIA driver >= {floor}, or {REBUILD} (picks a build this driver runs)",
             source=next(
-                (f.source for f in db.families if str(f.major) == env.torch.cuda.split(".")[0]),
+                (
+                    f.source
+                    for f in db.families
+                    if f.major == CudaVersion.parse(env.torch.cuda).major
+                ),
                 None,
             ),
         )
@@ -144,21 +148,22 @@ def check_cpu_only(m: Machine, _db: CompatDB, _o: DoctorOptions) -> list[Finding
     ]
 
 
-def check_macos(m: Machine, _db: CompatDB, _o: DoctorOptions) -> list[Finding]:
-    """macOS has no CUDA; bitsandbytes before 0.49.0 has no macOS build."""
+def check_macos(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]:
+    """macOS has no CUDA; bitsandbytes before its first macOS wheel has no macOS build."""
     if m.os.system != "macos":
         return []
+    floor = db.bnb_os_floor("macos")  # the first macOS wheel
     out = [
         Finding(
             id="macos-no-cuda",
             category="other",
             severity="info",
             title="macOS has no CUDA: bitsandbytes runs its CPU/MPS backend",
-            evidence=("bitsandbytes ships a macOS arm64 wheel from 0.49.0",),
+            evidence=(f"bitsandbytes ships a macOS arm64 wheel from {floor}",),
         )
     ]
     bnb = _v(m.env.version_of("bitsandbytes")) if m.env else None
-    if bnb is not None and bnb < Version("0.49.0"):
+    if bnb is not None and bnb < floor:
         out.append(
             Finding(
                 id="macos-old-bnb",
@@ -166,7 +171,7 @@ def check_macos(m: Machine, _db: CompatDB, _o: DoctorOptions) -> list[Finding]:
                 severity="error",
                 title=f"bitsandbytes {bnb} has no macOS build",
                 evidence=(f"bitsandbytes {bnb}",),
-                fix="install bitsandbytes >= 0.49.0: " + REBUILD,
+                fix=f"install bitsandbytes >= {floor}: " + REBUILD,
             )
         )
     return out

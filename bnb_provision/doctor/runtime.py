@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 
-from bnb_provision.db.compat import CompatDB
+from bnb_provision.core.cuda import CudaVersion, is_cuda_tag
+from bnb_provision.db.model import CompatDB
 from bnb_provision.detect.machine import Machine
 from bnb_provision.detect.target import BnbInfo, EnvInfo, TorchInfo
 from bnb_provision.doctor.check import REBUILD, DoctorOptions
 from bnb_provision.doctor.findings import Finding
 from bnb_provision.plan.analysis import bnb_load_report
-from bnb_provision.plan.loader import LibraryChoice, cuda_tag
+from bnb_provision.plan.loader import LibraryChoice
 
 __all__ = ["check_runtime"]
 
@@ -68,9 +69,9 @@ def _forced_library(
     """``BNB_CUDA_VERSION`` decided: a library that is not there, or another CUDA major."""
     assert c.override is not None
     assert torch.cuda is not None
-    torch_major = int(torch.cuda.split(".")[0])
+    torch_major = CudaVersion.parse(torch.cuda).major
     forced = c.override
-    forced_major = int(forced[:-1]) if forced.isdigit() else None
+    forced_major = CudaVersion.from_tag(forced).major if is_cuda_tag(forced) else None
     evidence = [
         f"BNB_CUDA_VERSION={forced} is set",
         f"torch {torch.version} uses CUDA {torch.cuda}",
@@ -111,7 +112,8 @@ def _forced_library(
             f"under torch's CUDA {torch.cuda}",
             evidence=tuple(evidence),
             fix="unset BNB_CUDA_VERSION (bitsandbytes then loads "
-            f"libbitsandbytes_cuda{cuda_tag(torch.cuda)} or its same-major fallback)",
+            f"libbitsandbytes_cuda{CudaVersion.parse(torch.cuda).tag} or its same-major "
+            "fallback)",
             source="https://github.com/bitsandbytes-foundation/bitsandbytes/issues/760",
         )
     ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from packaging.specifiers import SpecifierSet
 
-from bnb_provision.db.compat import CompatDB
+from bnb_provision.db.model import CompatDB
 from bnb_provision.detect.machine import Machine
 from bnb_provision.detect.target import GPTQ_AWQ
 from bnb_provision.doctor.check import REBUILD, DoctorOptions
@@ -98,9 +98,10 @@ def check_hf(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]:
     return out
 
 
-def check_dtype(m: Machine, _db: CompatDB, _o: DoctorOptions) -> list[Finding]:
+def check_dtype(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]:
     """GPUs without bfloat16."""
-    low = [g for g in m.gpus if g.compute_capability and g.compute_capability < (8, 0)]
+    bf16 = db.min_cc("bf16")
+    low = [g for g in m.gpus if g.compute_capability and g.compute_capability < bf16]
     if not low:
         return []
     g = low[0]

@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlparse
 
 import requests
 
+from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.core.files import atomic_output
 from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.errors import ExternalToolError, LockfileError
@@ -40,20 +41,32 @@ class BundleResult:
         }
 
 
+def _entry(pkg: Fields, e: Fields) -> tuple[str, str, str]:
+    """(url or path, file name, sha256) of one wheel or sdist entry."""
+    url: str | None = e.text("url", None) or e.text("path", None)
+    hashes = e.table("hashes", None)
+    sha: str | None = hashes.text("sha256", None) if hashes is not None else None
+    if not url or not sha:
+        raise FieldError(f"{e.path}: a file without url or sha256 ({pkg.data.get('name')})")
+    name: str = e.text("name", None) or unquote(Path(urlparse(url).path).name)
+    e.check(
+        bool(name) and Path(name).name == name and name not in (".", ".."),
+        "name",
+        f"not a plain file name: {name!r}",
+    )
+    return url, name, sha
+
+
 def _files(pylock: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(url, file name, sha256) of every wheel and sdist in a pylock.toml."""
+    """(url, file name, sha256) of every wheel and sdist in a pylock.toml. Raises
+    FieldError naming a bad entry."""
     out = []
-    for pkg in pylock.get("packages", []):
-        entries = list(pkg.get("wheels", []))
-        if pkg.get("sdist"):
-            entries.append(pkg["sdist"])
-        for e in entries:
-            url = e.get("url") or e.get("path")
-            sha = e.get("hashes", {}).get("sha256")
-            if not url or not sha:
-                raise LockfileError(f"{pkg.get('name')}: a file without url or sha256 in the lock")
-            name = e.get("name") or unquote(Path(urlparse(url).path).name)
-            out.append((url, name, sha))
+    for pkg in Fields(pylock, "").tables("packages", []):
+        entries = pkg.tables("wheels", [])
+        sdist = pkg.table("sdist", None)
+        if sdist is not None:
+            entries.append(sdist)
+        out += [_entry(pkg, e) for e in entries]
     return out
 
 
@@ -98,13 +111,13 @@ def bundle_lock(
 ) -> BundleResult:
     """Fetch the files of ``lock`` (a pylock.toml) into ``directory``; verify each sha256."""
     try:
-        data = toml_loads(lock.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        files = _files(toml_loads(lock.read_text(encoding="utf-8")))
+    except (OSError, ValueError, RecursionError) as exc:  # FieldError is a ValueError
         raise LockfileError(f"{lock}: cannot read it as a pylock.toml ({exc})") from exc
     s = session or requests.Session()
     directory.mkdir(parents=True, exist_ok=True)
     downloaded, present = [], []
-    for url, name, sha in _files(data):
+    for url, name, sha in files:
         target = directory / name
         if target.exists() and _sha256(target) == sha:
             present.append(name)

@@ -18,10 +18,10 @@ from bnb_provision.vocab import Stack
 
 # The DB, the machines and the resolver load only when a plan must be computed.
 if TYPE_CHECKING:
-    from bnb_provision.db.compat import CompatDB
+    from bnb_provision.db.model import CompatDB
     from bnb_provision.detect.machine import Machine
     from bnb_provision.plan.constraints import Constraints
-    from bnb_provision.plan.resolve import Plan
+    from bnb_provision.plan.model import Plan
 
 __all__ = [
     "INDEX_PACKAGES",
@@ -47,12 +47,15 @@ def _label(machine: Machine, index: int, plan: Plan | None) -> str:
 
 
 def group_name(plan: Plan, stack: Stack) -> str:
-    """The lock group's name, which names its files."""
+    """The lock group's name, which names its files: without dots, as PEP 751 requires of
+    ``pylock.<name>.toml`` (uv refuses others), so every dot of a version becomes ``_``:
+    ``bnb-linux-x86_64-py3_11-torch2_13_0-cpu-bnb0_50_2``."""
     t = plan.torch
-    return (
+    name = (
         f"{stack}-{plan.target.platform}-py{plan.python}-torch{t.version}-{t.variant}"
         f"-bnb{plan.bitsandbytes.version}"
     )
+    return name.replace(".", "_")
 
 
 def stack_requirements(plan: Plan, stack: Stack) -> list[str]:

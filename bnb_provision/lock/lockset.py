@@ -18,12 +18,12 @@ from bnb_provision.core.uv import find_uv
 from bnb_provision.lock import writers
 from bnb_provision.lock.compile import Compiled, compile_pylock
 from bnb_provision.lock.group import plan_specs, spec_for, stack_requirements
-from bnb_provision.lock.pins import MANIFEST_FILE, MANIFEST_SCHEMA
+from bnb_provision.lock.names import MANIFEST_FILE, MANIFEST_SCHEMA, pylock_file
 from bnb_provision.lock.spec import LockOptions, LockSpec, Log, as_stack
 
 # The DB, the machines and the resolver load only when a plan must be computed.
 if TYPE_CHECKING:
-    from bnb_provision.db.compat import CompatDB
+    from bnb_provision.db.model import CompatDB
     from bnb_provision.detect.machine import Machine
     from bnb_provision.plan.constraints import Constraints, MachineFlags
 
@@ -110,7 +110,7 @@ def _diff(old: Packages, new: Packages) -> tuple[str, ...]:
 
 
 def _compile(spec: LockSpec, opts: LockOptions) -> Compiled:
-    return compile_pylock(spec, opts, opts.output / writers.pylock_file(spec))
+    return compile_pylock(spec, opts, opts.output / pylock_file(spec.name))
 
 
 def _result(c: Compiled, files: dict[str, tuple[Path, str]]) -> LockResult:
@@ -182,7 +182,7 @@ def lock_machines(
 def lock_request(request: LockRequest, opts: LockOptions, log: Log = lambda _m: None) -> LockSet:
     """lock as the command line runs it: plan the request's machines, then lock every
     group in parallel."""
-    from bnb_provision.db.compat import load_db
+    from bnb_provision.db.load import load_db
     from bnb_provision.plan.inputs import load_machines
 
     db = load_db()

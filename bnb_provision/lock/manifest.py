@@ -5,10 +5,16 @@ written from the same types; ``init --lock FOLDER`` picks its class from it.
 The reader is total: a manifest that is not TOML, has another schema, or a class with a
 missing or mistyped field raises :class:`LockfileError` naming the file and the field.
 Fields it does not know are ignored, so a newer bnb-provision may add some to schema 1.
+
+The manifest records the sha256 of each class's pylock and requirements file; a lock
+set is written all together (``writers.write_files``), and :func:`check_lock_file`
+refuses a file that is not the one its manifest recorded (an interrupted or partly
+copied set, or an edited file), so ``init`` never installs a stale lock.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +25,14 @@ from packaging.version import InvalidVersion, Version
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.core.tomlio import toml_loads, toml_pairs, toml_table
 from bnb_provision.errors import LockfileError
-from bnb_provision.lock.pins import MANIFEST_FILE, MANIFEST_SCHEMA
+from bnb_provision.lock.names import MANIFEST_FILE, MANIFEST_SCHEMA
 
 __all__ = [
     "MANIFEST_FILE",
     "MANIFEST_SCHEMA",
     "LockClass",
     "Manifest",
+    "check_lock_file",
     "parse_manifest",
     "read_manifest",
 ]
@@ -52,8 +59,12 @@ class LockClass:
     bitsandbytes: str
     lock_sha256: str  # of the pylock file
     machines: tuple[str, ...]
+    requirements_sha256: str | None = None  # None in manifests written before it was kept
 
     def to_dict(self) -> dict[str, object]:
+        shas = {"lock-sha256": self.lock_sha256}
+        if self.requirements_sha256:
+            shas["requirements-sha256"] = self.requirements_sha256
         return {
             "name": self.name,
             "requirements": self.requirements,
@@ -66,7 +77,7 @@ class LockClass:
             "torch": self.torch,
             "variant": self.variant,
             "bitsandbytes": self.bitsandbytes,
-            "lock-sha256": self.lock_sha256,
+            **shas,
             "machines": list(self.machines),
         }
 
@@ -97,6 +108,44 @@ class Manifest:
     def requirements_of(self, lock_class: LockClass) -> Path:
         return self.folder / lock_class.requirements
 
+    def class_of(self, file_name: str) -> LockClass | None:
+        """The class whose requirements or pylock file is ``file_name``."""
+        for c in self.classes:
+            if file_name in (c.requirements, c.pylock):
+                return c
+        return None
+
+    def verify(self, lock_class: LockClass) -> None:
+        """Check the class's files against the sha256s the manifest recorded. Raises
+        LockfileError (exit 8) for a file that is missing or is not the one recorded."""
+        expected = [(lock_class.pylock, lock_class.lock_sha256)]
+        if lock_class.requirements_sha256:
+            expected.append((lock_class.requirements, lock_class.requirements_sha256))
+        for name, want in expected:
+            path = self.folder / name
+            try:
+                got = _sha256_of(path)
+            except OSError as exc:
+                raise LockfileError(
+                    f"{path}: the lock manifest lists it, but it cannot be read ({exc}); "
+                    "write the set again with bnb-provision lock --force"
+                ) from exc
+            if got != want:
+                raise LockfileError(
+                    f"{path}: not the file its manifest recorded (sha256 {got[:16]}..., "
+                    f"expected {want[:16]}...): the lock set is inconsistent (an interrupted "
+                    "lock run, a partial copy or an edited file). Write it again with "
+                    "bnb-provision lock --force, or restore the file."
+                )
+
+
+def _sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
 
 def _file_name(f: Fields, key: str) -> str:
     value: str = f.text(key)
@@ -105,6 +154,13 @@ def _file_name(f: Fields, key: str) -> str:
         key,
         f"expected a file name in the manifest's folder, got {value!r}",
     )
+    return value
+
+
+def _sha256(f: Fields, key: str, *, required: bool = True) -> str | None:
+    value: str | None = f.text(key) if required else f.text(key, None)
+    if value is not None:
+        f.check(bool(_SHA256.match(value)), key, "expected 64 hex digits")
     return value
 
 
@@ -128,8 +184,8 @@ def _lock_class(f: Fields) -> LockClass:
     gpu_archs = tuple(f.str_list("gpu-archs", []))
     torch, variant = _version(f, "torch"), f.text("variant")
     bitsandbytes = _version(f, "bitsandbytes")
-    sha: str = f.text("lock-sha256")
-    f.check(bool(_SHA256.match(sha)), "lock-sha256", "expected 64 hex digits")
+    sha = _sha256(f, "lock-sha256") or ""
+    requirements_sha = _sha256(f, "requirements-sha256", required=False)
     return LockClass(
         name=name,
         requirements=requirements,
@@ -144,6 +200,7 @@ def _lock_class(f: Fields) -> LockClass:
         bitsandbytes=bitsandbytes,
         lock_sha256=sha,
         machines=tuple(f.str_list("machines", [])),
+        requirements_sha256=requirements_sha,
     )
 
 
@@ -188,3 +245,16 @@ def read_manifest(path: Path) -> Manifest:
         raise LockfileError(
             f"{path}: {exc}; write it again with bnb-provision lock --force"
         ) from exc
+
+
+def check_lock_file(lock: Path) -> None:
+    """Refuse a lock file (requirements or pylock) that the manifest beside it records
+    with another sha256, or beside a manifest that cannot be read. Nothing to check
+    without a manifest there, or when it does not list the file."""
+    manifest_path = lock.parent / MANIFEST_FILE
+    if not manifest_path.is_file():
+        return
+    manifest = read_manifest(manifest_path)
+    lock_class = manifest.class_of(lock.name)
+    if lock_class is not None:
+        manifest.verify(lock_class)

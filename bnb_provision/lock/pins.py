@@ -1,4 +1,4 @@
-"""Lock files on disk: their names, and what a lock says about itself.
+"""What a lock says about itself, and which requirements file a given lock means.
 
 Light on purpose (no resolver, no TOML writer): ``init --lock`` reads the lock's
 Python version and pins here and starts uv before anything heavy is loaded.
@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Final
 
 from bnb_provision.errors import LockfileError
+from bnb_provision.lock.names import MANIFEST_FILE, MANIFEST_SCHEMA, requirements_file
 
 __all__ = ["MANIFEST_FILE", "MANIFEST_SCHEMA", "LockPins", "read_lock_pins", "requirements_for"]
 
-MANIFEST_FILE: Final = "bnb-provision-locks.toml"
-MANIFEST_SCHEMA: Final = "bnb-provision.locks/1"
 _PIN: Final = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)")
 
 
@@ -35,14 +34,23 @@ class LockPins:
 
 
 def requirements_for(lock: Path) -> Path:
-    """The requirements file of a lock given as ``X.requirements.txt`` or ``pylock.X.toml``."""
+    """The requirements file of a lock given as ``X.requirements.txt`` or ``pylock.X.toml``.
+
+    Where a manifest beside it lists the lock, its files must be the ones the manifest
+    recorded (``lock.manifest.check_lock_file``): a lock set left inconsistent is refused
+    with a LockfileError, never installed.
+    """
+    from bnb_provision.lock.manifest import check_lock_file
+
     if lock.name.endswith(".requirements.txt") or lock.suffix == ".txt":
+        check_lock_file(lock)
         return lock
     if lock.name.startswith("pylock.") and lock.suffix == ".toml":
         sibling = lock.with_name(
-            lock.name.removeprefix("pylock.").removesuffix(".toml") + ".requirements.txt"
+            requirements_file(lock.name.removeprefix("pylock.").removesuffix(".toml"))
         )
         if sibling.exists():
+            check_lock_file(sibling)
             return sibling
     raise LockfileError(
         f"{lock}: expected a <group>.requirements.txt, its pylock.<group>.toml, "

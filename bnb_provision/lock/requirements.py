@@ -1,13 +1,42 @@
-"""A pylock.toml as a pip-installable requirements.txt with the same versions and hashes."""
+"""A pylock.toml as a pip-installable requirements.txt with the same versions and hashes.
+
+Where packages come from: pip has no per-package index, and ``--extra-index-url`` would
+let pip and uv look up *every* package on the PyTorch index. So the PyTorch index is
+never named as an index. Each package the plan takes from it (torch) gets a
+``--find-links`` line to its own project page there (``<torch index>/torch/``, PEP 503),
+a page that lists that package's files and nothing else; every other package comes
+from the default index alone. The exact local version (``torch==2.7.0+cu126``) and the
+hashes pin the file.
+
+Direct URLs (``torch @ https://...whl``) would scope it as well, but then the lock no
+longer installs from a wheelhouse (``init --offline --find-links``): pip and uv both
+fetch a direct URL regardless of ``--no-index``. A find-links page that cannot be
+reached is skipped offline.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bnb_provision.errors import LockfileError
 
-__all__ = ["pylock_to_requirements"]
+if TYPE_CHECKING:
+    from bnb_provision.lock.spec import LockOptions, LockSpec
+
+__all__ = ["index_lines", "pylock_to_requirements"]
+
+
+def index_lines(spec: LockSpec, opts: LockOptions) -> list[str]:
+    """The requirements file's source lines: the default index, and a find-links line per
+    package taken from the PyTorch index (its project page there). None when offline."""
+    if opts.offline:
+        return []
+    lines = [f"--index-url {opts.default_index}"]
+    if spec.torch_index:
+        base = spec.torch_index.rstrip("/")
+        lines += [f"--find-links {base}/{name}/" for name in spec.index_packages]
+    return lines
 
 
 def _hashes(pkg: dict[str, Any]) -> list[str]:

@@ -53,7 +53,7 @@ class LockSpec:
     hands to the uv stage.
     """
 
-    name: str  # the group's name; it names the files (pylock.<name>.toml)
+    name: str  # the group's name, without dots: it names the files (pylock.<name>.toml)
     stack: Stack
     machines: tuple[str, ...]
     python: str

@@ -24,17 +24,15 @@ from bnb_provision.core.files import write_all
 from bnb_provision.errors import LockfileError
 from bnb_provision.lock.compile import Compiled
 from bnb_provision.lock.manifest import LockClass, Manifest
-from bnb_provision.lock.pins import MANIFEST_FILE
-from bnb_provision.lock.requirements import pylock_to_requirements
+from bnb_provision.lock.names import MANIFEST_FILE, pylock_file, requirements_file
+from bnb_provision.lock.requirements import index_lines, pylock_to_requirements
 from bnb_provision.lock.spec import LockOptions, LockSpec
 
 __all__ = [
     "OUTPUTS",
     "Output",
     "manifest_for",
-    "pylock_file",
     "render_group",
-    "requirements_file",
     "write_files",
 ]
 
@@ -54,15 +52,6 @@ def _render(template: str, **values: str) -> str:
     return string.Template(text).substitute(values)
 
 
-def pylock_file(spec: LockSpec) -> str:
-    """PEP 751: ``pylock.<name>.toml``."""
-    return f"pylock.{spec.name}.toml"
-
-
-def requirements_file(spec: LockSpec) -> str:
-    return f"{spec.name}.requirements.txt"
-
-
 def _requirements(c: Compiled, opts: LockOptions) -> str:
     spec = c.spec
     header = _render(
@@ -77,19 +66,14 @@ def _requirements(c: Compiled, opts: LockOptions) -> str:
         machines=", ".join(spec.machines),
         regenerate=opts.regenerate,
     )
-    index_lines = [] if opts.offline else [f"--index-url {opts.default_index}"]
-    if spec.torch_index:
-        # pip has no per-package index: the exact local version and the hashes pin torch
-        # to the file resolved from the PyTorch index
-        index_lines.append(f"--extra-index-url {spec.torch_index}")
-    return pylock_to_requirements(c.pylock, header, index_lines)
+    return pylock_to_requirements(c.pylock, header, index_lines(spec, opts))
 
 
 def _dockerfile(c: Compiled, opts: LockOptions) -> str:
     return _render(
         "Dockerfile.tmpl",
         tool_version=__version__,
-        lock_name=requirements_file(c.spec),
+        lock_name=requirements_file(c.spec.name),
         db_version=c.spec.db_version,
         regenerate=opts.regenerate,
         base_image=f"python:{c.spec.python}-slim",
@@ -99,13 +83,13 @@ def _dockerfile(c: Compiled, opts: LockOptions) -> str:
 OUTPUTS: Final[tuple[Output, ...]] = (
     Output(
         kind="pylock",
-        file_name=pylock_file,
+        file_name=lambda spec: pylock_file(spec.name),
         wanted=lambda _spec, _opts: True,
         render=lambda c, _opts: c.pylock_text,
     ),
     Output(
         kind="requirements",
-        file_name=requirements_file,
+        file_name=lambda spec: requirements_file(spec.name),
         wanted=lambda _spec, _opts: True,
         render=_requirements,
     ),
@@ -147,10 +131,11 @@ def manifest_for(
     for c, files in groups:
         s = c.spec
         pylock_path, pylock_text = files["pylock"]
+        requirements_path, requirements_text = files["requirements"]
         classes.append(
             LockClass(
                 name=s.name,
-                requirements=files["requirements"][0].name,
+                requirements=requirements_path.name,
                 pylock=pylock_path.name,
                 os=s.os,
                 arch=s.arch,
@@ -162,6 +147,7 @@ def manifest_for(
                 bitsandbytes=s.bitsandbytes,
                 lock_sha256=_sha256(pylock_text),
                 machines=s.machines,
+                requirements_sha256=_sha256(requirements_text),
             )
         )
     manifest = Manifest(
@@ -175,8 +161,12 @@ def manifest_for(
 
 
 def _changed(path: Path, text: str) -> bool:
+    """Whether writing ``text`` changes ``path`` (a symlink there is always replaced)."""
+    data = text.encode("utf-8")
     try:
-        return path.is_symlink() or path.read_bytes() != text.encode("utf-8")
+        if path.is_symlink() or path.stat().st_size != len(data):
+            return True
+        return path.read_bytes() != data
     except FileNotFoundError:
         return True
     except OSError as exc:

@@ -10,7 +10,7 @@ from bnb_provision.detect.fatbin import describe_archs
 from bnb_provision.plan.loader import LibraryChoice, choose_library
 
 if TYPE_CHECKING:
-    from bnb_provision.db.compat import CompatDB
+    from bnb_provision.db.model import CompatDB
     from bnb_provision.detect.machine import Machine
 
 __all__ = ["BnbLoadReport", "bnb_load_report"]

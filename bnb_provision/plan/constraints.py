@@ -1,15 +1,20 @@
 """What the user pinned and said about the machine: the inputs every command that plans
-takes.
+takes, and how a version is matched against a pin or a requirement.
 
 A module of its own so that commands which only *carry* the pins (init with a
-lock) do not load the resolver before their first subprocess starts.
+lock) do not load the resolver.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Constraints", "MachineFlags"]
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from bnb_provision.vocab import Profile
+
+__all__ = ["Constraints", "MachineFlags", "contains", "pin_matches"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -20,7 +25,7 @@ class Constraints:
     bnb: str | None = None
     cuda: str | None = None  # "12.6" or "cpu"
     python: str | None = None
-    profile: str = "inference"
+    profile: Profile = "inference"
 
     def describe(self) -> list[str]:
         out = []
@@ -49,3 +54,20 @@ class MachineFlags:
     @property
     def any_machine_flag(self) -> bool:
         return bool(self.os or self.arch or self.driver or self.gpus)
+
+
+def pin_matches(pin: str | None, version: Version) -> bool:
+    """Whether ``version`` is one the pin allows: a prefix (``2.8`` takes 2.8.1, not 2.80)
+    or a specifier (``>=2.8,<2.10``); no pin allows every version."""
+    if not pin:
+        return True
+    if any(op in pin for op in "<>=!~,"):
+        return SpecifierSet(pin).contains(version, prereleases=True)
+    want = pin.split(".")
+    have = str(version.public).split(".")
+    return have[: len(want)] == want
+
+
+def contains(spec: SpecifierSet, version: Version | str) -> bool:
+    """``version in spec``, pre-releases included: the DB's ranges are meant to hold them."""
+    return spec.contains(version, prereleases=True)

@@ -1,14 +1,16 @@
-"""Turn plan inputs (a snapshot, flags, or this machine) into a plan, and plans into JSON."""
+"""Turn plan inputs (a snapshot, flags, or this machine) into the resolver's target, and
+plan for it."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final
 
-from bnb_provision import __version__
-from bnb_provision.db.compat import CompatDB
+from packaging.version import Version
+
+from bnb_provision.core.cuda import ComputeCapability
+from bnb_provision.db.model import CompatDB
 from bnb_provision.detect.host import (
     OSInfo,
     PythonInfo,
@@ -20,28 +22,28 @@ from bnb_provision.detect.machine import Machine
 from bnb_provision.detect.nvidia import Gpu, NvidiaInfo
 from bnb_provision.errors import NoPlanError, SnapshotError
 from bnb_provision.plan.constraints import Constraints, MachineFlags
-from bnb_provision.plan.resolve import Plan, make_plan, target_from_machine
+from bnb_provision.plan.model import Plan, Target
+from bnb_provision.plan.resolve import make_plan
 
 __all__ = [
-    "PLAN_SCHEMA",
     "MachineFlags",
     "apply_flags",
     "load_machines",
     "plan_for",
-    "plan_to_dict",
+    "target_from_machine",
 ]
-
-PLAN_SCHEMA: Final = "bnb-provision.plan/1"
 
 
 def _gpu_from_flag(text: str, index: int, db: CompatDB) -> Gpu:
-    m = re.fullmatch(r"(?:sm_?)?(\d+)\.?(\d)", text.strip())
-    if m and ("." in text or text.startswith("sm")):
-        cc = (int(m.group(1)), int(m.group(2)))
+    try:
+        cc = ComputeCapability.parse(text)
+    except ValueError:
+        pass
+    else:
         return Gpu(
             index=index,
-            name=f"GPU with compute capability {cc[0]}.{cc[1]}",
-            compute_capability=cc,
+            name=f"GPU with compute capability {cc}",
+            compute_capability=(cc.major, cc.minor),
             memory_total_mib=None,
         )
     model = db.gpu_cc(text)
@@ -110,62 +112,37 @@ def load_machines(paths: tuple[Path, ...], flags: MachineFlags, db: CompatDB) ->
     return [apply_flags(detect_machine(), flags, db)]
 
 
+def target_from_machine(machine: Machine, db: CompatDB, python: str | None = None) -> Target:
+    """Reduce a machine snapshot to what the resolver needs; look up unknown CCs."""
+    gpus = []
+    jetson = False
+    for g in machine.gpus:
+        model = db.gpu_cc(g.name)
+        cc = g.compute_capability or (model.cc if model else None)
+        if cc is None:
+            raise NoPlanError(
+                f"GPU {g.index} ({g.name}): its compute capability is unknown (the driver did "
+                "not report it and the DB does not know the name). Pass it as --gpu X.Y, "
+                "e.g. --gpu 8.6."
+            )
+        jetson = jetson or bool(model and model.jetson)
+        gpus.append((g.name, cc))
+    if machine.env is not None and python is None:
+        python = machine.env.python.minor
+    return Target(
+        os=machine.os.system,
+        arch=machine.os.arch,
+        python=python or machine.python.minor,
+        driver=Version(machine.nvidia.driver) if machine.nvidia is not None else None,
+        driver_label=machine.nvidia.driver if machine.nvidia else None,
+        gpus=tuple(gpus),
+        jetson=jetson,
+        wsl=machine.os.wsl,
+        msvc_runtime=machine.os.msvc_runtime,
+    )
+
+
 def plan_for(machine: Machine, db: CompatDB, constraints: Constraints) -> Plan:
+    """The plan for ``machine`` under ``constraints`` (raises NoPlanError with the way out)."""
     target = target_from_machine(machine, db, python=constraints.python)
     return make_plan(target, db, constraints)
-
-
-def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    t = plan.target
-    v = plan.verified
-    return {
-        "schema": PLAN_SCHEMA,
-        "tool": {"name": "bnb-provision", "version": __version__},
-        "db_version": plan.db_version,
-        "machine": {
-            "platform": t.platform,
-            "os": t.os,
-            "arch": t.arch,
-            "driver": t.driver_label or (str(t.driver) if t.driver else None),
-            "gpus": [{"name": n, "compute_capability": f"{cc[0]}.{cc[1]}"} for n, cc in t.gpus],
-            "wsl": t.wsl,
-        },
-        "python": plan.python,
-        "profile": plan.profile,
-        "torch": {
-            "version": str(plan.torch.version),
-            "variant": plan.torch.variant,
-            "cuda": plan.torch.cuda,
-            "channel": plan.torch.channel,
-            "index_url": plan.torch.index_url,
-            "coverage": dict(plan.torch.coverage),
-        },
-        "bitsandbytes": {
-            "version": str(plan.bitsandbytes.version),
-            "library": plan.bitsandbytes.library,
-            "loader_rule": plan.bitsandbytes.rule,
-            "fallback": plan.bitsandbytes.fallback,
-            "coverage": dict(plan.bitsandbytes.coverage),
-        },
-        "packages": dict(plan.packages),
-        "verified": None
-        if v is None
-        else {
-            "gpu": v.gpu,
-            "driver": str(v.driver),
-            "evidence": v.evidence,
-            "source": v.source,
-            "checked": v.checked,
-        },
-        "reasons": list(plan.reasons),
-        "warnings": list(plan.warnings),
-        "rejected": [{"what": r.what, "why": r.why} for r in plan.rejected],
-        "constraints": {
-            "torch": plan.constraints.torch,
-            "bnb": plan.constraints.bnb,
-            "cuda": plan.constraints.cuda,
-            "python": plan.constraints.python,
-            "profile": plan.constraints.profile,
-        },
-        "bnb_config_snippet": plan.snippet,
-    }

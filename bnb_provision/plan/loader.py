@@ -14,10 +14,11 @@ The rules (sources in ``compat_db/bitsandbytes.toml``, ``[[loader_rules]]``):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-__all__ = ["LibraryChoice", "choose_library", "cuda_tag"]
+from bnb_provision.core.cuda import CudaVersion, is_cuda_tag
+
+__all__ = ["LibraryChoice", "choose_library"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -29,17 +30,6 @@ class LibraryChoice:
     reason: str
     fallback: bool = False
     override: str | None = None  # BNB_CUDA_VERSION when it decided
-
-
-def cuda_tag(cuda: str) -> str:
-    """``"12.4"`` -> ``"124"``; ``"13.0"`` -> ``"130"``."""
-    major, _, rest = cuda.partition(".")
-    return f"{major}{(rest or '0').split('.')[0]}"
-
-
-def _split(tag: str) -> tuple[int, int]:
-    # "124" -> (12, 4); "118" -> (11, 8); "130" -> (13, 0); "92" -> (9, 2)
-    return int(tag[:-1]), int(tag[-1])
 
 
 def choose_library(
@@ -56,59 +46,68 @@ def choose_library(
     ``shipped`` holds the CUDA version tags of the libraries present
     (``("118", "121", "130")``). ``rule`` is ``exact`` or ``same-major``.
     """
-    tag = cuda_tag(torch_cuda)
     extra = "_nocublaslt" if nocublaslt else ""
     if override is not None:
-        if not re.fullmatch(r"\d{2,3}", override.strip()):
-            return LibraryChoice(
-                wanted=f"libbitsandbytes_cuda{override}{suffix}",
-                chosen=None,
-                override=override,
-                reason=f"BNB_CUDA_VERSION={override!r} is not a CUDA version tag "
-                "(digits such as 124)",
-            )
-        otag = override.strip()
-        name = f"libbitsandbytes_cuda{otag}{extra}{suffix}"
-        if otag in shipped:
-            return LibraryChoice(
-                wanted=name,
-                chosen=name,
-                override=otag,
-                reason=f"BNB_CUDA_VERSION={otag} forces {name}",
-            )
-        return LibraryChoice(
-            wanted=name,
-            chosen=None,
-            override=otag,
-            reason=f"BNB_CUDA_VERSION={otag} forces {name}, which is not shipped",
-        )
-    wanted = f"libbitsandbytes_cuda{tag}{extra}{suffix}"
-    if tag in shipped:
+        return _forced(override, shipped, extra, suffix)
+    try:
+        cuda = CudaVersion.parse(torch_cuda)
+    except ValueError as exc:
+        name = f"libbitsandbytes_cuda{torch_cuda}{extra}{suffix}"
+        return LibraryChoice(wanted=name, chosen=None, reason=f"torch's CUDA version: {exc}")
+    wanted = f"libbitsandbytes_cuda{cuda.tag}{extra}{suffix}"
+    if cuda.tag in shipped:
         return LibraryChoice(
             wanted=wanted, chosen=wanted, reason=f"exact match for torch's CUDA {torch_cuda}"
         )
     if rule == "same-major":
-        major, minor = _split(tag)
-        same = sorted((_split(s) for s in shipped if _split(s)[0] == major), key=lambda v: v[1])
-        lower = [v for v in same if v[1] < minor]
-        higher = [v for v in same if v[1] > minor]
-        pick = lower[-1] if lower else (higher[0] if higher else None)
-        if pick is not None:
-            name = f"libbitsandbytes_cuda{pick[0]}{pick[1]}{suffix}"
-            return LibraryChoice(
-                wanted=wanted,
-                chosen=name,
-                fallback=True,
-                reason=f"no build for CUDA {torch_cuda}; falls back to CUDA {pick[0]}.{pick[1]} "
-                "(same major)",
-            )
-        return LibraryChoice(
-            wanted=wanted,
-            chosen=None,
-            reason=f"no CUDA {major}.x library is shipped (no fallback across majors)",
-        )
+        return _same_major(cuda, torch_cuda, shipped, wanted, suffix)
     return LibraryChoice(
         wanted=wanted,
         chosen=None,
         reason=f"no build for CUDA {torch_cuda} and this release has no fallback",
+    )
+
+
+def _forced(override: str, shipped: tuple[str, ...], extra: str, suffix: str) -> LibraryChoice:
+    """``BNB_CUDA_VERSION`` decides: its library or none, never a fallback."""
+    tag = override.strip()
+    if not is_cuda_tag(tag):
+        return LibraryChoice(
+            wanted=f"libbitsandbytes_cuda{override}{suffix}",
+            chosen=None,
+            override=override,
+            reason=f"BNB_CUDA_VERSION={override!r} is not a CUDA version tag (digits such as 124)",
+        )
+    name = f"libbitsandbytes_cuda{tag}{extra}{suffix}"
+    if tag in shipped:
+        return LibraryChoice(
+            wanted=name, chosen=name, override=tag, reason=f"BNB_CUDA_VERSION={tag} forces {name}"
+        )
+    return LibraryChoice(
+        wanted=name,
+        chosen=None,
+        override=tag,
+        reason=f"BNB_CUDA_VERSION={tag} forces {name}, which is not shipped",
+    )
+
+
+def _same_major(
+    cuda: CudaVersion, torch_cuda: str, shipped: tuple[str, ...], wanted: str, suffix: str
+) -> LibraryChoice:
+    """The highest shipped version below torch's of the same major, else the lowest above."""
+    same = sorted(v for v in map(CudaVersion.from_tag, shipped) if v.major == cuda.major)
+    lower = [v for v in same if v.minor < cuda.minor]
+    higher = [v for v in same if v.minor > cuda.minor]
+    pick = lower[-1] if lower else (higher[0] if higher else None)
+    if pick is None:
+        return LibraryChoice(
+            wanted=wanted,
+            chosen=None,
+            reason=f"no CUDA {cuda.major}.x library is shipped (no fallback across majors)",
+        )
+    return LibraryChoice(
+        wanted=wanted,
+        chosen=f"libbitsandbytes_cuda{pick.tag}{suffix}",
+        fallback=True,
+        reason=f"no build for CUDA {torch_cuda}; falls back to CUDA {pick} (same major)",
     )

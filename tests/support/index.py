@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import unquote
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
@@ -83,7 +84,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.requests_seen.append(self.path)
-        parts = [p for p in self.path.split("?")[0].split("/") if p]
+        # percent-decoded, as real servers do (pip asks for torch-2.7.0%2Bcu126-...whl)
+        parts = [unquote(p) for p in self.path.split("?")[0].split("/") if p]
         if len(parts) == 2 and parts[0] == "simple":
             project = canonicalize_name(parts[1])
             wheels = self.wheels.get(project)

@@ -1,0 +1,170 @@
+"""The compat DB's TOML documents, already parsed, to a validated :class:`CompatDB` (pure).
+
+Each table's rows are built by :mod:`bnb_provision.db.row_parsers`; any bad field is a
+:class:`CompatDBError` whose message starts with the file and the field's path
+(``torch.toml: build[1].sass[1]: expected an integer, got string``). Keys nobody reads
+are errors too (``combinations.toml: verified[0].sourse: unknown field (did you mean
+'source'?)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
+
+from bnb_provision.core.fields import FieldError, Fields
+from bnb_provision.db import row_parsers as rp
+from bnb_provision.db import values
+from bnb_provision.db.consistency import check_arch_support
+from bnb_provision.db.model import CompatDB
+from bnb_provision.db.rows import BNB_FEATURES, FLOOR_OSES, GPU_FEATURES, Feature, OsFloor
+from bnb_provision.errors import CompatDBError
+from bnb_provision.vocab import HF_PACKAGES
+
+__all__ = ["DB_SCHEMA", "Files", "parse_db"]
+
+DB_SCHEMA: Final = "bnb-provision.compat-db/1"
+
+Files = Mapping[str, Mapping[str, Any]]
+"""Parsed TOML documents keyed by their path under ``compat_db/`` (``derived/torch.toml``)."""
+
+T = TypeVar("T")
+
+
+# -- the documents ---------------------------------------------------------------------
+
+
+def _rows(doc: Fields, key: str, make: Callable[[Fields], T]) -> tuple[T, ...]:
+    out = []
+    for row in doc.tables(key, []):
+        out.append(make(row))
+        row.done()
+    return tuple(out)
+
+
+def _one_each(table: str, names: list[str], wanted: tuple[str, ...]) -> None:
+    """The code reads one row per name in ``wanted``: none may be missing or twice."""
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise FieldError(f"{table}[{i}]: a second row for {name!r}")
+    missing = [repr(w) for w in wanted if w not in names]
+    if missing:
+        raise FieldError(
+            f"{table}: no row for {', '.join(missing)} (one row each for {', '.join(wanted)})"
+        )
+
+
+def _features(
+    d: Fields, make: Callable[[Fields], Feature], wanted: tuple[str, ...]
+) -> tuple[Feature, ...]:
+    rows = _rows(d, "feature", make)
+    _one_each("feature", [r.feature for r in rows], wanted)
+    return rows
+
+
+def _os_floors(d: Fields) -> tuple[OsFloor, ...]:
+    rows = _rows(d, "os_floor", rp.os_floor)
+    _one_each("os_floor", [r.os for r in rows], FLOOR_OSES)
+    return rows
+
+
+class _Documents:
+    """The parsed files, each read through one :class:`Fields` that remembers its keys."""
+
+    def __init__(self, files: Files) -> None:
+        self.files = files
+        self.docs: dict[str, Fields] = {}
+
+    def _doc(self, name: str) -> Fields:
+        if name not in self.docs:
+            if name not in self.files:
+                raise CompatDBError(f"{name}: file is missing from compat_db/")
+            self.docs[name] = self._guard(name, lambda: Fields(self.files[name], ""))
+        return self.docs[name]
+
+    @staticmethod
+    def _guard(name: str, read: Callable[[], T]) -> T:
+        try:
+            return read()
+        except FieldError as exc:
+            raise CompatDBError(f"{name}: {exc}") from None
+
+    def read(self, name: str, build: Callable[[Fields], T]) -> T:
+        """One value of document ``name``, built by ``build``."""
+        doc = self._doc(name)
+        return self._guard(name, lambda: build(doc))
+
+    def rows(self, name: str, key: str, make: Callable[[Fields], T]) -> tuple[T, ...]:
+        """Every row of the table array ``key`` of document ``name``; may be absent."""
+        return self.read(name, lambda doc: _rows(doc, key, make))
+
+    def done(self) -> None:
+        """Reject top-level keys nobody read, in every document read."""
+        for name, doc in self.docs.items():
+            self._guard(name, doc.done)
+
+
+def _meta(d: Fields) -> str:
+    schema = d.text("schema")
+    d.check(schema == DB_SCHEMA, "schema", f"expected {DB_SCHEMA!r}, got {schema!r}")
+    values.documentary(d, "description")
+    return d.text("version")
+
+
+def _index_url(d: Fields) -> str:
+    url = d.text("index_url")
+    d.check("{variant}" in url, "index_url", "must contain {variant}")
+    d.text("index_url_source")
+    return url
+
+
+def _windows_legacy(d: Fields) -> tuple[str, tuple[str, ...]]:
+    win = d.table("windows_legacy")
+    index, versions = win.text("index"), tuple(win.str_list("versions"))
+    values.source(win)
+    values.checked(win)
+    values.documentary(win, "note")
+    win.done()
+    return index, versions
+
+
+def parse_db(files: Files) -> CompatDB:
+    """Build the DB from parsed TOML documents keyed by file name."""
+    docs = _Documents(files)
+    version = docs.read("meta.toml", _meta)
+    legacy_index, legacy_versions = docs.read("bitsandbytes.toml", _windows_legacy)
+    db = CompatDB(
+        version=version,
+        toolkits=docs.rows("nvidia.toml", "toolkit", rp.toolkit),
+        families=docs.rows("nvidia.toml", "family", rp.family),
+        arch_changes=docs.rows("nvidia.toml", "arch_change", rp.arch_change),
+        gpu_models=docs.rows("nvidia.toml", "gpu", rp.gpu_model),
+        torch_index_url=docs.read("torch.toml", _index_url),
+        torch_indexes=docs.rows("torch.toml", "index", rp.torch_index),
+        torch_builds=docs.rows("torch.toml", "build", rp.torch_build),
+        torch_releases=docs.rows("derived/torch.toml", "release", rp.torch_release),
+        loader_rules=docs.rows("bitsandbytes.toml", "loader_rule", rp.loader_rule),
+        bnb_windows_legacy_index=legacy_index,
+        bnb_windows_legacy_versions=legacy_versions,
+        os_floors=docs.read("bitsandbytes.toml", _os_floors),
+        features=(
+            *docs.read("nvidia.toml", lambda d: _features(d, rp.gpu_feature, GPU_FEATURES)),
+            *docs.read("bitsandbytes.toml", lambda d: _features(d, rp.bnb_feature, BNB_FEATURES)),
+        ),
+        bnb_releases=docs.rows("derived/bitsandbytes.toml", "release", rp.bnb_release),
+        bnb_libraries=docs.rows("derived/bitsandbytes.toml", "library", rp.bnb_library),
+        packages=tuple(
+            row
+            for pkg in HF_PACKAGES
+            for row in docs.rows(f"derived/{pkg}.toml", "release", rp.package_release)
+        ),
+        hf_constraints=docs.rows("huggingface.toml", "constraint", rp.hf_constraint),
+        verified=docs.rows("combinations.toml", "verified", rp.verified),
+        known_bad=docs.rows("combinations.toml", "known_bad", rp.known_bad),
+        errors=docs.rows("errors.toml", "pattern", rp.error_pattern)
+        if "errors.toml" in files
+        else (),
+    )
+    docs.done()
+    check_arch_support(db)
+    return db

@@ -1,0 +1,290 @@
+"""One constructor per row type: a :class:`Fields` view of one TOML table row to its
+frozen value (:mod:`bnb_provision.db.rows`), through the typed readers of
+:mod:`bnb_provision.db.values`. A bad field raises :class:`FieldError` with its path.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bnb_provision.core.fields import FieldError, Fields
+from bnb_provision.db import values
+from bnb_provision.db.rows import (
+    BNB_FEATURES,
+    CHANNELS,
+    FLOOR_OSES,
+    GPU_FEATURES,
+    PLACEHOLDERS,
+    ArchChange,
+    BnbLibraryRow,
+    BnbRelease,
+    CudaFamily,
+    CudaToolkit,
+    ErrorPattern,
+    Feature,
+    FeatureName,
+    GpuModel,
+    HfConstraint,
+    KnownBad,
+    LoaderRule,
+    OsFloor,
+    PackageRelease,
+    TorchBuild,
+    TorchIndex,
+    TorchRelease,
+    Verified,
+)
+from bnb_provision.vocab import PLATFORMS, PROFILES, Platform
+
+__all__ = [
+    "arch_change",
+    "bnb_feature",
+    "bnb_library",
+    "bnb_release",
+    "error_pattern",
+    "family",
+    "gpu_feature",
+    "gpu_model",
+    "hf_constraint",
+    "known_bad",
+    "loader_rule",
+    "os_floor",
+    "package_release",
+    "toolkit",
+    "torch_build",
+    "torch_index",
+    "torch_release",
+    "verified",
+]
+
+# -- nvidia.toml -----------------------------------------------------------------------
+
+
+def toolkit(r: Fields) -> CudaToolkit:
+    values.documentary(r, "label", "branch")  # "12.0 Update 1"; "R615" where no minimum
+    return CudaToolkit(
+        version=values.version(r, "version"),
+        linux=values.opt_version(r, "linux"),
+        windows=values.opt_version(r, "windows"),
+        source=values.source(r),
+    )
+
+
+def family(r: Fields) -> CudaFamily:
+    return CudaFamily(
+        major=r.integer("major"),
+        linux=values.version(r, "linux"),
+        windows=values.version(r, "windows"),
+        source=values.source(r),
+    )
+
+
+def arch_change(r: Fields) -> ArchChange:
+    return ArchChange(
+        cuda=values.version(r, "cuda"),
+        min_sm=r.integer("min_sm", None),
+        added=tuple(r.int_list("added", [])),
+        note=r.text("note"),
+        source=values.source(r),
+    )
+
+
+def gpu_model(r: Fields) -> GpuModel:
+    values.documentary(r, "family")  # "Blackwell"
+    return GpuModel(
+        pattern=values.regex(r, "pattern", re.IGNORECASE),
+        cc=values.cc(r, "cc"),
+        jetson=r.flag("jetson", False),
+        source=values.source(r),
+    )
+
+
+# -- torch.toml, derived/torch.toml ----------------------------------------------------
+
+
+def torch_index(r: Fields) -> TorchIndex:
+    r.str_list("rocm", [])  # documentary: the ROCm variants (bnb-provision plans CUDA and CPU)
+    return TorchIndex(
+        torch=r.text("torch"),
+        variants=tuple(r.str_list("variants")),
+        proposed=tuple(r.str_list("proposed", [])),
+        source=values.source(r),
+        checked=values.checked(r),
+    )
+
+
+def torch_build(r: Fields) -> TorchBuild:
+    r.flag("binary", False)  # documentary: the arch list was read from the binary itself
+    return TorchBuild(
+        variant=r.text("variant"),
+        torch=values.spec(r, "torch"),
+        platforms=values.platforms(r, "platforms"),
+        channel=values.choice(r, "channel", CHANNELS, "channel") if "channel" in r.data else "any",
+        sass=tuple(r.int_list("sass")),
+        ptx=tuple(r.int_list("ptx", [])),
+        source=values.source(r),
+        checked=values.checked(r),
+        unverified_sass=tuple(r.int_list("unverified_sass", [])),
+    )
+
+
+def torch_release(r: Fields) -> TorchRelease:
+    pypi: list[tuple[Platform, str]] = []
+    for i, item in enumerate(r.str_list("pypi")):
+        plat, _, variant = item.partition("=")
+        known = next((p for p in PLATFORMS if p == plat), None)
+        if known is None or not variant:
+            raise FieldError(f"{r.sub('pypi')}[{i}]: expected PLATFORM=VARIANT, got {item!r}")
+        pypi.append((known, variant))
+    values.documentary_date(r, "date")  # upload date
+    return TorchRelease(
+        version=values.version(r, "version"),
+        requires_python=values.spec(r, "requires_python", ""),
+        pythons=tuple(r.str_list("pythons")),
+        pypi=tuple(pypi),
+    )
+
+
+# -- bitsandbytes.toml, derived/bitsandbytes.toml --------------------------------------
+
+
+def loader_rule(r: Fields) -> LoaderRule:
+    name = r.text("rule")
+    r.check(
+        name in {"exact", "same-major"}, "rule", f"expected 'exact' or 'same-major', got {name!r}"
+    )
+    below = values.opt_cc(r, "nocublaslt_below")
+    return LoaderRule(
+        bnb=values.spec(r, "bnb"),
+        rule=name,
+        nocublaslt_below=below,
+        missing=r.text("missing"),
+        source=values.source(r),
+    )
+
+
+def os_floor(r: Fields) -> OsFloor:
+    values.documentary(r, "note")
+    return OsFloor(
+        os=values.choice(r, "os", FLOOR_OSES, "OS"),
+        bnb=values.version(r, "bnb"),
+        source=values.source(r),
+        checked=values.checked(r),
+    )
+
+
+def _feature(r: Fields, names: tuple[FeatureName, ...]) -> Feature:
+    values.documentary(r, "note")
+    return Feature(
+        feature=values.choice(r, "feature", names, "feature"),
+        min_cc=values.cc(r, "min_cc"),
+        source=values.source(r),
+        checked=values.opt_checked(r),
+    )
+
+
+def gpu_feature(r: Fields) -> Feature:
+    return _feature(r, GPU_FEATURES)
+
+
+def bnb_feature(r: Fields) -> Feature:
+    return _feature(r, BNB_FEATURES)
+
+
+def bnb_release(r: Fields) -> BnbRelease:
+    values.documentary_date(r, "date")  # upload date
+    return BnbRelease(
+        version=values.version(r, "version"),
+        requires_python=values.spec(r, "requires_python", ""),
+        torch=values.spec(r, "torch", ""),
+        platforms=values.wheel_platforms(r, "platforms"),
+    )
+
+
+def bnb_library(r: Fields) -> BnbLibraryRow:
+    return BnbLibraryRow(
+        bnb=values.version(r, "bnb"),
+        platform=values.wheel_platform(r, "platform"),
+        file=r.text("file"),
+        backend=r.text("backend"),
+        version=r.text("version", None),
+        sass=tuple(r.int_list("sass", [])),
+        ptx=tuple(r.int_list("ptx", [])),
+        rel_ptx=tuple(r.int_list("rel_ptx", [])),
+    )
+
+
+# -- huggingface.toml, derived/{transformers,accelerate,peft,trl}.toml -----------------
+
+
+def package_release(r: Fields) -> PackageRelease:
+    values.documentary_date(r, "date")  # upload date
+    return PackageRelease(
+        package=r.text("package"),
+        version=values.version(r, "version"),
+        requires_python=values.spec(r, "requires_python", ""),
+        requires=values.requires(r, "requires"),
+    )
+
+
+def hf_constraint(r: Fields) -> HfConstraint:
+    return HfConstraint(
+        package=r.text("package"),
+        versions=values.spec(r, "versions"),
+        requires=values.requires(r, "requires"),
+        profiles=values.optional_choices(r, "profiles", PROFILES, "profile", PROFILES),
+        note=r.text("note"),
+        source=values.source(r),
+        checked=values.checked(r),
+    )
+
+
+# -- combinations.toml -----------------------------------------------------------------
+
+
+def verified(r: Fields) -> Verified:
+    # documentary: the Python and the Hugging Face versions of the verified run
+    values.documentary(r, "python")
+    pk = r.table("packages", {})
+    values.documentary(pk, *pk.data)
+    return Verified(
+        torch=values.version(r, "torch"),
+        variant=r.text("variant"),
+        bnb=values.version(r, "bnb"),
+        platform=values.platform(r, "platform"),
+        cc=values.cc(r, "cc"),
+        gpu=r.text("gpu"),
+        driver=values.version(r, "driver"),
+        evidence=r.text("evidence"),
+        source=values.source(r),
+        checked=values.checked(r),
+    )
+
+
+def known_bad(r: Fields) -> KnownBad:
+    return KnownBad(
+        bnb=values.spec(r, "bnb"),
+        torch_variants=tuple(r.str_list("torch_variants", [])),
+        platforms=values.platforms(r, "platforms", []),
+        cc=tuple(r.str_list("cc", [])),
+        effect=r.text("effect"),
+        source=values.source(r),
+        checked=values.checked(r),
+    )
+
+
+# -- errors.toml -----------------------------------------------------------------------
+
+
+def error_pattern(r: Fields) -> ErrorPattern:
+    pattern = values.regex(r, "pattern", re.IGNORECASE | re.MULTILINE)
+    names = {*pattern.groupindex, *PLACEHOLDERS}
+    return ErrorPattern(
+        id=r.text("id"),
+        pattern=pattern,
+        category=values.category(r, "category"),
+        title=r.text("title"),
+        explanation=values.template(r, "explanation", names),
+        fix=values.template(r, "fix", names),
+        source=values.source(r),
+    )
