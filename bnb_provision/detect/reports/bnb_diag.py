@@ -25,6 +25,7 @@ from bnb_provision.detect.reports.facts import (
     Facts,
     TorchBuild,
     cuda_from_digits,
+    cuda_version,
     major_minor,
     normalize_package,
     platform_facts,
@@ -146,7 +147,7 @@ def _torch(lines: list[str]) -> tuple[str | None, TorchBuild | None]:
     cuda, hip = sub.get("CUDA", "N/A"), sub.get("HIP", "N/A")
     if version and sub:
         if cuda != "N/A":
-            return version, TorchBuild(kind="cuda", cuda=major_minor(cuda))
+            return version, TorchBuild(kind="cuda", cuda=cuda_version(cuda))
         if hip != "N/A":
             return version, TorchBuild(kind="rocm", hip=major_minor(hip))
         return version, TorchBuild(kind="xpu" if sub.get("XPU", "N/A") != "N/A" else "cpu")

@@ -16,6 +16,7 @@ from bnb_provision.detect.reports.facts import (
     Facts,
     GpuFact,
     TorchBuild,
+    cuda_version,
     major_minor,
     normalize_package,
     platform_facts,
@@ -101,7 +102,7 @@ def _torch(
     rocm_value = values.get("ROCM used to build PyTorch")
     if version is None or cuda_value is None:
         return version, None
-    cuda = major_minor(cuda_value) if cuda_value not in _UNKNOWN else None
+    cuda = cuda_version(cuda_value)
     hip = major_minor(rocm_value) if rocm_value and rocm_value not in _UNKNOWN else None
     if cuda:
         return version, TorchBuild(kind="cuda", cuda=cuda)
@@ -180,7 +181,7 @@ def parse_collect_env(text: str) -> Facts:
         driver=parse_driver_version(driver) if driver else None,
         torch=torch,
         torch_build=build,
-        cuda_toolkit=major_minor(toolkit) if toolkit[:1].isdigit() else None,
+        cuda_toolkit=cuda_version(toolkit),
         cuda_available=_flag(values.get("Is CUDA available")),
         packages=tuple(sorted(packages.items())),
     )

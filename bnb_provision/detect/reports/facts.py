@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from bnb_provision.core.cuda import CudaVersion
 from bnb_provision.detect.host import parse_proc_version_wsl
 from bnb_provision.vocab import ReportTool
 
@@ -20,6 +21,7 @@ __all__ = [
     "GpuFact",
     "TorchBuild",
     "cuda_from_digits",
+    "cuda_version",
     "major_minor",
     "normalize_package",
     "platform_facts",
@@ -103,11 +105,21 @@ def major_minor(version: str) -> str | None:
 
 
 def cuda_from_digits(digits: str) -> str | None:
-    """A CUDA version written without its dot, as local tags and bitsandbytes write it:
-    ``121`` -> ``12.1``, ``102`` -> ``10.2``, ``92`` -> ``9.2``, ``130`` -> ``13.0``."""
-    if not digits.isdigit() or not 2 <= len(digits) <= 3:  # noqa: PLR2004
+    """A CUDA version written without its dot, as bitsandbytes writes it (``121`` ->
+    ``12.1``, ``92`` -> ``9.2``); None for anything else. Spellings: :mod:`core.cuda`."""
+    try:
+        return str(CudaVersion.from_tag(digits))
+    except ValueError:
         return None
-    return f"{int(digits[:-1])}.{digits[-1]}"
+
+
+def cuda_version(text: str) -> str | None:
+    """A CUDA version as printed (``12.4``, ``12.4.131``) -> ``12.4``; None for ``N/A``,
+    ``ERR!``, ``None`` and other words."""
+    try:
+        return str(CudaVersion.parse(text))
+    except ValueError:
+        return None
 
 
 def torch_build(version: str) -> TorchBuild | None:
@@ -117,8 +129,8 @@ def torch_build(version: str) -> TorchBuild | None:
     tag = tag.lower()
     if not plus:
         return None
-    if tag.startswith("cu") and (cuda := cuda_from_digits(tag[2:])):
-        return TorchBuild(kind="cuda", cuda=cuda)
+    if (cuda := CudaVersion.from_variant(tag)) is not None:
+        return TorchBuild(kind="cuda", cuda=str(cuda))
     if tag.startswith("rocm") and (hip := major_minor(tag[4:] + ".0")):
         return TorchBuild(kind="rocm", hip=hip)
     if tag in {"cpu", "xpu"}:

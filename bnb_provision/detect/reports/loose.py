@@ -14,12 +14,12 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Final
 
+from bnb_provision.core.cuda import ComputeCapability, CudaVersion
 from bnb_provision.detect.reports.facts import (
     Facts,
     GpuFact,
     TorchBuild,
-    cuda_from_digits,
-    major_minor,
+    cuda_version,
     same_gpu,
     torch_build,
     version_token,
@@ -110,12 +110,12 @@ def _sm_gpu(line: str) -> GpuFact | None:
     """torch's ``NVIDIA GeForce RTX 5090 with CUDA capability sm_120 is not compatible``
     and vLLM's ``Your Tesla T4 GPU has compute capability 7.5``."""
     m = _SM_RE.search(line)
-    if m is not None and (cc := cuda_from_digits(m.group(1))):
+    if m is not None:
         before = line[: m.start()].split()[-6:]
         start = next((i for i, w in enumerate(before) if w in _BRANDS), None)
         name = " ".join(before[start:]) if start is not None else None
-        major, minor = cc.split(".")
-        return GpuFact(name=name, cc=(int(major), int(minor)))
+        cc = ComputeCapability.from_arch(int(m.group(1)))
+        return GpuFact(name=name, cc=(cc.major, cc.minor))
     v = _VLLM_CC_RE.search(line)
     if v is not None:
         return GpuFact(name=v.group(1), cc=(int(v.group(2)), int(v.group(3))))
@@ -185,8 +185,7 @@ class _Lines:
         if self.toolkit is None and (m := _NVCC_RE.search(line)):
             self.toolkit = m.group(1)
         if self.found_cuda is None and (m := _FOUND_RE.search(line)):
-            value = int(m.group(1))
-            self.found_cuda = f"{value // 1000}.{(value % 1000) // 10}"
+            self.found_cuda = str(CudaVersion.from_driver_api(int(m.group(1))))
         if self.python is None and (m := _PYTHON_LINE_RE.fullmatch(line)):
             self.python = m.group(1)
         if self.python is None and (m := _BANNER_RE.match(line)):
@@ -224,7 +223,7 @@ def parse_loose(text: str) -> Facts:
         found.read(line.strip())
     snippets = _python_snippets(lines)
     path_os, path_python, path_bnb = _paths(text)
-    cuda = major_minor(snippets.get("torch.version.cuda", ""))
+    cuda = cuda_version(snippets.get("torch.version.cuda", ""))
     available = {"True": True, "False": False}.get(snippets.get("torch.cuda.is_available()", ""))
     driver, driver_cuda, smi = found.driver or (None, None, None)
     torch = version_token(snippets.get("torch.__version__", ""))

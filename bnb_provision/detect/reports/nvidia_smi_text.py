@@ -14,7 +14,7 @@ import re
 from typing import Final
 
 from bnb_provision.detect.nvidia import parse_driver_version
-from bnb_provision.detect.reports.facts import Facts, GpuFact, major_minor
+from bnb_provision.detect.reports.facts import Facts, GpuFact, cuda_version
 
 __all__ = ["is_smi_line", "parse_nvidia_smi", "smi_header"]
 
@@ -55,7 +55,7 @@ def smi_header(line: str) -> tuple[str | None, str | None, str | None]:
     smi = _after(line, "NVIDIA-SMI ")
     return (
         parse_driver_version(driver) if driver else None,
-        major_minor(cuda) if cuda else None,
+        cuda_version(cuda) if cuda else None,
         parse_driver_version(smi) if smi else None,
     )
 
@@ -118,7 +118,7 @@ def _q_facts(lines: list[str]) -> tuple[str | None, str | None, list[GpuFact]]:
         elif key in {"Driver Version", "KMD Version"} and driver is None:
             driver = parse_driver_version(value)
         elif key in {"CUDA Version", "CUDA UMD Version"} and cuda is None:
-            cuda = major_minor(value)
+            cuda = cuda_version(value)
         elif key == "Product Name" and name == "":
             name = value
         elif key == "Total" and in_fb and name and (m := _Q_MIB_RE.fullmatch(value)):

@@ -23,7 +23,7 @@ from bnb_provision.detect.reports.facts import (
     Facts,
     GpuFact,
     TorchBuild,
-    major_minor,
+    cuda_version,
     torch_build,
 )
 from bnb_provision.detect.reports.hf_env import parse_hf_env
@@ -226,7 +226,7 @@ def _torch_build(f: Facts, system: str, said: list[str]) -> TorchBuild | None:
     if found := _known(torch_build(f.torch)) or _known(f.torch_build):
         return found
     runtimes = [(n, v) for n, v in f.packages if n.startswith("nvidia-cuda-runtime-cu")]
-    if len(runtimes) == 1 and system == "linux" and (cuda := major_minor(runtimes[0][1])):
+    if len(runtimes) == 1 and system == "linux" and (cuda := cuda_version(runtimes[0][1])):
         said.append(
             f"torch {f.torch}'s CUDA taken as {cuda} from {runtimes[0][0]} {runtimes[0][1]} "
             "(the CUDA runtime PyPI's torch wheels install)"
