@@ -24,6 +24,7 @@ __all__ = [
     "OS_NAMES",
     "cli",
     "emit_json",
+    "from_option",
     "json_option",
     "log_to_stderr",
     "machine_and_pin_options",
@@ -92,6 +93,15 @@ def options(*decorators: Callable[[Any], Any]) -> Callable[[F], F]:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+
+from_option = click.option(
+    "--from",
+    "from_file",
+    metavar="FILE",
+    help="Read the machine from a pasted report (- for stdin): the output of nvidia-smi, "
+    "python -m torch.utils.collect_env, python -m bitsandbytes, transformers/accelerate "
+    "env, pip list or pip freeze, one or several. What it assumes is listed first.",
+)
 
 _machine_and_pin_options = options(
     click.option(

@@ -9,6 +9,7 @@ from bnb_provision.detect.fatbin import describe_archs
 
 if TYPE_CHECKING:
     from bnb_provision.detect.machine import Machine
+    from bnb_provision.detect.reports import Report
     from bnb_provision.detect.target import BnbLibrary, EnvInfo
     from bnb_provision.doctor.findings import Finding
     from bnb_provision.plan.analysis import BnbLoadReport
@@ -19,6 +20,7 @@ __all__ = [
     "render_findings",
     "render_machine",
     "render_plan",
+    "render_report",
     "render_verify",
     "table",
 ]
@@ -241,6 +243,26 @@ def _rung(r: Rung) -> tuple[str, str, str]:
     src = "PyPI" if r.torch.channel == "pypi" else (r.torch.index_url or "")
     lib = r.bitsandbytes.library or "-"
     return (f"torch {r.torch.label} ({src})", f"bitsandbytes {r.bitsandbytes.version} ({lib})", "")
+
+
+def render_report(report: Report) -> str:
+    """What ``--from`` read, what it assumed, and where the report disagrees with itself:
+    printed before the plan or the findings."""
+    sections = ", ".join(f"{s.tool} (line {s.line})" for s in report.sections)
+    out = [f"Read from {report.label}: {sections}"]
+    f = report.facts
+    if f.bnb_lib:
+        loaded = f"bitsandbytes' loader picked {f.bnb_lib}"
+        out.append(
+            f"  {loaded}" + (f", then fell back to {f.bnb_fallback}" if f.bnb_fallback else "")
+        )
+    if report.assumptions:
+        out.append("Assumed")
+        out += [f"  - {a}" for a in report.assumptions]
+    if report.conflicts:
+        out.append("The report disagrees with itself")
+        out += [f"  - {c.describe()}" for c in report.conflicts]
+    return "\n".join(out) + "\n"
 
 
 def render_findings(findings: tuple[Finding, ...], header: str) -> str:
