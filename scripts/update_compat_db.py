@@ -21,7 +21,7 @@ import click
 import requests
 
 from bnb_provision.core.files import write_atomic
-from bnb_provision.db.derive import PYPI, Deriver
+from bnb_provision.db.derive import PYPI, STACK_PACKAGES, Deriver
 
 DERIVED = Path(__file__).resolve().parent.parent / "compat_db" / "derived"
 
@@ -30,7 +30,7 @@ DERIVED = Path(__file__).resolve().parent.parent / "compat_db" / "derived"
 @click.option("--write", is_flag=True, help="Write the files (default: only show the diff).")
 @click.option(
     "--only",
-    type=click.Choice(["torch", "bitsandbytes", "hf"]),
+    type=click.Choice(["torch", "bitsandbytes", "hf", "stacks"]),
     multiple=True,
     help="Regenerate only these parts.",
 )
@@ -62,7 +62,7 @@ def main(
     session = requests.Session()
     session.headers["User-Agent"] = "bnb-provision-update-compat-db"
     d = Deriver(cache=cache, session=session, log=lambda m: click.echo(m, err=True), index=index)
-    parts = set(only) or {"torch", "bitsandbytes", "hf"}
+    parts = set(only) or {"torch", "bitsandbytes", "hf", "stacks"}
     outputs: dict[str, str] = {}
     if "torch" in parts:
         outputs["torch.toml"] = d.torch_toml()
@@ -73,6 +73,8 @@ def main(
         outputs["accelerate.toml"] = d.package_toml("accelerate", "0.20.0")
         outputs["peft.toml"] = d.package_toml("peft", "0.4.0")
         outputs["trl.toml"] = d.package_toml("trl", "0.7.0")
+    if "stacks" in parts:
+        outputs["stacks.toml"] = d.stacks_toml(STACK_PACKAGES)
     changed = 0
     for name, new in outputs.items():
         path = derived / name

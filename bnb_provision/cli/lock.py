@@ -66,7 +66,9 @@ _output_options = options(
         help="PyTorch index template, {variant} replaced (a mirror of download.pytorch.org).",
     ),
     click.option(
-        "--force", is_flag=True, help="Replace existing lock files (old ones kept as .bak)."
+        "--force",
+        is_flag=True,
+        help="Replace existing lock files and the manifest (old ones kept as .bak).",
     ),
     click.option(
         "--upgrade",
@@ -79,6 +81,16 @@ _output_options = options(
         "--uv-project", is_flag=True, help="Also write the uv pyproject.toml of each lock."
     ),
 )
+
+
+_NOT_IN_REGENERATE = frozenset({"--force", "--check", "--json", "--upgrade"})
+
+
+def regenerate_command(argv: list[str]) -> str:
+    """The command line that regenerates a lock set, as the files record it: this one less
+    the flags that do not change what is written (so ``lock --check`` and ``lock --force``
+    record the same line)."""
+    return shlex.join(["bnb-provision", *(a for a in argv if a not in _NOT_IN_REGENERATE)])
 
 
 def _lock_options(f: Callable[..., None]) -> Callable[..., None]:
@@ -115,7 +127,7 @@ def _lock_options(f: Callable[..., None]) -> Callable[..., None]:
             upgrade=upgrade,
             dockerfile=dockerfile,
             uv_project=uv_project,
-            regenerate=shlex.join(["bnb-provision", *sys.argv[1:]]),
+            regenerate=regenerate_command(sys.argv[1:]),
         )
         f(opts=opts, **kw)
 
@@ -171,6 +183,8 @@ def _print_lock(result: LockSet) -> None:
         )
         for change in r.changed:
             click.echo(f"  {change}")
+        for warning in r.spec.warnings:
+            click.echo(f"warning: {r.spec.name}: {warning}", err=True)
     for m, why in result.unplanned:
         click.echo(f"not locked: {m}: {why}", err=True)
     click.echo(f"manifest: {result.manifest}")

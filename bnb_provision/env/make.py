@@ -28,7 +28,7 @@ from bnb_provision.errors import ExternalToolError, FindingsError, TargetEnvErro
 if TYPE_CHECKING:
     from bnb_provision.db.model import CompatDB
     from bnb_provision.detect.machine import Machine
-    from bnb_provision.env.stamp import Stamp
+    from bnb_provision.env.stamp import Request, Stamp
     from bnb_provision.env.verify import VerifyReport
     from bnb_provision.lock.pins import LockPins
     from bnb_provision.plan.model import Plan
@@ -156,10 +156,11 @@ def _write_stamp(
     summary: PlanSummary,
     report: VerifyReport | None,
     req: Path | None,
-    system: Path | None,
+    request: Request,
 ) -> Stamp:
     from bnb_provision.env.stamp import STAMP_FILE, Stamp, gpu_ids
 
+    system = Path(request.torch_system) if request.torch_system else None
     torch, bnb, _ = installed(real, system)
     stamp = Stamp(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -171,6 +172,7 @@ def _write_stamp(
         lock_sha256=hashlib.sha256(req.read_bytes()).hexdigest() if req and req.exists() else None,
         db_version=summary.db_version,
         verified=bool(report and report.ok),
+        request=request,
     )
     write_atomic(real / STAMP_FILE, json.dumps(stamp.to_dict(), indent=2))
     return stamp
@@ -195,8 +197,11 @@ def _verify_and_stamp(
 
         log("verifying")
         report = run_verify(str(env_python(real)))
+    from bnb_provision.env.request import request_of
+
     lock = req if req.suffix == ".txt" else None
-    stamp = _write_stamp(real, ctx.machine, ctx.summary, report, lock, opts.torch_system)
+    request = request_of(opts, req)
+    stamp = _write_stamp(real, ctx.machine, ctx.summary, report, lock, request)
     return report, stamp
 
 

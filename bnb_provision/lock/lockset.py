@@ -70,6 +70,7 @@ class LockResult:
             "packages": dict(self.packages),
             "changed": list(self.changed),
             "seconds": round(self.seconds, 3),
+            "warnings": list(self.spec.warnings),
         }
 
 
@@ -158,7 +159,8 @@ def _compile_all(
     manifest, text = writers.manifest_for(groups, unplanned, opts)
     files = {path: body for _, rendered in groups for path, body in rendered.values()}
     files[manifest] = text
-    writers.write_files(files, force=opts.force, replace=frozenset({manifest}))
+    # the manifest too is replaced only with --force (an unchanged file is left alone)
+    writers.write_files(files, force=opts.force, replace=frozenset())
     return LockSet(
         results=tuple(_result(c, rendered) for c, rendered in groups),
         manifest=manifest,

@@ -25,13 +25,16 @@ from bnb_provision.errors import LockfileError
 from bnb_provision.lock.compile import Compiled
 from bnb_provision.lock.manifest import LockClass, Manifest
 from bnb_provision.lock.names import MANIFEST_FILE, pylock_file, requirements_file
+from bnb_provision.lock.pins import Needs
 from bnb_provision.lock.requirements import index_lines, pylock_to_requirements
 from bnb_provision.lock.spec import LockOptions, LockSpec
 
 __all__ = [
     "OUTPUTS",
     "Output",
+    "holds_text",
     "manifest_for",
+    "needs_of",
     "render_group",
     "write_files",
 ]
@@ -52,6 +55,17 @@ def _render(template: str, **values: str) -> str:
     return string.Template(text).substitute(values)
 
 
+def holds_text(spec: LockSpec) -> str:
+    """``bitsandbytes 0.50.2`` / ``gptqmodel 7.7.0``: the stack's own library."""
+    name, version = spec.holds
+    return f"{name} {version}" if name else f"bitsandbytes {spec.bitsandbytes}"
+
+
+def needs_of(spec: LockSpec) -> Needs:
+    """What the lock needs of a machine: a driver and GPUs for a CUDA build."""
+    return Needs(cuda=spec.cuda, driver_floor=spec.driver_floor, gpu_archs=spec.gpu_archs)
+
+
 def _requirements(c: Compiled, opts: LockOptions) -> str:
     spec = c.spec
     header = _render(
@@ -60,12 +74,14 @@ def _requirements(c: Compiled, opts: LockOptions) -> str:
         db_version=spec.db_version,
         torch=spec.torch,
         variant=spec.variant,
-        bnb=spec.bitsandbytes,
+        holds=holds_text(spec),
         python=spec.python,
         platform=spec.platform,
+        needs=needs_of(spec).line(),
         machines=", ".join(spec.machines),
         regenerate=opts.regenerate,
     )
+    header += "".join(f"# Warning: {w}\n" for w in spec.warnings)
     return pylock_to_requirements(c.pylock, header, index_lines(spec, opts))
 
 
@@ -148,6 +164,8 @@ def manifest_for(
                 lock_sha256=_sha256(pylock_text),
                 machines=s.machines,
                 requirements_sha256=_sha256(requirements_text),
+                stack=s.stack,
+                holds=f"{s.holds[0]}=={s.holds[1]}" if s.holds[0] else "",
             )
         )
     manifest = Manifest(
