@@ -20,6 +20,7 @@ code  class                    meaning
 7     ExternalToolError        uv / nvidia-smi / a target interpreter failed
 8     LockfileError            a lockfile or output exists / cannot be written
 9     FindingsError            doctor/verify found an error-severity problem
+10    LockDriftError           ``lock --check``: the committed locks differ
 ====  =======================  ============================================
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "CompatDBError",
     "ExternalToolError",
     "FindingsError",
+    "LockDriftError",
     "LockfileError",
     "NoPlanError",
     "ProvisionError",
@@ -111,3 +113,10 @@ class FindingsError(ProvisionError):
     """A check found at least one error-severity problem."""
 
     exit_code = 9
+
+
+class LockDriftError(ProvisionError):
+    """``lock --check``: the committed locks or manifest differ from what the DB and the
+    snapshots give now (the diff is printed before)."""
+
+    exit_code = 10

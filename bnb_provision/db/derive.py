@@ -244,8 +244,10 @@ class Deriver(PypiReader):
         blocks = []
         for package, lowest in packages.items():
             rel = self.releases(package)
-            for v in _newest_per_minor(rel, lowest):
-                blocks.append(table("[[release]]", self._stack_row(package, v, rel[str(v)])))
+            blocks += [
+                table("[[release]]", self._stack_row(package, v, rel[str(v)]))
+                for v in _newest_per_minor(rel, lowest)
+            ]
         return document(header, blocks)
 
     def _stack_row(self, package: str, v: Version, files: Files) -> dict[str, object]:

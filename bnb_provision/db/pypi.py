@@ -215,7 +215,9 @@ def _pkg_info(archive: Path) -> str:
     """The top-level ``PKG-INFO`` of an sdist (``.tar.gz`` or ``.zip``), as text."""
     if archive.name.endswith(".zip"):
         with zipfile.ZipFile(archive) as zf:
-            name = next((n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO")), None)
+            name = next(
+                (n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO")), None
+            )
             if name is None:
                 raise ValueError(f"{archive.name}: no PKG-INFO at its top")
             return zf.read(name).decode("utf-8", "replace")

@@ -9,9 +9,9 @@ Loaded only when a ``--stack gptq|awq`` lock is planned: a bitsandbytes plan nev
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Final, Literal, TypeVar
 
 from packaging.specifiers import SpecifierSet

@@ -137,8 +137,7 @@ def _package_reasons(
         return [
             f"{name} {packages.get(name) or 'missing'} -> {version}"
             for name, version in pins.packages
-            if packages.get(name) != version
-            and not (name == "torch" and have_torch == version)
+            if packages.get(name) != version and not (name == "torch" and have_torch == version)
         ]
     reasons = []
     if have_torch is None or not have_torch.startswith(str(plan.torch.version)):

@@ -18,9 +18,9 @@ from bnb_provision.lock.pins import MANIFEST_FILE, LockPins, requirements_for
 # lock given, init starts uv first and loads them while uv installs.
 if TYPE_CHECKING:
     from bnb_provision.db.model import CompatDB
-    from bnb_provision.lock.select import MachineFacts
     from bnb_provision.detect.machine import Machine
     from bnb_provision.detect.target import EnvInfo
+    from bnb_provision.lock.select import MachineFacts
     from bnb_provision.plan.constraints import Constraints
     from bnb_provision.plan.model import Plan
 
@@ -133,6 +133,11 @@ def _plan_around(machine: Machine, db: CompatDB, opts: BuildOptions, system_env:
         python=system_env.python.minor,
         cuda=system_env.torch.cuda or "cpu",
     )
+    if opts.offline:  # bitsandbytes and the Hugging Face packages come from the wheelhouse
+        from bnb_provision.plan.wheelhouse import plan_from_wheelhouse, read_wheelhouse
+
+        house = read_wheelhouse(opts.find_links)
+        return plan_from_wheelhouse(machine, db, cons, house, keep_torch=True)
     return plan_for(machine, db, cons)
 
 
@@ -204,6 +209,11 @@ def plan_env(
         return _plan_around(inputs.machine(), inputs.db(), opts, system_env)
     if pins is not None:
         return _plan_for_lock(inputs.machine(), inputs.db(), pins, opts)
+    if opts.offline:  # plan only what the wheelhouse holds: uv installs nothing else
+        from bnb_provision.plan.wheelhouse import plan_from_wheelhouse, read_wheelhouse
+
+        house = read_wheelhouse(opts.find_links)
+        return plan_from_wheelhouse(inputs.machine(), inputs.db(), opts.constraints, house)
     return plan_for(inputs.machine(), inputs.db(), opts.constraints)
 
 

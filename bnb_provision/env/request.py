@@ -97,13 +97,11 @@ def lock_changes(stamp: Stamp | None, req: Path | None) -> list[str]:
     if r is None or r.lock_file is None or req is None:
         return []
     if Path(r.lock_file) != req.absolute():
-        return [f"the lock picked is now {req.name} (the environment was built from "
-                f"{Path(r.lock_file).name})"]  # fmt: skip
+        old = Path(r.lock_file).name
+        return [f"the lock picked is now {req.name} (the environment was built from {old})"]
     if stamp is not None and stamp.lock_sha256 and req.is_file():
         now = _sha256(req)
         if now != stamp.lock_sha256:
-            return [
-                f"the lock changed since this environment was built: {req.name} (sha256 "
-                f"{stamp.lock_sha256[:12]}... -> {now[:12]}...)"
-            ]
+            shas = f"sha256 {stamp.lock_sha256[:12]}... -> {now[:12]}..."
+            return [f"the lock changed since this environment was built: {req.name} ({shas})"]
     return []

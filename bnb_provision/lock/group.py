@@ -198,13 +198,19 @@ def plan_specs(
     NoPlanError when no machine could be planned (the message says why for each).
     """
     from bnb_provision.plan.inputs import plan_for
+    from bnb_provision.plan.wheelhouse import plan_from_wheelhouse, read_wheelhouse
 
     as_stack(opts.stack)  # a LockOptions made without its type checked
+    # offline, plan only what the wheelhouse holds: uv can resolve nothing else
+    house = read_wheelhouse(opts.find_links) if opts.offline else None
     groups: dict[str, _Group] = {}
     unplanned: list[tuple[str, str]] = []
     for i, m in enumerate(machines):
         try:
-            plan = plan_for(m, db, constraints)
+            if house is None:
+                plan = plan_for(m, db, constraints)
+            else:
+                plan = plan_from_wheelhouse(m, db, constraints, house)
             name = group_name(plan, opts.stack)
         except NoPlanError as exc:
             unplanned.append((_label(m, i, None), str(exc).splitlines()[0]))

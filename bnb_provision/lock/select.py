@@ -97,7 +97,9 @@ def _driver(c: LockClass, m: MachineFacts, *, cpu_box: bool) -> tuple[str | None
     return f"driver {m.driver} >= {c.driver_floor}", None
 
 
-def _gpus(c: LockClass, m: MachineFacts, *, cuda_without_gpu: bool) -> tuple[str | None, str | None]:
+def _gpus(
+    c: LockClass, m: MachineFacts, *, cuda_without_gpu: bool
+) -> tuple[str | None, str | None]:
     """(matched, missed) for the GPU architectures."""
     cuda = c.variant != "cpu"
     have = sorted(set(m.gpu_archs))
@@ -169,9 +171,31 @@ def select_class(
     )
 
 
-def _key(match: ClassMatch, m: MachineFacts) -> tuple[int, int, tuple[int, ...], str]:
+def _arch_number(arch: str) -> int:
+    major, _, minor = arch.partition(".")
+    return int(major) * 10 + int(minor or 0) if major.isdigit() and minor.isdigit() else 0
+
+
+def _distance(have: tuple[str, ...], listed: tuple[str, ...]) -> int:
+    """How far the machine's architectures are from the class's nearest ones (8.6 is
+    nearer 8.0 than 12.0): what makes one missing architecture nearer than another."""
+    if not listed:
+        return 0
+    return sum(min(abs(_arch_number(a) - _arch_number(b)) for b in listed) for a in have)
+
+
+def _key(
+    match: ClassMatch, m: MachineFacts
+) -> tuple[int, int, int, int, int, tuple[int, ...], str]:
+    """Smaller is better: fewer misses; a CUDA class for a machine with GPUs (a CPU one
+    without); fewer of its architectures missing, and those nearer the class's; the exact
+    set of architectures; the highest driver floor (the newest build its machines were
+    planned for); the name."""
     c = match.lock_class
+    kind = 0 if (c.variant != "cpu") == bool(m.gpu_archs) else 1
+    missing = len(set(m.gpu_archs) - set(c.gpu_archs))
     exact = 0 if set(c.gpu_archs) == set(m.gpu_archs) else 1
     floor = _version(c.driver_floor) if c.driver_floor else None
     newest_first = tuple(-p for p in floor.release) if floor is not None else ()
-    return (len(match.misses), exact, newest_first, c.name)
+    distance = _distance(m.gpu_archs, c.gpu_archs)
+    return (len(match.misses), kind, missing, distance, exact, newest_first, c.name)

@@ -36,6 +36,8 @@ __all__ = [
     "manifest_for",
     "needs_of",
     "render_group",
+    "retire",
+    "stale_outputs",
     "write_files",
 ]
 
@@ -217,3 +219,37 @@ def write_files(files: Mapping[Path, str], *, force: bool, replace: frozenset[Pa
             f"could not write the lock files ({exc}); nothing was changed: the previous "
             "files are all as they were"
         ) from exc
+
+
+def stale_outputs(folder: Path, written: Mapping[Path, str]) -> list[Path]:
+    """The files of the classes the manifest in ``folder`` lists that the new set no longer
+    writes (a machine left, a group changed its name): what ``lock --force`` retires."""
+    from bnb_provision.lock.manifest import read_manifest
+
+    try:
+        old = read_manifest(folder / MANIFEST_FILE)
+    except LockfileError:
+        return []
+    keep = {p.name for p in written}
+    out = []
+    for c in old.classes:
+        for name in (c.pylock, c.requirements, f"Dockerfile.{c.name}", f"uv-project.{c.name}.toml"):
+            path = folder / name
+            if name not in keep and (path.is_file() or path.is_symlink()):
+                out.append(path)
+    return out
+
+
+def retire(paths: Sequence[Path]) -> tuple[Path, ...]:
+    """Move each of ``paths`` aside as a dated .bak (never deleted); returns the backups."""
+    from bnb_provision.core.files import backup_name
+
+    out = []
+    for path in paths:
+        target = backup_name(path)
+        try:
+            path.replace(target)
+        except OSError as exc:
+            raise LockfileError(f"{path}: cannot move it aside as {target.name} ({exc})") from exc
+        out.append(target)
+    return tuple(out)
