@@ -632,3 +632,36 @@ def test_rebuild_of_an_environment_made_from_the_team_lock_uses_that_lock(
     relocked.write_text(relocked.read_text() + "# an edit\n")
     with pytest.raises(LockfileError, match="not the file its manifest recorded"):
         rebuild_env(plain, load_db(), machine=CPU)
+
+
+def test_a_cuda_lock_file_on_a_machine_without_gpu_is_refused_unless_asked(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    """Issue 16: a GPU-less machine never installs a CUDA lock by mistake (gigabytes of CUDA
+    libraries, then torch on the CPU); --cuda-without-gpu plans for the machines the lock's
+    header names instead."""
+    from bnb_provision.errors import NoPlanError
+
+    lock = tmp_path / "cu126.requirements.txt"
+    lock.write_text(
+        f"# Plan: torch 2.13.0+cu126, bitsandbytes 0.50.2, Python {PY}, linux-x86_64\n"
+        "# Needs: NVIDIA driver >= 525.60.13; GPU architectures 8.0\n"
+        "torch==2.13.0+cu126 \\\n    --hash=sha256:" + "0" * 64 + "\n"
+    )
+    opts = BuildOptions(
+        env=tmp_path / ".venv-bnb",
+        constraints=Constraints(),
+        lock=lock,
+        offline=True,
+        find_links=(wheelhouse,),
+        verify=False,
+    )
+    with pytest.raises(NoPlanError, match=r"this machine has no NVIDIA GPU: it would install"):
+        init_env(opts, load_db(), machine=CPU)
+    assert not (tmp_path / ".venv-bnb").exists() and not (tmp_path / ".venv-bnb.d").exists()
+    asked = dataclasses.replace(opts, dry_run=True, cuda_without_gpu=True)
+    res = init_env(asked, load_db(), machine=CPU)
+    assert res.summary is not None and (res.summary.torch, res.summary.variant) == (
+        "2.13.0",
+        "cu126",
+    )

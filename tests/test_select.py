@@ -168,3 +168,24 @@ def test_the_request_says_what_a_command_line_would() -> None:
         "--torch 2.13 --stack bnb"
     )
     assert Request(stack="bnb", constraints=Constraints(), lock="/l").describe() == "--lock /l"
+
+
+def test_a_manifest_of_another_stack_is_refused_with_the_flag_to_pass(tmp_path: Path) -> None:
+    from bnb_provision.db.load import load_db
+    from bnb_provision.detect.snapshot import machine_from_dict
+    from bnb_provision.env.build import BuildOptions, init_env
+    from bnb_provision.errors import LockfileError
+
+    gptq = Manifest(
+        folder=tmp_path,
+        generator="t",
+        db_version="1",
+        classes=(_class("g", "cu130", ("8.0",), "580.65.06", stack="gptq", bitsandbytes=""),),
+    )
+    (tmp_path / "bnb-provision-locks.toml").write_text(gptq.to_toml())
+    machine = machine_from_dict(
+        {"os": {"system": "linux", "arch": "x86_64"}, "python": {"version": "3.12"}}
+    )
+    opts = BuildOptions(env=tmp_path / "env", constraints=Constraints(), lock=tmp_path)
+    with pytest.raises(LockfileError, match="its locks are for --stack gptq, not bnb; pass"):
+        init_env(opts, load_db(), machine=machine)

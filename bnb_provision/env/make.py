@@ -88,7 +88,7 @@ def _sync_step(real: Path, req: Path, opts: BuildOptions) -> list[str]:
     return uv.sync_step(real, req, sources=sources, quiet=not opts.progress)
 
 
-def _lock_for_plan(real: Path, plan: Plan, opts: BuildOptions, db: CompatDB) -> Path:
+def _lock_for_plan(real: Path, plan: Plan, opts: BuildOptions, db: CompatDB, log: Log) -> Path:
     """No lock given: compile one for this machine's plan into the new environment."""
     from bnb_provision.lock.lockset import LockOptions, as_stack, compile_spec, spec_for
 
@@ -104,6 +104,8 @@ def _lock_for_plan(real: Path, plan: Plan, opts: BuildOptions, db: CompatDB) -> 
         regenerate="bnb-provision init",
     )
     spec = spec_for(plan, ("this machine",), None, db, lock_opts)
+    for warning in spec.warnings:  # what the stack's library needs or is (nvcc, archived)
+        log(f"warning: {warning}")
     return compile_spec(spec, lock_opts).requirements
 
 
@@ -142,7 +144,7 @@ def _plan_then_install(
         return adopt_system_torch(slot.partial, ctx.plan, opts, ctx.db, log, ctx.system_env)
     process.run(uv.venv_step(interpreter_for(ctx.plan.python), slot.partial), timeout=600)
     if req is None:
-        req = _lock_for_plan(slot.partial, ctx.plan, opts, ctx.db)
+        req = _lock_for_plan(slot.partial, ctx.plan, opts, ctx.db, log)
     log(f"installing {req.name} into {slot.real}")
     process.run(
         _sync_step(slot.partial, req, opts), timeout=uv.UV_TIMEOUT, capture=not opts.progress

@@ -97,6 +97,12 @@ def select_from_manifest(manifest: Path, inputs: Inputs, opts: BuildOptions, log
     from bnb_provision.lock.select import select_class
 
     locks = read_manifest(manifest)
+    if all(c.stack != opts.stack for c in locks.classes):
+        stacks = sorted({c.stack for c in locks.classes})
+        raise LockfileError(
+            f"{manifest}: its locks are for --stack {', '.join(stacks)}, not {opts.stack}; "
+            f"pass --stack {stacks[0]} (its environment is .venv-{stacks[0]} by default)"
+        )
     facts = machine_facts(inputs.machine(), inputs.db(), opts.constraints)
     chosen = select_class(locks, facts, cuda_without_gpu=opts.cuda_without_gpu)
     log(f"manifest: this machine ({facts.describe()}) takes {chosen.explain()}")

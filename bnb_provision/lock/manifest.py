@@ -97,6 +97,7 @@ class Manifest:
     classes: tuple[LockClass, ...]
     unplanned: tuple[str, ...] = ()
     schema: str = MANIFEST_SCHEMA
+    regenerate: str = ""  # the command line that writes the set again ("" in older ones)
 
     def to_toml(self) -> str:
         top: dict[str, object] = {
@@ -104,6 +105,8 @@ class Manifest:
             "generator": self.generator,
             "db-version": self.db_version,
         }
+        if self.regenerate:
+            top["regenerate"] = self.regenerate
         if self.unplanned:
             top["unplanned"] = list(self.unplanned)
         parts = [toml_pairs(top)]
@@ -230,6 +233,7 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> Manifest:
         classes=classes,
         unplanned=tuple(top.str_list("unplanned", [])),
         schema=schema,
+        regenerate=top.text("regenerate", ""),
     )
 
 

@@ -176,6 +176,7 @@ def manifest_for(
         db_version=groups[0][0].spec.db_version if groups else "",
         classes=tuple(classes),
         unplanned=tuple(f"{m}: {why}" for m, why in unplanned),
+        regenerate=opts.regenerate,
     )
     return opts.output / MANIFEST_FILE, manifest.to_toml()
 
