@@ -11,7 +11,9 @@ A class fits a machine when every fact the class was made for holds there:
 
 Among the classes that fit, the one made for machines exactly like this one wins (the same
 set of architectures), then the one with the higher driver floor (the newer CUDA build its
-machines were planned for), then the name, so the choice never depends on file order.
+machines were planned for), then the name, so the choice never depends on file order. When
+none fits, the nearest is named with what it lacks: the fewest facts missed, a CUDA class
+for a machine with GPUs, the architectures nearest the machine's.
 """
 
 from __future__ import annotations
