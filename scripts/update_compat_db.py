@@ -23,7 +23,7 @@ import requests
 
 from bnb_provision.core.files import write_atomic
 from bnb_provision.core.tomlio import toml_loads
-from bnb_provision.db.derive import PYPI, Deriver
+from bnb_provision.db.derive import PYPI, STACK_PACKAGES, Deriver
 
 DERIVED = Path(__file__).resolve().parent.parent / "compat_db" / "derived"
 
@@ -39,7 +39,7 @@ def _kept_libraries(path: Path) -> list[dict[str, object]]:
 @click.option("--write", is_flag=True, help="Write the files (default: only show the diff).")
 @click.option(
     "--only",
-    type=click.Choice(["torch", "bitsandbytes", "hf", "companions"]),
+    type=click.Choice(["torch", "bitsandbytes", "hf", "companions", "stacks"]),
     multiple=True,
     help="Regenerate only these parts.",
 )
@@ -75,7 +75,7 @@ def main(
     session = requests.Session()
     session.headers["User-Agent"] = "bnb-provision-update-compat-db"
     d = Deriver(cache=cache, session=session, log=lambda m: click.echo(m, err=True), index=index)
-    parts = set(only) or {"torch", "bitsandbytes", "hf", "companions"}
+    parts = set(only) or {"torch", "bitsandbytes", "hf", "companions", "stacks"}
     outputs: dict[str, str] = {}
     if "torch" in parts:
         outputs["torch.toml"] = d.torch_toml()
@@ -91,6 +91,8 @@ def main(
         outputs["accelerate.toml"] = d.package_toml("accelerate", "0.20.0")
         outputs["peft.toml"] = d.package_toml("peft", "0.4.0")
         outputs["trl.toml"] = d.package_toml("trl", "0.7.0")
+    if "stacks" in parts:
+        outputs["stacks.toml"] = d.stacks_toml(STACK_PACKAGES)
     changed = 0
     for name, new in outputs.items():
         path = derived / name

@@ -5,6 +5,8 @@
 * the platforms each release has wheels for, from the file names;
 * the CUDA build PyPI serves per platform for torch, from each wheel's
   METADATA (PEP 658 ``.metadata`` files: no wheel download);
+* the torch / Hugging Face requirements of the GPTQ / AWQ libraries, from a wheel's
+  METADATA or, where PyPI has no wheel, the sdist's PKG-INFO;
 * every native library a bitsandbytes wheel ships and the kernels inside it (NVIDIA
   architectures, AMD gfx targets), from the wheel itself (downloaded once; the result
   is cached by sha256 so a re-run downloads nothing it has).
@@ -34,7 +36,7 @@ from bnb_provision.db.wheels import (
     python_tags,
 )
 
-__all__ = ["PYPI", "Deriver", "document", "platform_of_wheel", "table"]
+__all__ = ["PYPI", "STACK_PACKAGES", "Deriver", "document", "platform_of_wheel", "table"]
 
 _TORCH_HEADER: Final = (
     "# DERIVED by scripts/update_compat_db.py from the PyPI simple API (PEP 691)",
@@ -53,6 +55,14 @@ _BNB_HEADER: Final = (
 _TORCH_REQ_RE: Final = re.compile(r"^torch\s*(\(?[^;]*\)?)\s*(;.*)?$")
 _REQ_RE: Final = re.compile(r"^([A-Za-z0-9_.-]+)\s*(\(?[^;]*\)?)\s*(;.*)?$")
 _PINNED: Final = ("torch", "accelerate", "bitsandbytes", "transformers")
+_STACK_NAMES: Final = (*_PINNED, "compressed-tensors")
+STACK_PACKAGES: Final = {
+    "gptqmodel": "5.0.0",  # the first whose PKG-INFO lists its requirements
+    "autoawq": "0.2.0",
+    "llmcompressor": "0.5.0",
+    "compressed-tensors": "0.9.0",
+}
+"""The stack libraries derived/stacks.toml covers, each from its lowest version."""
 
 Files = list[dict[str, Any]]
 
@@ -286,3 +296,44 @@ class Deriver(PypiReader):
             }
             blocks.append(table("[[release]]", row))
         return document(header, blocks)
+
+    # -- the other quantization stacks ---------------------------------------------
+
+    def stacks_toml(self, packages: Mapping[str, str]) -> str:
+        """``derived/stacks.toml``: the latest patch of each minor of ``packages`` ({name:
+        lowest version}): Requires-Python, the torch / Hugging Face requirements, and
+        which kinds of files PyPI has (a package with no wheel is built from source). The
+        metadata comes from a wheel where there is one, else from the sdist's PKG-INFO."""
+        header = (
+            "# DERIVED by scripts/update_compat_db.py: the latest patch of each minor of the",
+            "# GPTQ / AWQ libraries and their successors, with their own requirements",
+            "# (Requires-Dist of a wheel, or of the sdist's PKG-INFO where PyPI has no wheel).",
+            "# Do not edit by hand. sources: "
+            + ", ".join(f"https://pypi.org/simple/{p}/" for p in packages),
+            "",
+        )
+        blocks = []
+        for package, lowest in packages.items():
+            rel = self.releases(package)
+            blocks += [
+                table("[[release]]", self._stack_row(package, v, rel[str(v)]))
+                for v in _newest_per_minor(rel, lowest)
+            ]
+        return document(header, blocks)
+
+    def _stack_row(self, package: str, v: Version, files: Files) -> dict[str, object]:
+        live = [f for f in files if not f["yanked"]]
+        wheels = [f for f in live if f["filename"].endswith(".whl")]
+        if wheels:
+            info = self.wheel_metadata(max(wheels, key=lambda f: f["filename"]))
+        else:
+            sdist = next(f for f in live if f["filename"].endswith((".tar.gz", ".zip")))
+            info = self.sdist_metadata(sdist)
+        return {
+            "package": package,
+            "version": str(v),
+            "date": _uploaded(files),
+            "requires_python": info.get("requires_python") or "",
+            "requires": _requirements(info["requires_dist"], _STACK_NAMES),
+            "dists": sorted({"wheel" if f in wheels else "sdist" for f in live}),
+        }
