@@ -70,7 +70,7 @@ _WHERE: Final = {
     # env: build, rebuild
     "init_env": "bnb_provision.env.build",
     "rebuild_env": "bnb_provision.env.build",
-    "BuildOptions": "bnb_provision.env.build",
+    "BuildOptions": "bnb_provision.env.options",
     # doctor: diagnose an environment, explain an error text
     "diagnose": "bnb_provision.doctor.diagnose",
     "DoctorOptions": "bnb_provision.doctor.check",
@@ -94,7 +94,8 @@ if TYPE_CHECKING:
     from bnb_provision.doctor.check import DoctorOptions
     from bnb_provision.doctor.diagnose import diagnose
     from bnb_provision.doctor.explain import explain_text
-    from bnb_provision.env.build import BuildOptions, init_env, rebuild_env
+    from bnb_provision.env.build import init_env, rebuild_env
+    from bnb_provision.env.options import BuildOptions
     from bnb_provision.errors import (
         CompatDBError,
         ExternalToolError,

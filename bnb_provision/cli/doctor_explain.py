@@ -8,7 +8,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from bnb_provision.cli.app import emit_json, json_option, options
+from bnb_provision.cli.app import emit_json, json_option, options, python_option
+from bnb_provision.cli.params import MODEL_SIZE, UserPath
 from bnb_provision.vocab import QUANTS, Quant
 
 if TYPE_CHECKING:
@@ -19,26 +20,31 @@ if TYPE_CHECKING:
 __all__ = ["doctor", "explain"]
 
 _doctor_options = options(
-    click.option(
-        "--python",
-        "python",
-        metavar="PATH",
-        help="The environment's Python interpreter (default: python on PATH).",
+    python_option(
+        "The environment's interpreter: a path, or a version (3.12) to find "
+        "(default: python on PATH)."
     ),
-    click.option("--env", "env_dir", metavar="DIR", help="The virtual environment's folder."),
+    click.option(
+        "--env", "env_dir", metavar="DIR", type=UserPath(), help="The virtual environment's folder."
+    ),
     click.option(
         "--machine",
         "machine_file",
         metavar="FILE",
-        type=click.Path(path_type=Path),
+        type=UserPath(path_type=Path),
         help="A snapshot (detect --json --python ...) taken where the environment is.",
     ),
-    click.option("--model-params", type=float, metavar="N", help="Model size, e.g. 7e9."),
+    click.option(
+        "--model-params",
+        type=MODEL_SIZE,
+        metavar="N",
+        help="Model size in parameters: 7e9, 7B, 350M.",
+    ),
     click.option(
         "--config",
         "config_path",
         metavar="PATH",
-        type=click.Path(path_type=Path),
+        type=UserPath(path_type=Path),
         help="A model's config.json (or its folder) for the memory check.",
     ),
     click.option(
@@ -107,7 +113,11 @@ def _target_machine(python: str | None, env_dir: str | None, machine_file: Path 
         raise click.UsageError("give one of --python, --env, --machine")
     if machine_file is not None:
         return load_machine(machine_file)
-    if python is None and env_dir is None:
+    if python is not None:
+        from bnb_provision.detect.interpreter import interpreter_for_request
+
+        python = interpreter_for_request(python)
+    elif env_dir is None:
         # the environment the user is in: an activated venv's python comes first on PATH
         import shutil
 
@@ -121,7 +131,12 @@ def _model_shape(config_path: Path | None, model_params: float | None) -> ModelS
     if config_path is not None:
         try:
             return read_model_shape(config_path)
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot read {exc.filename or config_path}: {exc.strerror or exc}",
+                param_hint="--config",
+            ) from exc
+        except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--config") from exc
     if model_params is not None:
         return shape_from_params(model_params)

@@ -15,10 +15,11 @@ Assumptions (each one stated in the finding it produces):
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+from bnb_provision.core.jsonio import JsonInputError, read_json
 
 __all__ = ["ModelShape", "estimate_peak_bytes", "read_model_shape"]
 
@@ -26,6 +27,8 @@ BYTES_PER_PARAM: Final = {"nf4": 0.5 + 4 / 64, "fp4": 0.5 + 4 / 64, "int8": 1.0}
 HALF: Final = 2  # bytes of a 16-bit compute dtype
 GPU_SHARE: Final = 0.9  # transformers' bnb quantizers: max_memory * 0.90
 _MIB: Final = 1024 * 1024
+_LARGEST: Final = 2**40
+MAX_CONFIG_BYTES: Final = 16 * _MIB  # a config.json is a few KiB
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -37,9 +40,13 @@ class ModelShape:
 
 
 def _int(cfg: dict[str, Any], *keys: str) -> int | None:
+    """The first of ``keys`` that holds a positive integer; one past any real model's
+    size (2**40) is refused, so that the counts below stay finite floats."""
     for k in keys:
         v = cfg.get(k)
-        if isinstance(v, int) and v > 0:
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            if v > _LARGEST:
+                raise ValueError(f"{k}: larger than 2**40, more than any model has")
             return v
     return None
 
@@ -49,11 +56,18 @@ def shape_from_config(cfg: dict[str, Any], source: str) -> ModelShape:
     text = cfg.get("text_config")
     if isinstance(text, dict):
         cfg = {**cfg, **text}
+    try:
+        return _shape(cfg, source)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from exc
+
+
+def _shape(cfg: dict[str, Any], source: str) -> ModelShape:
     h = _int(cfg, "hidden_size", "d_model", "n_embd")
     layers = _int(cfg, "num_hidden_layers", "n_layer", "num_layers")
     vocab = _int(cfg, "vocab_size")
     if not (h and layers and vocab):
-        raise ValueError(f"{source}: needs hidden_size, num_hidden_layers and vocab_size")
+        raise ValueError("needs hidden_size, num_hidden_layers and vocab_size")
     inter = _int(cfg, "intermediate_size", "ffn_dim", "n_inner") or 4 * h
     heads = _int(cfg, "num_attention_heads", "n_head") or 1
     kv = _int(cfg, "num_key_value_heads") or heads
@@ -75,11 +89,16 @@ def shape_from_config(cfg: dict[str, Any], source: str) -> ModelShape:
 
 
 def read_model_shape(path: str | Path) -> ModelShape:
-    """Read ``config.json`` (a file or a model folder)."""
+    """Read ``config.json`` (a file or a model folder): at most 16 MiB, 64 levels deep.
+    Raises OSError when it cannot be read, ValueError (naming the file) when it is not a
+    model's configuration."""
     p = Path(path)
     if p.is_dir():
         p = p / "config.json"
-    cfg = json.loads(p.read_text(encoding="utf-8"))
+    try:
+        cfg = read_json(p, max_bytes=MAX_CONFIG_BYTES)
+    except JsonInputError as exc:
+        raise ValueError(f"{p}: {exc}; expected a model's config.json") from exc
     if not isinstance(cfg, dict):
         raise ValueError(f"{p}: not a JSON object")  # noqa: TRY004 - reported as bad input
     return shape_from_config(cfg, str(p))
