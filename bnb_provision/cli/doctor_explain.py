@@ -4,7 +4,7 @@ message); both print findings, as a table, a pasteable report or JSON."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import click
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from bnb_provision.detect.machine import Machine
     from bnb_provision.doctor.findings import Finding
     from bnb_provision.doctor.memory import ModelShape
+    from bnb_provision.doctor.redact import Redactor
 
 __all__ = ["doctor", "explain"]
 
@@ -181,33 +182,51 @@ def _emit_findings(
     report: bool,
     header: str,
 ) -> None:
+    """The findings as JSON or a table; with ``--report``, both redacted the same way."""
     from bnb_provision.cli.render import render_findings
     from bnb_provision.doctor.findings import findings_to_dict
 
+    redactor = _redactor(machine) if report else None
     if as_json:
         subject: dict[str, Any] = {} if machine is None else {"machine": machine.to_dict()}
-        emit_json(findings_to_dict(findings, subject=subject))
+        data = findings_to_dict(findings, subject=subject)
+        emit_json(data if redactor is None else cast("dict[str, Any]", redactor.data(data)))
         return
     text = render_findings(findings, header)
-    if report and machine is not None:
-        text = _issue_report(machine, text)
+    if redactor is not None and machine is not None:
+        text = _issue_report(machine, text, redactor)
     click.echo(text)
 
 
-def _issue_report(machine: Machine, findings_text: str) -> str:
-    """The machine and the findings in a folded block, safe to paste into a public issue."""
+def _redactor(machine: Machine | None) -> Redactor:
+    """What this process knows about the user: home, names, host, secret variables."""
     import getpass
+    import os
+    import platform
+    import socket
 
-    from bnb_provision.cli.render import redact, render_machine
+    from bnb_provision.doctor.redact import redactor_for
 
-    env_values = tuple(v for _, v in machine.env.variables) if machine.env else ()
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # pragma: no cover - no passwd entry
         user = ""
+    return redactor_for(
+        machine,
+        environ=os.environ,
+        home=str(Path.home()),
+        user=user,
+        hosts=(socket.gethostname(), platform.node()),
+    )
+
+
+def _issue_report(machine: Machine, findings_text: str, redactor: Redactor) -> str:
+    """The machine and the findings in a folded block, safe to paste into a public issue."""
+    from bnb_provision.cli.render import render_machine
+
     body = render_machine(machine) + "\n\n" + findings_text
     return (
         "<details><summary>bnb-provision doctor report</summary>\n\n```\n"
-        + redact(body, home=str(Path.home()), user=user, secrets=env_values)
+        + redactor.text(body)
         + "\n```\n</details>"
     )
