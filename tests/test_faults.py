@@ -50,7 +50,7 @@ def _digests(folder: Path) -> dict[str, str]:
     out = {}
     for p in sorted(folder.rglob("*")):
         if p.is_symlink():
-            out[str(p.relative_to(folder))] = f"-> {os.readlink(p)}"
+            out[str(p.relative_to(folder))] = f"-> {p.readlink()}"
         elif p.is_file():
             out[str(p.relative_to(folder))] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
@@ -102,8 +102,8 @@ def _read_only(mnt: Path) -> None:
 @pytest.mark.parametrize("fault", ["read-only", "full"])
 def test_lock_force_on_a_broken_file_system_keeps_the_old_locks(
     small_fs: Path,
-    wheelhouse: Path,
-    fault: str,  # noqa: F811
+    wheelhouse: Path,  # noqa: F811 - the fixture imported above
+    fault: str,
 ) -> None:
     first = _run(_lock_args(wheelhouse), small_fs)
     assert first.returncode == 0, first.stderr
@@ -122,7 +122,7 @@ def test_lock_with_an_unreachable_index_keeps_the_old_locks(
 ) -> None:
     assert _run(_lock_args(wheelhouse), tmp_path).returncode == 0
     before = _digests(tmp_path / "locks")
-    online = [a for a in _lock_args(wheelhouse) if a not in ("--offline",)]
+    online = [a for a in _lock_args(wheelhouse) if a != "--offline"]
     i = online.index("--find-links")
     del online[i : i + 2]
     done = _run(
@@ -139,9 +139,9 @@ def test_lock_with_an_unreachable_index_keeps_the_old_locks(
 @pytest.mark.parametrize("fault", ["read-only", "full"])
 def test_init_and_rebuild_on_a_broken_file_system(
     small_fs: Path,
-    wheelhouse: Path,
+    wheelhouse: Path,  # noqa: F811 - the fixture imported above
     tmp_path: Path,
-    fault: str,  # noqa: F811
+    fault: str,
 ) -> None:
     """init refuses cleanly; rebuild leaves the working environment and its link as they were."""
     assert _run(_lock_args(wheelhouse, str(tmp_path / "locks")), tmp_path).returncode == 0

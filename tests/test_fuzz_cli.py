@@ -82,7 +82,7 @@ def _values(garbage: Path) -> st.SearchStrategy[str]:
                 "-",
                 "--",
             ]
-        ),  # fmt: skip
+        ),
         st.text(max_size=20),
     )
 

@@ -7,7 +7,7 @@ from typing import Final
 
 from bnb_provision.db.model import CompatDB
 from bnb_provision.detect.machine import Machine
-from bnb_provision.detect.target import EnvInfo
+from bnb_provision.detect.target import EnvInfo, TorchInfo
 from bnb_provision.doctor.check import DoctorOptions
 from bnb_provision.doctor.findings import Finding
 
@@ -40,12 +40,6 @@ def check_installed(m: Machine, _db: CompatDB, _o: DoctorOptions) -> list[Findin
             )
         )
     if env.bitsandbytes is None and env.version_of("bitsandbytes") is None:
-        plan = f"bnb-provision plan --python {py}"
-        if env.torch is not None:
-            plan += f" --torch {env.torch.version.split('+')[0]} names the bitsandbytes build "
-            plan += "for this torch"
-        else:
-            plan += " names the torch and bitsandbytes builds to install"
         out.append(
             Finding(
                 id="bnb-not-installed",
@@ -53,11 +47,23 @@ def check_installed(m: Machine, _db: CompatDB, _o: DoctorOptions) -> list[Findin
                 severity="error",
                 title=f"bitsandbytes is not installed in {where}",
                 evidence=_evidence(env, "bitsandbytes"),
-                fix=f"{plan}; bnb-provision init --python {py} makes a verified environment",
+                fix=(
+                    f"bnb-provision plan --python {py} --torch {_release(env.torch)} names the "
+                    f"bitsandbytes build for this torch; bnb-provision init --python {py} makes "
+                    "a verified environment"
+                    if env.torch is not None
+                    else f"bnb-provision init --python {py} makes a verified environment with "
+                    "torch and bitsandbytes"
+                ),
                 source=BNB_INSTALL,
             )
         )
     return out
+
+
+def _release(torch: TorchInfo) -> str:
+    """torch's release as a pin: ``2.8.0+cu128`` -> ``2.8.0``."""
+    return torch.version.split("+")[0]
 
 
 def _evidence(env: EnvInfo, name: str) -> tuple[str, ...]:
