@@ -197,3 +197,26 @@ def test_a_corrupt_cache_is_recomputed(tmp_path: Path, garbage: bytes) -> None:
     done = _run(args, tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert '"torch"' in done.stdout
+
+
+@pytest.mark.slow
+def test_symlinks_planted_at_every_lock_output_are_never_followed(
+    tmp_path: Path,
+    wheelhouse: Path,  # noqa: F811 - the fixture imported above
+) -> None:
+    """A link at any output (pylock, requirements, manifest) is replaced, not written
+    through, and what it points at is never printed."""
+    assert _run(_lock_args(wheelhouse), tmp_path).returncode == 0
+    outputs = sorted(p for p in (tmp_path / "locks").iterdir() if p.is_file())
+    assert {p.suffix for p in outputs} >= {".toml", ".txt"}
+    secret = tmp_path / "credentials"
+    secret.write_text("aws_secret_access_key = SECRET-TOKEN\n")
+    for p in outputs:
+        p.unlink()
+        p.symlink_to(secret)
+    done = _run([*_lock_args(wheelhouse), "--force", "--upgrade"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "SECRET-TOKEN" not in done.stdout + done.stderr
+    assert secret.read_text() == "aws_secret_access_key = SECRET-TOKEN\n"
+    for p in outputs:
+        assert not p.is_symlink() and "SECRET" not in p.read_text(), p

@@ -52,10 +52,10 @@ FIXTURE_NAMES: dict[str, Any] = {
 # errors.toml placeholders, as an error text about the fixture machine would fill them
 FIXTURE_GROUPS = {"sm": "90", "cuda": "12.8", "lib": "libbitsandbytes_cuda128.so"}
 # placeholder values in fix texts, by the option they follow
-FIXTURE_VALUES = {
+FIXTURE_VALUES: dict[tuple[str, str], str] = {
     ("--python", "PATH"): sys.executable,
     ("--python", "X.Y"): MACHINE.env.python.minor,
-    ("--gpu", "X.Y"): MACHINE.gpus[0].cc_text,
+    ("--gpu", "X.Y"): MACHINE.gpus[0].cc_text or "9.0",
     ("--driver", "VERSION"): MACHINE.nvidia.driver,
     ("--model-params", "N"): "7e9",
 }
