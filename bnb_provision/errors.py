@@ -1,9 +1,10 @@
 """The one exception module.
 
 Every error the library raises is a :class:`ProvisionError`. Each subclass has
-its own ``exit_code`` so scripts can tell failures apart; ``cli.py`` is the only
-place that turns them into ``Error: ...`` and an exit status. Messages say what
-is wrong, then what to do next.
+its own ``exit_code`` so scripts can tell failures apart; ``cli/app.py`` is the only
+place that turns them into ``Error: ...`` and an exit status (and, under ``--json``, a
+``bnb-provision.error/1`` object), an ``OSError`` that escapes the library included (as
+:meth:`LockfileError.cannot_write`). Messages say what is wrong, then what to do next.
 
 Exit codes (also in README.md):
 
@@ -18,7 +19,7 @@ code  class                    meaning
 5     CompatDBError            the compatibility database failed validation
 6     NoPlanError              no combination runs on the machine (with reasons)
 7     ExternalToolError        uv / nvidia-smi / a target interpreter failed
-8     LockfileError            a lockfile or output exists / cannot be written
+8     LockfileError            an output exists / cannot be written (disk, rights)
 9     FindingsError            doctor/verify found an error-severity problem
 ====  =======================  ============================================
 """
