@@ -9,7 +9,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 import click
 
 from bnb_provision.cli.app import emit_json, json_option, options, python_option
-from bnb_provision.cli.params import MODEL_SIZE, UserPath
+from bnb_provision.cli.params import MODEL_SIZE, UserFile, UserPath
 from bnb_provision.vocab import QUANTS, Quant
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def _model_shape(config_path: Path | None, model_params: float | None) -> ModelS
     "log_file",
     metavar="FILE",
     default="-",
-    type=click.File("r", encoding="utf-8", errors="replace"),
+    type=UserFile("r", encoding="utf-8", errors="replace"),
     help="Read the error text from FILE (default: standard input).",
 )
 @json_option

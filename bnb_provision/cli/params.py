@@ -15,7 +15,15 @@ from packaging.version import InvalidVersion, Version
 
 from bnb_provision.core.cuda import variant_of_cuda
 
-__all__ = ["CUDA_PIN", "MODEL_SIZE", "VERSION_PIN", "ModelSize", "UserPath", "VersionPin"]
+__all__ = [
+    "CUDA_PIN",
+    "MODEL_SIZE",
+    "VERSION_PIN",
+    "ModelSize",
+    "UserFile",
+    "UserPath",
+    "VersionPin",
+]
 
 if TYPE_CHECKING:  # generic from click 8.2 on; subscripting fails at run time before that
     _Text = click.ParamType[str]
@@ -31,6 +39,15 @@ _UNITS: Final = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
 class UserPath(click.Path):
     """A path as the user typed it. A NUL character is refused here: click would hand the
     name to ``os.stat``, which raises ``ValueError`` instead of saying the file is absent."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            self.fail("a path cannot hold a NUL character", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class UserFile(click.File):
+    """A file to read, as the user typed its name; a NUL is refused as for :class:`UserPath`."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str) and "\x00" in value:
