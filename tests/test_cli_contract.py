@@ -226,9 +226,12 @@ def test_model_params_refuse_what_is_not_a_size(size: str) -> None:
         ("lock", "--torch", "2.8.0+cu128"),
         ("plan", "--cuda", "cu128"),
         ("init", "--torch", ""),
+        ("lock", "--torch-index-url", "{"),
+        ("init", "--torch-index-url", "https://m/{variant:>999999999}"),
+        ("rebuild", "--torch-index-url", "https://m/{0}"),
     ],
 )
-def test_a_bad_pin_is_refused_where_it_is_parsed(command: str, flag: str, value: str) -> None:
+def test_a_bad_value_is_refused_where_it_is_parsed(command: str, flag: str, value: str) -> None:
     result = run(command, flag, value)
     assert result.exit_code == 2 and f"'{flag}'" in result.stderr, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -1,8 +1,10 @@
-"""The click group: the one place library errors become ``Error: ...`` and an exit code,
+"""The click group: the one place errors become ``Error: ...`` and an exit code,
 ``--json`` printing, and the option sets several commands share.
 
 Library errors become ``Error: ...`` on stderr and their own exit code (see
-``bnb_provision.errors`` and README.md). Usage errors are click's (exit 2).
+``bnb_provision.errors`` and README.md); an ``OSError`` that escapes the library (a full
+disk, a read-only folder) becomes exit 8 naming the path. Usage errors are click's (exit 2).
+Under ``--json`` each of them is also a ``bnb-provision.error/1`` object on stdout.
 """
 
 from __future__ import annotations

@@ -26,7 +26,13 @@ from bnb_provision.cli.app import (
     options,
     python_option,
 )
-from bnb_provision.cli.params import CUDA_PIN, VERSION_PIN, UserPath, VersionPin
+from bnb_provision.cli.params import (
+    CUDA_PIN,
+    INDEX_TEMPLATE,
+    VERSION_PIN,
+    UserPath,
+    VersionPin,
+)
 from bnb_provision.vocab import PROFILES, STACKS, Profile, Stack
 
 if TYPE_CHECKING:
@@ -95,6 +101,7 @@ _env_options = options(
     click.option(
         "--torch-index-url",
         "torch_index",
+        type=INDEX_TEMPLATE,
         metavar="URL",
         help="PyTorch index template, {variant} replaced (a mirror of download.pytorch.org).",
     ),

@@ -19,7 +19,7 @@ from bnb_provision.cli.app import (
     machine_and_pin_options,
     options,
 )
-from bnb_provision.cli.params import UserPath
+from bnb_provision.cli.params import INDEX_TEMPLATE, UserPath
 from bnb_provision.vocab import STACKS, Stack
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ _output_options = options(
     click.option(
         "--torch-index-url",
         "torch_index",
+        type=INDEX_TEMPLATE,
         metavar="URL",
         help="PyTorch index template, {variant} replaced (a mirror of download.pytorch.org).",
     ),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from typing import TYPE_CHECKING, Any, Final
 
 import click
@@ -17,6 +18,7 @@ from bnb_provision.core.cuda import variant_of_cuda
 
 __all__ = [
     "CUDA_PIN",
+    "INDEX_TEMPLATE",
     "MODEL_SIZE",
     "VERSION_PIN",
     "ModelSize",
@@ -103,6 +105,29 @@ class _CudaPin(_Text):
         return text
 
 
+class _IndexTemplate(_Text):
+    """``--torch-index-url``: a URL where ``{variant}`` (cu128, cpu, ...) may stand; no other
+    field, conversion or format spec (``str.format`` would raise, or pad without bound)."""
+
+    name = "url"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        try:
+            fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(text)]
+        except ValueError as exc:  # a lone { or }
+            self.fail(f"{text!r}: {exc}; a literal brace is written twice", param, ctx)
+        plain = all(f == "variant" and not spec and conv is None for f, spec, conv in fields if f)
+        if not (text and plain) or any(f == "" for f, _, _ in fields):
+            self.fail(
+                f"{text!r}: expected an index URL where only {{variant}} is replaced, e.g. "
+                "https://mirror.example/whl/{variant}",
+                param,
+                ctx,
+            )
+        return text
+
+
 class ModelSize(_Number):
     """A parameter count: ``7e9``, ``7B``, ``70b``, ``1.5T``, ``350M``; more than zero."""
 
@@ -126,5 +151,6 @@ class ModelSize(_Number):
 
 
 VERSION_PIN: Final = VersionPin()
+INDEX_TEMPLATE: Final = _IndexTemplate()
 CUDA_PIN: Final = _CudaPin()
 MODEL_SIZE: Final = ModelSize()
