@@ -368,3 +368,45 @@ def test_explain_cli() -> None:
     assert json.loads(res.stdout)["findings"][0]["category"] == "arch_not_compiled"
     empty = runner.invoke(cli, ["explain"], input="")
     assert empty.exit_code == 2
+
+
+# -- an environment without the stack, and bad model configs (issue 12) -----------------
+
+
+def test_an_environment_without_torch_or_bitsandbytes_is_a_finding_each() -> None:
+    assert H100.env is not None
+    bare = replace(H100, env=replace(H100.env, torch=None, bitsandbytes=None, packages=()))
+    found = {f.id: f for f in diagnose(bare, load_db())}
+    assert found["torch-not-installed"].severity == "error"
+    assert found["bnb-not-installed"].severity == "error"
+    assert "bnb-provision init --python 3.12" in (found["torch-not-installed"].fix or "")
+    torch_only = replace(bare, env=replace(bare.env, torch=H100.env.torch))  # type: ignore[arg-type]
+    only = {f.id: f for f in diagnose(torch_only, load_db())}
+    assert "torch-not-installed" not in only
+    assert "--torch 2.11.0" in (only["bnb-not-installed"].fix or "")
+    assert not {"torch-not-installed", "bnb-not-installed"} & {
+        f.id for f in diagnose(H100, load_db())
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"[" * 3000 + b"]" * 3000, "nested 3000 levels deep"),
+        (b'{"hidden_size": 1' + b"0" * 400 + b', "num_hidden_layers": 2, "vocab_size": 9}',
+         "hidden_size: larger than 2\\*\\*40"),
+        (b"\xff\xfe\x00\xd8", "not UTF-8 or UTF-16"),
+        (b"[1, 2]", "not a JSON object"),
+    ],
+    ids=["deep", "huge-int", "bad-utf16", "array"],
+)  # fmt: skip
+def test_a_bad_model_config_is_a_value_error_naming_it(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "config.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        read_model_shape(path)
+    result = CliRunner().invoke(cli, ["doctor", "--machine", str(FIX / "snapshots" / "h100-bnb-0.50.2.json"), "--config", str(path)])  # fmt: skip
+    assert result.exit_code == 2 and "config.json" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
