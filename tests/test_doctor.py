@@ -375,12 +375,13 @@ def test_explain_cli() -> None:
 
 def test_an_environment_without_torch_or_bitsandbytes_is_a_finding_each() -> None:
     assert H100.env is not None
-    bare = replace(H100, env=replace(H100.env, torch=None, bitsandbytes=None, packages=()))
+    bare_env = replace(H100.env, torch=None, bitsandbytes=None, packages=())
+    bare = replace(H100, env=bare_env)
     found = {f.id: f for f in diagnose(bare, load_db())}
     assert found["torch-not-installed"].severity == "error"
     assert found["bnb-not-installed"].severity == "error"
     assert "bnb-provision init --python 3.12" in (found["torch-not-installed"].fix or "")
-    torch_only = replace(bare, env=replace(bare.env, torch=H100.env.torch))  # type: ignore[arg-type]
+    torch_only = replace(bare, env=replace(bare_env, torch=H100.env.torch))
     only = {f.id: f for f in diagnose(torch_only, load_db())}
     assert "torch-not-installed" not in only
     assert "--torch 2.11.0" in (only["bnb-not-installed"].fix or "")

@@ -157,7 +157,7 @@ def test_a_failed_write_names_the_file_asked_for_not_its_staging_name(
     def full(_fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(files.os, "fsync", full)
+    monkeypatch.setattr(os, "fsync", full)
     target = tmp_path / "locks" / "pylock.x.toml"
     with pytest.raises(OSError, match="No space left") as info:
         write_atomic(target, "data")
