@@ -48,6 +48,8 @@ FIXTURE_NAMES: dict[str, Any] = {
     "need": ">=1.0",
     "others": [("auto-gptq", "0.7.1")],
     "config_fix": "BitsAndBytesConfig(llm_int8_enable_fp32_cpu_offload=True)",
+    "split": True,
+    "advice": "a max_memory map of 20GiB per GPU",
 }
 # errors.toml placeholders, as an error text about the fixture machine would fill them
 FIXTURE_GROUPS = {"sm": "90", "cuda": "12.8", "lib": "libbitsandbytes_cuda128.so"}
