@@ -4,6 +4,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from bnb_provision.cli import cli
@@ -285,3 +286,72 @@ def test_doctor_cli_exit_codes_and_report(tmp_path: Path) -> None:
     rep = runner.invoke(cli, ["doctor", "--machine", str(bad), "--report"])
     assert "<details>" in rep.stdout and "/home/alice/secret/lib" not in rep.stdout
     assert "GPU-e6227d02" not in rep.stdout
+
+
+def test_ptx_is_counted_only_where_the_driver_can_jit_it() -> None:
+    """A GPU newer than every SASS in libbitsandbytes_cuda130.so (13.0 here) runs its
+    relocatable compute_120 only under a driver that supports CUDA 13.0 or newer."""
+    from bnb_provision.plan.analysis import bnb_load_report
+
+    db = load_db()
+    future = replace(H100.gpus[0], compute_capability=(13, 0))
+    new = replace(H100, gpus=(future,))
+    report = bnb_load_report(new, db)
+    assert report is not None and report.coverage == ((0, "ptx"),)
+    assert H100.nvidia is not None
+    old = replace(new, nvidia=replace(H100.nvidia, driver="575.57.08", cuda_driver="12.9"))
+    report = bnb_load_report(old, db)
+    assert report is not None and report.coverage == ((0, None),)
+    assert any("cannot JIT-compile it" in n for n in report.notes), report.notes
+    # without the driver's own report, its version decides through NVIDIA's table
+    table = replace(new, nvidia=replace(H100.nvidia, driver="575.57.08", cuda_driver=None))
+    report = bnb_load_report(table, db)
+    assert report is not None and report.coverage == ((0, None),)
+    findings = diagnose(old, db, DoctorOptions())
+    assert "bnb-arch-not-compiled" in {f.id for f in findings}
+
+
+# -- an environment without the stack, and bad model configs (issue 12) -----------------
+
+
+def test_an_environment_without_torch_or_bitsandbytes_is_a_finding_each() -> None:
+    assert H100.env is not None
+    bare_env = replace(H100.env, torch=None, bitsandbytes=None, packages=())
+    bare = replace(H100, env=bare_env)
+    found = {f.id: f for f in diagnose(bare, load_db())}
+    assert found["torch-not-installed"].severity == "error"
+    assert found["bnb-not-installed"].severity == "error"
+    assert "bnb-provision init --python 3.12" in (found["torch-not-installed"].fix or "")
+    torch_only = replace(bare, env=replace(bare_env, torch=H100.env.torch))
+    only = {f.id: f for f in diagnose(torch_only, load_db())}
+    assert "torch-not-installed" not in only
+    assert "--torch 2.11.0" in (only["bnb-not-installed"].fix or "")
+    assert not {"torch-not-installed", "bnb-not-installed"} & {
+        f.id for f in diagnose(H100, load_db())
+    }
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"[" * 3000 + b"]" * 3000,
+        b'{"hidden_size": 1' + b"0" * 400 + b', "num_hidden_layers": 2, "vocab_size": 9}',
+        b"\xff\xfe\x00\xd8",
+        b"[1, 2]",
+    ],
+    ids=["deep", "huge-int", "bad-utf16", "array"],
+)
+def test_a_bad_model_config_is_fits_own_error_naming_it(tmp_path: Path, content: bytes) -> None:
+    """doctor reads a model as fit does: a bad config.json is FitInputError (exit 10) naming
+    the file, never a traceback."""
+    from bnb_provision.errors import FitInputError
+    from bnb_provision.fit import read_model
+
+    path = tmp_path / "config.json"
+    path.write_bytes(content)
+    with pytest.raises(FitInputError, match=r"config\.json"):
+        read_model(path)
+    snap = str(FIX / "snapshots" / "h100-bnb-0.50.2.json")
+    result = CliRunner().invoke(cli, ["doctor", "--machine", snap, "--config", str(path)])
+    assert result.exit_code == 10 and "config.json" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
