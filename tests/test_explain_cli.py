@@ -93,6 +93,24 @@ def test_triage_says_what_is_missing_for_a_plan() -> None:
     assert planned["plan"] is not None
 
 
+def test_triage_reads_the_pasted_reports_for_the_machine() -> None:
+    """An nvidia-smi table and a pip list pasted under the error give the machine: the
+    driver and both GPUs (their capability from the DB's GPU table, which the table does not
+    print), the installed versions, and a plan for all of it."""
+    smi = (FIX / "reports" / "nvidia-smi-a100x2-580.126.09-3.txt").read_text(encoding="utf-8")
+    pip = (FIX / "reports" / "mixed-pip-list-nvidia-smi-570-1.txt").read_text(encoding="utf-8")
+    pip = pip.split("nvidia-smi", 1)[0]
+    text = "RuntimeError: CUDA error: no kernel image is available\n\n" + pip + "\n" + smi
+    res = CliRunner().invoke(cli, ["triage", "--json"], input=text)
+    data = json.loads(res.stdout)
+    assert data["machine"]["nvidia"]["driver"] == "580.126.09"
+    assert [g["compute_capability"] for g in data["machine"]["gpus"]] == ["8.0", "8.0"]
+    packages = data["machine"]["env"]["packages"]
+    assert packages["torch"] == "2.6.0" and packages["bitsandbytes"] == "0.45.5"
+    assert {s["tool"] for s in data["report"]["sections"]} >= {"pip", "nvidia-smi"}
+    assert data["plan"] is not None and len(data["plan"]["machine"]["gpus"]) == 2
+
+
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [

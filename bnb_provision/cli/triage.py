@@ -8,7 +8,8 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
-from bnb_provision.cli.app import ARCHS, OS_NAMES, emit_json, json_option
+from bnb_provision.cli.app import ARCHS, OS_NAMES, emit_json, json_option, python_option
+from bnb_provision.cli.params import UserFile
 
 if TYPE_CHECKING:
     from bnb_provision.explain.triage import Triage
@@ -18,13 +19,13 @@ __all__ = ["triage"]
 
 @click.command(short_help="an issue body: causes, machine, the plan that works")
 @click.argument(
-    "issue", metavar="FILE", default="-", type=click.File("r", encoding="utf-8", errors="replace")
+    "issue", metavar="FILE", default="-", type=UserFile("r", encoding="utf-8", errors="replace")
 )
 @click.option("--os", "os_name", type=click.Choice(OS_NAMES), help="The reporter's OS.")
 @click.option("--arch", type=click.Choice(ARCHS), help="The reporter's CPU architecture.")
 @click.option("--driver", metavar="VERSION", help="The reporter's NVIDIA driver.")
 @click.option("--gpu", "gpus", multiple=True, metavar="NAME|X.Y", help="The reporter's GPU.")
-@click.option("--python", "python", metavar="X.Y", help="The reporter's Python version.")
+@python_option("The reporter's Python: a version (3.12), or an interpreter whose version is read.")
 @json_option
 def triage(
     issue: IO[str],
@@ -46,6 +47,7 @@ def triage(
         gh issue view 1848 --repo bitsandbytes-foundation/bitsandbytes | bnb-provision triage
         bnb-provision triage issue.md --driver 550.54.14 --json
     """
+    from bnb_provision.detect.interpreter import version_for_request
     from bnb_provision.errors import FindingsError
     from bnb_provision.explain.triage import triage as triage_text
     from bnb_provision.plan.constraints import MachineFlags
@@ -53,6 +55,7 @@ def triage(
     text = issue.read()
     if not text.strip():
         raise click.UsageError("no text: give the issue as FILE or pipe it in")
+    python = version_for_request(python) if python is not None else None
     flags = MachineFlags(os=os_name, arch=arch, driver=driver, gpus=gpus, python=python)
     result = triage_text(text, flags=flags)
     if as_json:

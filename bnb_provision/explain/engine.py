@@ -11,6 +11,7 @@ in the text, nearer the failure.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -171,8 +172,26 @@ def _bnb_range(hits: list[MessageHit], catalog: Catalog, found: dict[str, Fact])
         found["bnb_range"] = Fact(name="bnb_range", value=span, line=0, evidence=how)
 
 
-def read_text(text: str, catalog: Catalog) -> Reading:
-    """Prepare ``text`` and read the messages, signatures and facts in it."""
+_DEPENDENT: Final = {
+    "bnb_lib": ("lib_cuda", "lib_kind", "lib_format", "lib_vs_torch"),
+    "compute_capability": ("sm",),
+    "torch_cuda": ("driver_vs_torch", "lib_vs_torch"),
+    "driver_cuda": ("driver_vs_torch",),
+}
+
+
+def _lay_over(facts: dict[str, Fact], known: Mapping[str, Fact]) -> None:
+    """``known`` replaces the text's facts, and what the text derived from the replaced."""
+    for name in known:
+        for dependent in _DEPENDENT.get(name, ()):
+            if dependent not in known:
+                facts.pop(dependent, None)
+    facts.update(known)
+
+
+def read_text(text: str, catalog: Catalog, known: Mapping[str, Fact] | None = None) -> Reading:
+    """Prepare ``text`` and read the messages, signatures and facts in it; ``known``
+    (facts from elsewhere: pasted reports, flags) takes precedence over the text's."""
     doc = prepare(text)
     hits = _message_hits(doc, catalog)
     signatures = _signature_hits(doc, catalog)
@@ -189,6 +208,7 @@ def read_text(text: str, catalog: Catalog) -> Reading:
         facts["library"] = Fact(
             name="library", value=mapped.message.library, line=mapped.line, evidence=how
         )
+    _lay_over(facts, known or {})
     derive_facts(facts)
     return Reading(doc=doc, hits=tuple(hits), signatures=tuple(signatures), facts=facts)
 

@@ -8,7 +8,7 @@ facts themselves are in the report's ``subject``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -162,13 +162,18 @@ def _unrecognized(reading: Reading, values: dict[str, str]) -> Finding:
 
 
 def explain_text(
-    text: str, *, catalog: Catalog | None = None, db: CompatDB | None = None
+    text: str,
+    *,
+    catalog: Catalog | None = None,
+    db: CompatDB | None = None,
+    known: Mapping[str, Fact] | None = None,
 ) -> Explanation:
-    """Every cause ``text`` supports, most likely first, as findings."""
+    """Every cause ``text`` supports, most likely first, as findings; ``known`` (facts
+    read elsewhere: pasted reports, flags) takes precedence over the text's own."""
     if catalog is None:
         catalog = load_catalog()
     the_db = _DB(db)
-    reading = read_text(text, catalog)
+    reading = read_text(text, catalog, known)
     _platform_facts(reading, the_db)
     _gpu_cc(reading, the_db)
     _stack(reading, catalog)

@@ -42,7 +42,8 @@ _PACKAGES: Final = (
 _GPU: Final = (
     r"(?:nvidia )?(?:geforce |quadro |titan )?(?:rtx|gtx) ?a?\d{3,4}(?: ?(?:ti|super|d|laptop))*"
     r"|tesla [a-z]\d{1,3}[a-z]?(?:-[a-z0-9]{1,12}){0,3}"
-    r"|(?:nvidia )?(?:a|h|b|l|v|p)\d{2,3}[a-z]?(?:-[a-z0-9]{1,12}){0,3}(?: \d{2,3} ?gb)?"
+    r"|(?:nvidia )?(?:v100|p(?:4|40|100)|a(?:2|10g?|16|30|40|100|800)|h(?:20|100|200|800)"
+    r"|b(?:100|200)|l(?:4|20|40s?))(?![.\d])(?:-[a-z0-9]{1,12}){0,3}(?: \d{2,3} ?gb)?"
     r"|(?:nvidia )?(?:rtx )?a\d{4}|jetson [a-z]{3,12}|rx \d{4}(?: xtx| xt)?|gfx\d{3,4}"
 )
 

@@ -1,12 +1,15 @@
-"""``triage``: a whole issue body as people paste it (environment reports, ``pip list``,
-the traceback) in one pass: the causes (through :func:`~bnb_provision.explain.explanation.explain`),
-the machine the text describes as a partial snapshot (``bnb-provision.machine/1``), the plan
-that would have worked there and the commands that get there.
+"""``triage``: a whole issue body as people paste it (environment reports, ``pip list``, the
+traceback) in one pass: the causes (through
+:func:`~bnb_provision.explain.explanation.explain_text`), the machine the text describes
+as a partial snapshot (``bnb-provision.machine/1``), the plan that would have worked there
+and the commands that get there.
 
-The snapshot holds only what the text says; what a plan needs and the text lacks is listed
-with the command that tells it (``nvidia-smi``, ``python --version``). A value that is
-inferred rather than read (the oldest driver that supports the CUDA version the text says
-the driver supports) is listed under ``assumed``.
+The machine's facts come from the environment reports pasted in the text, read by
+:mod:`bnb_provision.detect.reports` (:mod:`.reported`), and from what explain reads in its
+messages and paths. The snapshot holds only what the text says; what a plan needs and the
+text lacks is listed with the command that tells it (``nvidia-smi``,
+``python --version``). A value that is inferred rather than read (the oldest driver that
+supports the CUDA version the text says the driver supports) is listed under ``assumed``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from bnb_provision.errors import NoPlanError, SnapshotError
 from bnb_provision.explain.catalog import Catalog, load_catalog
 from bnb_provision.explain.explanation import Explanation, explain_text
 from bnb_provision.explain.facts import Fact
+from bnb_provision.explain.reported import Reported, read_reported
 from bnb_provision.plan.constraints import Constraints, MachineFlags
 from bnb_provision.plan.model import Plan, plan_to_dict
 from bnb_provision.vocab import Profile
@@ -33,6 +37,10 @@ _QLORA_RE: Final = re.compile(
     r"\b(?:q?lora|peft|trl|sfttrainer|prepare_model_for_kbit_training)\b", re.IGNORECASE
 )
 _HEADER_MAX: Final = 200
+_CC_RE: Final = re.compile(r"\d{1,2}\.\d")
+_PACKAGE_FACTS: Final = (
+    "torch", "bnb", "transformers", "accelerate", "peft", "trl", "triton", "vllm", "xformers",
+)  # fmt: skip
 ASSUMED_PYTHON: Final = "3.12"
 """The Python a plan is made for when the text does not give one (the output says so)."""
 
@@ -59,6 +67,7 @@ class Triage:
     plan: Plan | None
     no_plan: str | None
     commands: tuple[str, ...]
+    report: dict[str, Any] | None = None  # what detect.reports read in the text
 
     @property
     def ok(self) -> bool:
@@ -73,6 +82,7 @@ class Triage:
             "title": self.title,
             "ok": self.ok,
             "facts": self.explanation.subject()["facts"],
+            "report": self.report,
             "causes": [f.to_dict() for f in self.explanation.findings],
             "machine": self.snapshot.known,
             "planned_for": self.snapshot.planned,
@@ -136,20 +146,38 @@ def _current_driver(os_name: str, db: CompatDB) -> tuple[str | None, str | None]
     )
 
 
+def _cc_of(name: str | None, db: CompatDB) -> str | None:
+    found = db.gpus().find(name) if name else None
+    if found is None or found.entry.cc is None:
+        return None
+    return f"{found.entry.cc[0]}.{found.entry.cc[1]}"
+
+
 def _gpu(facts: dict[str, Fact], db: CompatDB) -> dict[str, str] | None:
-    cc = _value(facts, "compute_capability")
     name = _value(facts, "gpu")
-    if cc is None and name:
-        found = db.gpus().find(name)
-        if found is not None and found.entry.cc is not None:
-            cc = f"{found.entry.cc[0]}.{found.entry.cc[1]}"
+    cc = _value(facts, "compute_capability") or _cc_of(name, db)
     if cc is None:
         return None
     return {"name": name or f"GPU with compute capability {cc}", "compute_capability": cc}
 
 
-def _known(facts: dict[str, Fact], db: CompatDB) -> dict[str, Any]:
-    """The machine/1 keys the facts give, and nothing else."""
+def _listed(gpus: tuple[dict[str, str], ...], db: CompatDB) -> list[dict[str, str]] | None:
+    """Every GPU a report lists, each with its capability (from the DB's GPU table where
+    the report prints none), or None when one of them has none."""
+    out = []
+    for gpu in gpus:
+        cc = gpu.get("compute_capability") or _cc_of(gpu["name"], db)
+        if cc is None:
+            return None
+        out.append({"name": gpu["name"], "compute_capability": cc})
+    return out or None
+
+
+def _known(
+    facts: dict[str, Fact], db: CompatDB, gpus: tuple[dict[str, str], ...] = ()
+) -> dict[str, Any]:
+    """The machine/1 keys the facts give (``gpus``: every GPU a report lists), and
+    nothing else."""
     known: dict[str, Any] = {}
     os_fact = _value(facts, "os")
     if os_fact:
@@ -160,17 +188,31 @@ def _known(facts: dict[str, Fact], db: CompatDB) -> dict[str, Any]:
         known["python"] = {"version": _value(facts, "python")}
     if _value(facts, "driver"):
         known["nvidia"] = {"driver": _value(facts, "driver"), "source": "text"}
-    gpu = _gpu(facts, db)
-    if gpu:
+    packages = {
+        "bitsandbytes" if name == "bnb" else name: version
+        for name in _PACKAGE_FACTS
+        if (version := _value(facts, name))
+    }
+    if packages:
+        known["env"] = {"packages": packages}
+    if listed := _listed(gpus, db):
+        known["gpus"] = listed
+    elif gpu := _gpu(facts, db):
         known["gpus"] = [gpu]
     return known
 
 
-def snapshot_from_facts(facts: dict[str, Fact], db: CompatDB) -> Snapshot:
+def snapshot_from_facts(
+    facts: dict[str, Fact],
+    db: CompatDB,
+    gpus: tuple[dict[str, str], ...] = (),
+    *,
+    gpus_given: bool = False,
+) -> Snapshot:
     """What the text says about its machine, and the machine a plan is made for: the
     OS, architecture and Python a text does not give are assumed (and said so), the
     driver from the CUDA version it reports; a GPU (on Linux and Windows) must be given."""
-    known = _known(facts, db)
+    known = _known(facts, db, gpus)
     assumed: list[str] = []
     missing: list[str] = []
     os_info = dict(known.get("os", {}))
@@ -193,7 +235,7 @@ def snapshot_from_facts(facts: dict[str, Fact], db: CompatDB) -> Snapshot:
             driver, note = _current_driver(os_info["system"], db)
         if note:
             assumed.append(note)
-        if "gpus" not in known:
+        if "gpus" not in known and not gpus_given:
             missing.append(
                 "the GPU (nvidia-smi --query-gpu=name,compute_cap --format=csv; pass --gpu)"
             )
@@ -204,6 +246,19 @@ def snapshot_from_facts(facts: dict[str, Fact], db: CompatDB) -> Snapshot:
     return Snapshot(
         known=known, planned=planned or None, assumed=tuple(assumed), missing=tuple(missing)
     )
+
+
+def _given(flags: MachineFlags) -> dict[str, Fact]:
+    """The machine flags as facts: they correct what the text says."""
+    given = {"os": flags.os, "arch": flags.arch, "driver": flags.driver, "python": flags.python}
+    if len(flags.gpus) == 1:
+        cc = _CC_RE.fullmatch(flags.gpus[0].strip())
+        given["compute_capability" if cc else "gpu"] = flags.gpus[0].strip()
+    return {
+        name: Fact(name=name, value=value, line=0, evidence=f"given: {value}")
+        for name, value in given.items()
+        if value
+    }
 
 
 def _commands(plan: Plan) -> tuple[str, ...]:
@@ -248,10 +303,15 @@ def triage(
         from bnb_provision.db.load import load_db
 
         db = load_db()
-    explanation = explain_text(text, catalog=catalog or load_catalog(), db=db)
-    snapshot = snapshot_from_facts(explanation.facts, db)
+    flags = flags or MachineFlags()
+    reported: Reported = read_reported(text)
+    known = {**reported.strong, **_given(flags)}
+    explanation = explain_text(text, catalog=catalog or load_catalog(), db=db, known=known)
+    facts = {**reported.weak, **explanation.facts}
+    gpus = () if flags.gpus else reported.named_gpus(facts)
+    snapshot = snapshot_from_facts(facts, db, gpus, gpus_given=bool(flags.gpus))
     profile: Profile = "qlora" if _QLORA_RE.search(text) else "inference"
-    plan, no_plan = _plan(snapshot, flags or MachineFlags(), db, profile)
+    plan, no_plan = _plan(snapshot, flags, db, profile)
     commands = _commands(plan) if plan is not None else ()
     return Triage(
         title=_title(text),
@@ -260,4 +320,5 @@ def triage(
         plan=plan,
         no_plan=no_plan,
         commands=commands,
+        report=reported.summary,
     )
