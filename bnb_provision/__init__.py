@@ -10,7 +10,8 @@ The public API, for scripts; each stage is one call::
     locks = bp.lock_machines([machine], db, bp.Constraints(), bp.LockOptions(output=Path("locks")))
     built = bp.init_env(bp.BuildOptions(env=Path(".venv-bnb"), constraints=bp.Constraints()))
     findings = bp.diagnose(bp.detect_machine(python=".venv-bnb/bin/python"), db)
-    findings = bp.explain_text(traceback_text, db)
+    explanation = bp.explain_text(traceback_text)  # .findings, ranked; .facts; .to_dict()
+    triaged = bp.triage(issue_body)  # causes, the machine, the plan that works, commands
 
 Every error is a :class:`ProvisionError` subclass with its own ``exit_code``. The
 names load on first use (a module ``__getattr__``), so ``import bnb_provision`` and
@@ -53,6 +54,7 @@ __all__ = [
     "lock_request",
     "plan_for",
     "rebuild_env",
+    "triage",
 ]
 
 _WHERE: Final = {
@@ -74,10 +76,12 @@ _WHERE: Final = {
     "init_env": "bnb_provision.env.build",
     "rebuild_env": "bnb_provision.env.build",
     "BuildOptions": "bnb_provision.env.options",
-    # doctor: diagnose an environment, explain an error text
+    # doctor: diagnose an environment
     "diagnose": "bnb_provision.doctor.diagnose",
     "DoctorOptions": "bnb_provision.doctor.check",
-    "explain_text": "bnb_provision.doctor.explain",
+    # explain: an error text or a whole issue -> ranked causes
+    "explain_text": "bnb_provision.explain.explanation",
+    "triage": "bnb_provision.explain.triage",
     # errors, each with its exit code
     "ProvisionError": "bnb_provision.errors",
     "TargetEnvError": "bnb_provision.errors",
@@ -100,7 +104,6 @@ if TYPE_CHECKING:
     from bnb_provision.detect.snapshot import load_machine
     from bnb_provision.doctor.check import DoctorOptions
     from bnb_provision.doctor.diagnose import diagnose
-    from bnb_provision.doctor.explain import explain_text
     from bnb_provision.env.build import init_env, rebuild_env
     from bnb_provision.env.options import BuildOptions
     from bnb_provision.errors import (
@@ -115,6 +118,8 @@ if TYPE_CHECKING:
         SnapshotError,
         TargetEnvError,
     )
+    from bnb_provision.explain.explanation import explain_text
+    from bnb_provision.explain.triage import triage
     from bnb_provision.fit.api import FitRequest
     from bnb_provision.lock.lockset import LockRequest, lock_machines, lock_request
     from bnb_provision.lock.spec import LockOptions

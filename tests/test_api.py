@@ -54,8 +54,8 @@ def test_a_script_plans_and_explains_through_the_api() -> None:
     assert str(plan.torch.version) == "2.15.0" and plan.torch.variant == "cu132"
     assert plan.evidence and str(plan.evidence[0].torch) == "2.11.0"
     text = "torch.AcceleratorError: CUDA error: no kernel image is available for execution on the device"
-    findings = bp.explain_text(text, db)
-    assert findings[0].category == "arch_not_compiled"
+    explanation = bp.explain_text(text, db=db)
+    assert explanation.findings[0].category == "arch_not_compiled" and not explanation.ok
     assert bp.diagnose(bp.load_machine(SNAP), db) == ()
     with pytest.raises(bp.ProvisionError) as info:
         bp.plan_for(bp.load_machine(SNAP), db, bp.Constraints(torch="1.0"))

@@ -208,7 +208,7 @@ def test_help_lists_each_command_once_in_pipeline_order() -> None:
     code, out, _ = run("--help")
     assert code == 0
     listed = [line.split()[0] for line in out.split("Commands:")[1].strip().splitlines()]
-    assert listed[:6] == ["detect", "plan", "doctor", "explain", "fit", "verify"]
+    assert listed[:7] == ["detect", "plan", "doctor", "explain", "triage", "fit", "verify"]
     assert sorted(listed) == sorted(cli.commands)
     for name in cli.commands:
         assert sum(line.strip().startswith(f"{name} ") for line in out.splitlines()) == 1, name

@@ -246,39 +246,6 @@ _DELETE = object()
             "linux-riscv64",
             "derived/bitsandbytes.toml: library[0].platform: unknown platform 'linux-riscv64'",
         ),
-        (
-            "errors.toml:pattern.3.category",
-            "cuda_mismatch",
-            (
-                "errors.toml: pattern[3].category: unknown category 'cuda_mismatch' "
-                "(did you mean 'cuda_runtime_mismatch'?)"
-            ),
-        ),
-        (
-            "errors.toml:pattern.3.category",
-            "gremlins",
-            "errors.toml: pattern[3].category: unknown category 'gremlins' (one of ",
-        ),
-        (
-            "errors.toml:pattern.3.fix",
-            "reinstall for {gpu}",
-            "errors.toml: pattern[3].fix: unknown placeholder {gpu} (known here: ",
-        ),
-        (
-            "errors.toml:pattern.3.explanation",
-            "the {0} library",
-            "errors.toml: pattern[3].explanation: unknown placeholder {0}",
-        ),
-        (
-            "errors.toml:pattern.3.explanation",
-            "a dict {like: this}",
-            "errors.toml: pattern[3].explanation: unknown placeholder {like}",
-        ),
-        (
-            "errors.toml:pattern.3.fix",
-            "a stray } brace",
-            "errors.toml: pattern[3].fix: not a format string",
-        ),
     ],
 )
 def test_bad_fields_name_their_path(
@@ -384,90 +351,6 @@ def test_an_edited_module_invalidates_the_cache(
     after = cache.key_for("compat-db", "x")
     cache.code_identity.cache_clear()
     assert before != after
-
-
-def test_a_placeholder_may_name_a_group_of_its_own_pattern(files: dict[str, Any]) -> None:
-    broken = _mutate(files, "errors.toml:pattern.3.fix", "reinstall for {gpu}")
-    ok = _mutate(broken, "errors.toml:pattern.3.pattern", r"no GPU (?P<gpu>\w+) here")
-    pattern = next(
-        p for p in parse_db(ok).errors if p.id == files["errors.toml"]["pattern"][3]["id"]
-    )
-    assert pattern.fix == "reinstall for {gpu}"
-
-
-def test_every_placeholder_the_loader_allows_is_one_explain_fills() -> None:
-    """The loader's list (PLACEHOLDERS) and what explain formats with stay one list: a
-    pattern using every allowed name explains without a KeyError."""
-    from dataclasses import replace
-
-    from bnb_provision.db.rows import PLACEHOLDERS, ErrorPattern
-    from bnb_provision.doctor.explain import explain_text
-
-    text = " ".join(f"{name}={{{name}}}" for name in PLACEHOLDERS)
-    probe = ErrorPattern(
-        id="probe",
-        pattern=re.compile("probe error"),
-        category="other",
-        title="probe",
-        explanation=text,
-        fix=text,
-        source="https://example.org/",
-    )
-    (finding,) = explain_text("probe error", replace(load_db(), errors=(probe,)))
-    assert finding.fix == " ".join(f"{k}={v}" for k, v in PLACEHOLDERS.items())
-
-
-def _broken_db(tmp_path: Path, old: str, new: str) -> Path:
-    import shutil
-
-    root = tmp_path / "compat_db"
-    shutil.copytree(data_dir("compat_db"), root)
-    errors = root / "errors.toml"
-    text = errors.read_text(encoding="utf-8")
-    assert old in text
-    errors.write_text(text.replace(old, new, 1), encoding="utf-8")
-    return root
-
-
-@pytest.mark.parametrize(
-    ("old", "new", "message"),
-    [
-        (
-            'category = "cuda_runtime_mismatch"',
-            'category = "cuda_mismatch"',
-            (
-                "errors.toml: pattern[0].category: unknown category 'cuda_mismatch' "
-                "(did you mean 'cuda_runtime_mismatch'?)"
-            ),
-        ),
-        (
-            "load libbitsandbytes_cuda{cuda} whatever",
-            "load libbitsandbytes_cuda{cuda} on {gpu} whatever",
-            "errors.toml: pattern[0].explanation: unknown placeholder {gpu}",
-        ),
-    ],
-)
-def test_a_bad_error_pattern_fails_at_load_and_explain_exits_5(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str, new: str, message: str
-) -> None:
-    """A typo'd category or an unknown placeholder in errors.toml is a CompatDBError at
-    load (exit code 5 through the CLI), not a traceback when explain formats it."""
-    from click.testing import CliRunner
-
-    from bnb_provision.cli import cli
-    from bnb_provision.db import load
-
-    monkeypatch.setenv("BNB_PROVISION_NO_CACHE", "1")
-    root = _broken_db(tmp_path, old, new)
-    with pytest.raises(CompatDBError) as info:
-        load_db.__wrapped__(root)
-    assert str(info.value).startswith(message), str(info.value)
-
-    monkeypatch.setattr(load, "load_db", lambda _root=None: load_db.__wrapped__(root))
-    res = CliRunner().invoke(cli, ["explain"], input="CUDA error: no kernel image\n")
-    assert res.exit_code == 5, res.output
-    assert f"Error: {message}" in res.output
-    assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)
 
 
 # -- version floors and feature floors live in the DB, and the code reads them there ----

@@ -8,7 +8,6 @@ import pytest
 from click.testing import CliRunner
 
 from bnb_provision.cli import cli
-from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.db.load import load_db
 from bnb_provision.detect.fatbin import read_kernels
 from bnb_provision.detect.host import OSInfo, PythonInfo
@@ -17,62 +16,11 @@ from bnb_provision.detect.nvidia import Gpu, NvidiaInfo
 from bnb_provision.detect.snapshot import load_machine
 from bnb_provision.detect.target import BnbInfo, BnbLibrary, EnvInfo, TorchInfo
 from bnb_provision.doctor.diagnose import DoctorOptions, diagnose
-from bnb_provision.doctor.explain import explain_text
-from bnb_provision.doctor.findings import CATEGORIES
 from bnb_provision.env.stamp import Stamp
 from bnb_provision.fit import model_from_params
 
 FIX = Path(__file__).parent / "fixtures"
 H100 = load_machine(FIX / "snapshots" / "h100-bnb-0.50.2.json")
-CORPUS = toml_loads((FIX / "errors" / "corpus.toml").read_text())["case"]
-
-
-# -- explain over real error texts --------------------------------------------------
-
-
-def test_corpus_is_big_enough_and_sourced() -> None:
-    assert len(CORPUS) >= 30
-    assert {c["category"] for c in CORPUS} >= {
-        "arch_not_compiled",
-        "cuda_runtime_mismatch",
-        "windows_install",
-        "driver_too_old",
-        "cpu_only_build",
-        "hf_stack",
-        "oom_on_quant_load",
-        "dtype",
-    }
-    for c in CORPUS:
-        assert c["source"].startswith(("https://", "shared/reference/"))
-
-
-@pytest.mark.parametrize("case", CORPUS, ids=[f"{i}-{c['category']}" for i, c in enumerate(CORPUS)])
-def test_explain_real_error_texts(case: dict[str, str]) -> None:
-    findings = explain_text(case["text"], load_db())
-    assert findings[0].category == case["category"], [f.id for f in findings]
-    assert findings[0].fix
-    if "sm" in case:
-        joined = " ".join(findings[0].evidence)
-        assert f"sm_{case['sm']}" in joined
-        assert "first bitsandbytes with sm_120 SASS: 0.45.3" in joined
-
-
-def test_explain_pulls_facts_out_of_the_text() -> None:
-    f = explain_text(
-        "CUDA SETUP: Required library version not found: libbitsandbytes_cuda122.so.", load_db()
-    )[0]
-    assert "libbitsandbytes_cuda122.so (CUDA 122)" in f.evidence[1]
-    unknown = explain_text("segmentation fault in my own code", load_db())
-    assert unknown[0].category == "other" and unknown[0].severity == "info"
-
-
-def test_every_error_pattern_is_exercised_by_the_corpus() -> None:
-    db = load_db()
-    hit = {explain_text(c["text"], db)[0].id for c in CORPUS}
-    unexercised = {p.id for p in db.errors} - hit
-    # patterns whose texts come from source code rather than user reports
-    assert unexercised <= {"requires-accelerate", "load-in-8bit-removed", "bnb-cuda-override"}
-    assert all(p.category in CATEGORIES for p in db.errors)
 
 
 # -- doctor on environments --------------------------------------------------------
@@ -338,20 +286,6 @@ def test_doctor_cli_exit_codes_and_report(tmp_path: Path) -> None:
     rep = runner.invoke(cli, ["doctor", "--machine", str(bad), "--report"])
     assert "<details>" in rep.stdout and "/home/alice/secret/lib" not in rep.stdout
     assert "GPU-e6227d02" not in rep.stdout
-
-
-def test_explain_cli() -> None:
-    runner = CliRunner()
-    res = runner.invoke(
-        cli,
-        ["explain", "--json"],
-        input="RuntimeError: CUDA error: no kernel image is available for "
-        "execution on the device\n",
-    )
-    assert res.exit_code == 0
-    assert json.loads(res.stdout)["findings"][0]["category"] == "arch_not_compiled"
-    empty = runner.invoke(cli, ["explain"], input="")
-    assert empty.exit_code == 2
 
 
 def test_ptx_is_counted_only_where_the_driver_can_jit_it() -> None:

@@ -4,7 +4,7 @@
 command or a small family of them. The commands are listed here in pipeline order.
 """
 
-from bnb_provision.cli import detect_plan, doctor_explain, env, fit, fleet, lock, verify
+from bnb_provision.cli import detect_plan, doctor_explain, env, fit, fleet, lock, triage, verify
 from bnb_provision.cli.app import cli, main
 
 for _command in (
@@ -12,6 +12,7 @@ for _command in (
     detect_plan.plan,
     doctor_explain.doctor,
     doctor_explain.explain,
+    triage.triage,
     fit.fit,
     verify.verify,
     lock.lock,

@@ -176,23 +176,31 @@ def _model_shape(config_path: Path | None, model_params: float | None) -> ModelS
 )
 @json_option
 def explain(log_file: IO[str], as_json: bool) -> None:
-    """Explain an error message or a whole traceback: its cause and the fix.
+    """Explain an error message, a traceback or a whole log: every cause it supports, most
+    likely first, each with the lines that show it and the fix. Exits 9 when an
+    error-severity finding stands.
 
     \b
     Example:
         python train.py 2>&1 | bnb-provision explain
         bnb-provision explain --log error.txt --json
     """
-    from bnb_provision.db.load import load_db
-    from bnb_provision.doctor.explain import explain_text
+    from bnb_provision.errors import FindingsError
+    from bnb_provision.explain import explain_text
 
     text = log_file.read()
     if not text.strip():
         raise click.UsageError("no error text: pipe it in or give --log FILE")
-    findings = explain_text(text, load_db())
-    _emit_findings(
-        findings, machine=None, as_json=as_json, report=False, header="bnb-provision explain"
-    )
+    result = explain_text(text)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        from bnb_provision.cli.render import render_facts, render_findings
+
+        header = f"bnb-provision explain: {result.lines} line(s) read\n" + render_facts(result)
+        click.echo(render_findings(result.findings, header))
+    if not result.ok:
+        raise FindingsError(f"{sum(f.severity == 'error' for f in result.findings)} error(s) found")
 
 
 def _emit_findings(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from bnb_provision.detect.fatbin import describe_archs
 
@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from bnb_provision.detect.reports import Report
     from bnb_provision.detect.target import BnbLibrary, EnvInfo
     from bnb_provision.doctor.findings import Finding
+    from bnb_provision.explain.explanation import Explanation
     from bnb_provision.plan.analysis import BnbLoadReport
     from bnb_provision.plan.model import Plan, Rung
 
@@ -262,6 +263,32 @@ def render_report(report: Report) -> str:
         out.append("The report disagrees with itself")
         out += [f"  - {c.describe()}" for c in report.conflicts]
     return "\n".join(out) + "\n"
+
+
+_FACT_LABELS: Final = (
+    ("os", "OS"),
+    ("python", "Python"),
+    ("torch", "torch"),
+    ("torch_cuda", "torch's CUDA"),
+    ("bnb", "bitsandbytes"),
+    ("bnb_range", "bitsandbytes (from its messages)"),
+    ("bnb_lib", "bitsandbytes library"),
+    ("cuda", "CUDA on the system"),
+    ("driver", "driver"),
+    ("driver_cuda", "driver's CUDA"),
+    ("gpu", "GPU"),
+    ("compute_capability", "compute capability"),
+    ("library", "raised in"),
+    ("extension", "extension"),
+    ("stack", "stack"),
+)
+
+
+def render_facts(explanation: Explanation) -> str:
+    """``facts: OS linux, Python 3.10, ...``: what explain read from the text."""
+    facts = explanation.facts
+    shown = [f"{label} {facts[name].value}" for name, label in _FACT_LABELS if name in facts]
+    return "facts: " + (", ".join(shown) if shown else "none found in the text")
 
 
 def render_findings(findings: tuple[Finding, ...], header: str) -> str:

@@ -20,7 +20,6 @@ from bnb_provision.db.rows import (
     BnbRelease,
     CudaFamily,
     CudaToolkit,
-    ErrorPattern,
     Feature,
     FeatureName,
     FloorOs,
@@ -67,7 +66,6 @@ class CompatDB:
     hf_constraints: tuple[HfConstraint, ...]
     verified: tuple[Verified, ...]
     known_bad: tuple[KnownBad, ...]
-    errors: tuple[ErrorPattern, ...]
     gpu_catalog: tuple[GpuEntry, ...] = ()
     xpu: XpuFacts | None = None
     _catalog: list[GpuCatalog] = field(default_factory=list, repr=False, compare=False)

@@ -236,9 +236,6 @@ def parse_db(files: Files) -> CompatDB:
         hf_constraints=docs.rows("huggingface.toml", "constraint", rp.hf_constraint),
         verified=docs.rows("combinations.toml", "verified", rp.verified),
         known_bad=docs.rows("combinations.toml", "known_bad", rp.known_bad),
-        errors=docs.rows("errors.toml", "pattern", rp.error_pattern)
-        if "errors.toml" in files
-        else (),
     )
     docs.done()
     check_arch_support(db)

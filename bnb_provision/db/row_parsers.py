@@ -18,13 +18,11 @@ from bnb_provision.db.rows import (
     FLOOR_OSES,
     GPU_FEATURES,
     GPU_VENDORS,
-    PLACEHOLDERS,
     ArchChange,
     BnbLibraryRow,
     BnbRelease,
     CudaFamily,
     CudaToolkit,
-    ErrorPattern,
     Feature,
     FeatureName,
     GpuModel,
@@ -47,7 +45,6 @@ __all__ = [
     "bnb_library",
     "bnb_release",
     "companion_release",
-    "error_pattern",
     "family",
     "gpu_entry",
     "gpu_feature",
@@ -341,21 +338,4 @@ def known_bad(r: Fields) -> KnownBad:
         effect=r.text("effect"),
         source=values.source(r),
         checked=values.checked(r),
-    )
-
-
-# -- errors.toml -----------------------------------------------------------------------
-
-
-def error_pattern(r: Fields) -> ErrorPattern:
-    pattern = values.regex(r, "pattern", re.IGNORECASE | re.MULTILINE)
-    names = {*pattern.groupindex, *PLACEHOLDERS}
-    return ErrorPattern(
-        id=r.text("id"),
-        pattern=pattern,
-        category=values.category(r, "category"),
-        title=r.text("title"),
-        explanation=values.template(r, "explanation", names),
-        fix=values.template(r, "fix", names),
-        source=values.source(r),
     )

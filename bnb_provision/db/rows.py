@@ -9,16 +9,14 @@ holds them.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Final, Literal, get_args
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from bnb_provision.core.cuda import Coverage, CudaVersion, covers
-from bnb_provision.vocab import Category, Platform, Profile
+from bnb_provision.vocab import Platform, Profile
 
 __all__ = [
     "BNB_FEATURES",
@@ -26,14 +24,12 @@ __all__ = [
     "FLOOR_OSES",
     "GPU_FEATURES",
     "GPU_VENDORS",
-    "PLACEHOLDERS",
     "ArchChange",
     "BnbLibraryRow",
     "BnbRelease",
     "Channel",
     "CudaFamily",
     "CudaToolkit",
-    "ErrorPattern",
     "Feature",
     "FeatureName",
     "FloorOs",
@@ -337,39 +333,3 @@ class KnownBad:
     effect: str
     source: str
     checked: str
-
-
-# -- errors.toml -----------------------------------------------------------------------
-
-
-PLACEHOLDERS: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        "sm": "?",
-        "cuda": "?",
-        "lib": "the library",
-        "cudamajor": "N",
-        "minver": "",
-        "minver2": "",
-        "alloc": "",
-    }
-)
-"""The facts ``explain`` fills into an error pattern's explanation and fix, and the text
-each becomes when the pattern's regex did not capture it. A ``{placeholder}`` must be one
-of these or a named group of the pattern; the loader rejects any other."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ErrorPattern:
-    """An error message users see (``pattern``), its cause and its fix.
-
-    ``explanation`` and ``fix`` are :meth:`str.format` templates over the pattern's named
-    groups and :data:`PLACEHOLDERS`.
-    """
-
-    id: str
-    pattern: re.Pattern[str]
-    category: Category
-    title: str
-    explanation: str
-    fix: str
-    source: str
