@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bnb_provision.core.files import write_atomic  # noqa: E402
-from bnb_provision.explain.derive import LIBRARIES, derive_catalog, render_catalog  # noqa: E402
+from bnb_provision.explain.derive import derive_catalog, render_catalog  # noqa: E402
 from bnb_provision.explain.sources import PypiFiles  # noqa: E402
 
 CATALOG = ROOT / "compat_db" / "derived" / "messages.toml"
@@ -57,12 +57,6 @@ def _unmapped(text: str) -> None:
 
 @click.command()
 @click.option("--write", is_flag=True, help="Write the file (default: only show the diff).")
-@click.option(
-    "--only",
-    type=click.Choice([spec.name for spec in LIBRARIES]),
-    multiple=True,
-    help="Read only these libraries (the others are kept from the shipped file's run).",
-)
 @click.option("--unmapped/--no-unmapped", default=True, help="List messages no row maps.")
 @click.option(
     "--cache",
@@ -72,10 +66,8 @@ def _unmapped(text: str) -> None:
     / "messages",
     show_default=True,
 )
-def main(write: bool, only: tuple[str, ...], unmapped: bool, cache: Path) -> None:
+def main(write: bool, unmapped: bool, cache: Path) -> None:
     """Regenerate compat_db/derived/messages.toml from PyPI."""
-    if only:
-        raise click.UsageError("--only reads a subset; the catalog is written whole")
     examined = derive_catalog(lambda: _pypi(cache), lambda m: click.echo(m, err=True))
     new = render_catalog(examined)
     old = CATALOG.read_text(encoding="utf-8") if CATALOG.exists() else ""

@@ -62,7 +62,7 @@ def test_triage_an_issue_body(tmp_path: Path) -> None:
     issue = tmp_path / "issue.md"
     issue.write_text(ISSUES["fooocus-1313-found-11040"], encoding="utf-8")
     res = CliRunner().invoke(cli, ["triage", str(issue), "--python", "3.11"])
-    assert res.exit_code == 9
+    assert res.exit_code == 9, (res.output, res.exception)
     out = res.stdout
     assert out.startswith(
         "bnb-provision triage: RuntimeError: The NVIDIA driver on your system is too old"
@@ -82,6 +82,7 @@ def test_triage_an_issue_body(tmp_path: Path) -> None:
 
 def test_triage_says_what_is_missing_for_a_plan() -> None:
     res = CliRunner().invoke(cli, ["triage", "--json"], input=ISSUES["chatglm3-100-found-11060"])
+    assert res.exit_code == 9, (res.output, res.exception)
     data = json.loads(res.stdout)
     assert data["plan"] is None and data["causes"][0]["category"] == "driver_too_old"
     assert "nvidia-smi" in data["no_plan"]

@@ -47,7 +47,7 @@ def triage(
         bnb-provision triage issue.md --driver 550.54.14 --json
     """
     from bnb_provision.errors import FindingsError
-    from bnb_provision.explain import triage as triage_text
+    from bnb_provision.explain.triage import triage as triage_text
     from bnb_provision.plan.constraints import MachineFlags
 
     text = issue.read()

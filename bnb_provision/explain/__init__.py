@@ -9,7 +9,7 @@ libraries' own release files.
 * :mod:`~.text`, :mod:`~.match`, :mod:`~.facts`, :mod:`~.engine`, :mod:`~.values` - a text
   read: messages and signatures matched in linear time, facts, causes ranked;
 * :mod:`~.explanation` - :func:`explain_text` (findings, schema ``bnb-provision.doctor/1``);
-* :mod:`~.triage` - :func:`triage` (an issue body: causes, machine, plan, commands; schema
+* :mod:`~.triage` - :func:`~bnb_provision.explain.triage.triage` (an issue body: causes, machine, plan, commands; schema
   ``bnb-provision.triage/1``).
 """
 
@@ -18,20 +18,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Final
 
-__all__ = ["Explanation", "Triage", "explain_text", "load_catalog", "triage"]
+__all__ = ["Explanation", "Triage", "explain_text", "load_catalog"]
 
 _WHERE: Final = {
     "Explanation": "bnb_provision.explain.explanation",
     "explain_text": "bnb_provision.explain.explanation",
     "Triage": "bnb_provision.explain.triage",
-    "triage": "bnb_provision.explain.triage",
     "load_catalog": "bnb_provision.explain.catalog",
 }
 
 if TYPE_CHECKING:
     from bnb_provision.explain.catalog import load_catalog
     from bnb_provision.explain.explanation import Explanation, explain_text
-    from bnb_provision.explain.triage import Triage, triage
+    from bnb_provision.explain.triage import Triage
 
 
 def __getattr__(name: str) -> Any:

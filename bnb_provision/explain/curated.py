@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 _DATE_RE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_PLACEHOLDER_RE: Final = re.compile(r"\{([^{}]*)\}")
+_PLACEHOLDER_RE: Final = re.compile(r"\{([a-z_]+)\}")  # other braces are literal text
 # words that only ever stand for a value someone has to fill in
 _HOLES_RE: Final = re.compile(r"\bX\.Y\b|\bN\.N\b|<[a-z _-]+>|\b(?:VERSION|PATH|FILE)\b")
 _MAX_WEIGHT: Final = 5

@@ -228,8 +228,10 @@ def rank(reading: Reading, catalog: Catalog, facts: dict[str, str]) -> tuple[Ran
             add(sig.causes, 0.0, Evidence(line=line, text=text, what=f"signature {sig.id}"))
     for ctx in catalog.curated.contexts:
         if ctx.when and _holds(ctx.when, facts):
-            shown = ", ".join(f"{n} = {facts[n]}" for n, _ in ctx.when if n in facts)
-            add(ctx.causes, 0.0, Evidence(line=0, text=shown, what=f"context {ctx.id}"))
+            known = [reading.facts[n] for n, _ in ctx.when if n in reading.facts]
+            shown = "; ".join(dict.fromkeys(f.evidence for f in known))
+            line = max((f.line for f in known), default=0)
+            add(ctx.causes, 0.0, Evidence(line=line, text=shown, what=f"context {ctx.id}"))
     ranked = []
     for cause_id, items in support.items():
         items.sort(key=lambda x: (-x[0], x[1].line))

@@ -358,6 +358,7 @@ def derive_facts(found: dict[str, Fact]) -> None:
         fmt = name.rsplit(".", 1)[-1]
         if fmt in {"so", "dll", "dylib"}:
             _put(found, Fact(name="lib_format", value=fmt, line=lib.line, evidence=lib.evidence))
+    _compare_cuda(found)
     py = found.get("python")
     if py is not None and py.value.count(".") > 1:
         short = ".".join(py.value.split(".")[:2])
@@ -368,3 +369,25 @@ def derive_facts(found: dict[str, Fact]) -> None:
     if cc is not None:
         major, _, minor = cc.value.partition(".")
         _put(found, Fact(name="sm", value=f"{major}{minor}", line=cc.line, evidence=cc.evidence))
+
+
+def _major(value: str) -> int | None:
+    head = value.split(".")[0]
+    return int(head) if head.isdigit() else None
+
+
+def _compare_cuda(found: dict[str, Fact]) -> None:
+    """The driver's CUDA against torch's (minor-version compatibility makes any driver of a
+    major run every build of that major), and bitsandbytes' library against torch's."""
+    torch, driver, lib = (found.get(k) for k in ("torch_cuda", "driver_cuda", "lib_cuda"))
+    if torch is None:
+        return
+    torch_major = _major(torch.value)
+    if driver is not None and torch_major is not None:
+        driver_major = _major(driver.value)
+        if driver_major is not None and driver_major < torch_major:
+            how = f"the driver supports CUDA {driver.value}; torch is built for CUDA {torch.value}"
+            _put(found, Fact(name="driver_vs_torch", value="older", line=driver.line, evidence=how))
+    if lib is not None and torch_major is not None and _major(lib.value) not in {None, torch_major}:
+        how = f"bitsandbytes' library is for CUDA {lib.value}; torch is built for CUDA {torch.value}"
+        _put(found, Fact(name="lib_vs_torch", value="other", line=lib.line, evidence=how))
