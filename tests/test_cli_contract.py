@@ -274,3 +274,12 @@ def test_every_option_has_help_text() -> None:
         if isinstance(p, click.Option) and not p.help
     ]
     assert missing == []
+
+
+def test_a_script_making_constraints_gets_the_same_refusal() -> None:
+    from bnb_provision.errors import NoPlanError
+    from bnb_provision.plan.constraints import Constraints
+
+    with pytest.raises(NoPlanError, match="--torch '~': not a version specifier"):
+        Constraints(torch="~")
+    assert Constraints(bnb=">=0.45,<0.50").bnb == ">=0.45,<0.50"

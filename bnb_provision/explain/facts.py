@@ -372,7 +372,7 @@ def derive_facts(found: dict[str, Fact]) -> None:
 
 
 def _major(value: str) -> int | None:
-    head = value.split(".")[0]
+    head = value.split(".", maxsplit=1)[0]
     return int(head) if head.isdigit() else None
 
 
@@ -389,5 +389,7 @@ def _compare_cuda(found: dict[str, Fact]) -> None:
             how = f"the driver supports CUDA {driver.value}; torch is built for CUDA {torch.value}"
             _put(found, Fact(name="driver_vs_torch", value="older", line=driver.line, evidence=how))
     if lib is not None and torch_major is not None and _major(lib.value) not in {None, torch_major}:
-        how = f"bitsandbytes' library is for CUDA {lib.value}; torch is built for CUDA {torch.value}"
+        how = (
+            f"bitsandbytes' library is for CUDA {lib.value}; torch is built for CUDA {torch.value}"
+        )
         _put(found, Fact(name="lib_vs_torch", value="other", line=lib.line, evidence=how))
