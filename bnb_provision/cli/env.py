@@ -57,8 +57,22 @@ _env_options = options(
     click.option(
         "--find-links", "find_links", multiple=True, type=click.Path(path_type=Path), metavar="DIR"
     ),
-    click.option("--index-url", default="https://pypi.org/simple", show_default=True),
-    click.option("--torch-index-url", "torch_index", metavar="URL"),
+    click.option(
+        "--index-url",
+        default="https://pypi.org/simple",
+        show_default=True,
+        envvar="BNB_PROVISION_INDEX_URL",
+        show_envvar=True,
+        help="The default index (a PyPI mirror).",
+    ),
+    click.option(
+        "--torch-index-url",
+        "torch_index",
+        metavar="URL",
+        envvar="BNB_PROVISION_TORCH_INDEX_URL",
+        show_envvar=True,
+        help="PyTorch index template, {variant} replaced (a mirror of download.pytorch.org).",
+    ),
     click.option("--no-verify", is_flag=True, help="Skip the kernel checks (not advised)."),
     click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing."),
     click.option("--json", "as_json", is_flag=True, help=JSON_HELP),
