@@ -744,3 +744,37 @@ def test_the_table_has_every_example_and_no_other() -> None:
     for command, expect in EXPECTED.items():
         assert expect.code == 0 or expect.why, f"a non-zero exit needs its reason: {command}"
         assert expect.marker is None or expect.why, f"a marker needs its reason: {command}"
+
+
+# -- outputs the README shows from real hardware ------------------------------------------------
+
+
+def _detect_on_the_h100() -> str:
+    from bnb_provision.cli.render import render_machine
+    from bnb_provision.detect.snapshot import load_machine
+    from bnb_provision.plan.analysis import bnb_load_report
+
+    machine = load_machine(FIXTURES / "snapshots" / "h100-bnb-0.50.2.json")
+    return render_machine(machine, bnb_load_report(machine, load_db()))
+
+
+def _verify_on_the_h100() -> str:
+    from bnb_provision.cli.render import render_verify
+
+    return render_verify(json.loads((FIXTURES / "device" / "verify-ok.json").read_text()))
+
+
+RECORDED = {
+    "bnb-provision detect --python .venv/bin/python": _detect_on_the_h100,
+    "bnb-provision verify --python .venv/bin/python": _verify_on_the_h100,
+}
+"""Examples whose README output comes from a GPU machine: it must be what the tool renders
+today from that machine's recorded run (tests/fixtures: its detect snapshot, its verify
+report)."""
+
+
+@pytest.mark.parametrize("command", list(RECORDED))
+def test_readme_output_from_hardware_is_what_the_tool_renders(command: str) -> None:
+    (example,) = [ex for ex in EXAMPLES if ex.command == command]
+    assert example.shown, f"README shows no output under {command}"
+    _assert_shown(example.shown, RECORDED[command]())
