@@ -19,10 +19,17 @@ a real ``.venv`` made by uv from stand-in wheels (torch's ``version.py`` as torc
 bitsandbytes with its libraries named as in the real 0.50.2 wheel and real CUDA binaries in
 them), ``snapshot.json`` and ``snapshots/`` (real detect snapshots), ``error.txt`` and a
 ``train.py`` printing a real error text, model folders with real ``config.json`` files,
-``wheelhouse/`` and ``hosts.ini`` (local-connection hosts and one closed ssh port). PyPI
-and the PyTorch index are a stand-in index on 127.0.0.1 serving the same wheels, reached
-through ``BNB_PROVISION_INDEX_URL`` / ``BNB_PROVISION_TORCH_INDEX_URL``; every other
-connection goes to a dead proxy, so an example that would reach the internet fails here.
+``wheelhouse/``, and a ``python3`` with torch for ``init --torch system`` (as in an NGC
+container). PyPI and the PyTorch index (download.pytorch.org, unreachable from the test
+machines) are a stand-in index on 127.0.0.1 serving the same wheels, reached through
+``BNB_PROVISION_INDEX_URL`` / ``BNB_PROVISION_TORCH_INDEX_URL``; every other connection goes
+to a dead proxy, so an example that would reach the internet fails here. The fleet demos
+run in folders of their own (``fleet/``: ``hosts.ini`` with two local-connection hosts and
+an ssh host on a closed port; ``fleet-slurm/``: a Slurm cluster of this machine); the
+set-up commands and the DB script run in a copy of the checkout, under ``-m network``.
+
+What cannot succeed here (verify needs real kernels, so init stops there; rebuild then has
+no environment) runs all the same, with its exit code and the reason in the table.
 
 :data:`EXPECTED` is the one table of what each example must do; an example the table lacks,
 or a table row whose example left the README, fails the test.
@@ -54,7 +61,6 @@ if os.environ.get(INNER_RUN):
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 FIXTURES = ROOT / "tests" / "fixtures"
-PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 # -- the README's examples --------------------------------------------------------------------
@@ -105,6 +111,24 @@ def _block_examples(block: list[str], first_line: int) -> list[Example]:
             i += 1
         out.append(Example(command=" ".join(parts), line=number, shown=tuple(shown)))
     return out
+
+
+def test_the_example_rule() -> None:
+    text = (
+        "```console\npython3 -m pip install .\n\npython scripts/x.py  # note\n```\n"
+        "```json\n{}\n```\n"
+        "```console\n$ a --x \\\n    --y\nout 1\n...\nout 2\n$ b\n```\n"
+    )
+    assert readme_examples(text) == [
+        Example(command="python3 -m pip install .", line=2, shown=()),
+        Example(command="python scripts/x.py  # note", line=4, shown=()),
+        Example(command="a --x --y", line=10, shown=("out 1", "...", "out 2")),
+        Example(command="b", line=15, shown=()),
+    ]
+    assert _shown_runs(("out 1", "", "...", "out 2")) == [["out 1"], ["out 2"]]
+    _assert_shown(("a", "...", "c"), "a\nb\nc\n")
+    with pytest.raises(AssertionError, match="README shows output the tool does not print"):
+        _assert_shown(("a", "c"), "a\nb\nc\n")
 
 
 # -- what each example must do ----------------------------------------------------------------
