@@ -3,8 +3,9 @@
 
 Prints a unified diff against compat_db/derived/ and writes only with --write.
 Downloads are cached by sha256 (default ~/.cache/bnb-provision/derive), so a
-re-run downloads nothing it already has. Run it where bnb-provision is importable
-(``pip install -e .`` in this checkout):
+re-run downloads nothing it already has. Run it where bnb-provision is importable with the
+``derive`` extra (``pip install -e '.[derive]'`` in this checkout: zstandard reads the
+compressed HIP offload bundles of bitsandbytes' ROCm libraries on Python < 3.14):
 
     python scripts/update_compat_db.py            # show what changed
     python scripts/update_compat_db.py --write    # and write it

@@ -85,7 +85,10 @@ def test_torch_variants_and_the_cuda_option() -> None:
     assert variant_of_cuda("cpu") == "cpu"
     assert cuda_option("cu118") == "11.8"
     assert cuda_option("cpu") == "cpu"
-    assert cuda_option("rocm6.2") is None
+    # --cuda names ROCm, Intel and Apple builds too (issue 13): a variant is its own option
+    assert cuda_option("rocm6.2") == "rocm6.2"
+    assert cuda_option("xpu") == "xpu"
+    assert cuda_option("nightly") is None
     with pytest.raises(ValueError, match="is not a CUDA version"):
         variant_of_cuda("cu128")
 

@@ -95,6 +95,47 @@ def test_bnb_derivation_against_a_local_index(tmp_path: Path) -> None:
     assert libs["libbitsandbytes_cpu.so"]["backend"] == "cpu"
 
 
+def test_rocm_libraries_get_their_gfx_targets(tmp_path: Path) -> None:
+    """A ROCm library's gfx targets come from its offload bundles (a library clang 19
+    built, zstd-compressed as bitsandbytes' are), into the derived row."""
+    pytest.importorskip("zstandard")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    hip = Path(__file__).parent / "fixtures" / "hip"
+    make_wheel(
+        wheels,
+        "bitsandbytes",
+        "0.50.2",
+        {
+            "bitsandbytes/__init__.py": b"",
+            "bitsandbytes/libbitsandbytes_rocm72.so": (hip / "zstd.so").read_bytes(),
+            "bitsandbytes/libbitsandbytes_rocm64.so": (hip / "plain.so").read_bytes(),
+        },
+        tag="py3-none-manylinux_2_24_x86_64",
+        requires=("torch<3,>=2.4",),
+        requires_python=">=3.10",
+    )
+    with serve_index(list(wheels.iterdir())) as (url, _):
+        d = Deriver(cache=tmp_path / "cache", session=requests.Session(), index=url)
+        data = toml_loads(d.bnb_toml())
+    libs = {lib["file"]: lib for lib in data["library"]}
+    for name in ("libbitsandbytes_rocm72.so", "libbitsandbytes_rocm64.so"):
+        assert libs[name]["backend"] == "rocm"
+        assert libs[name]["gfx"] == ["gfx90a", "gfx942:xnack-", "gfx1100"]
+        assert "sass" not in libs[name]
+
+
+def test_shipped_rocm_libraries_name_their_gfx_targets() -> None:
+    """Every ROCm library in the shipped derived file has the gfx list its binary holds."""
+    data = toml_loads((ROOT / "compat_db/derived/bitsandbytes.toml").read_text())
+    rocm = [lib for lib in data["library"] if lib["backend"] == "rocm"]
+    assert len(rocm) >= 30
+    assert all(lib["gfx"] and all(g.startswith("gfx") for g in lib["gfx"]) for lib in rocm)
+    latest = {lib["file"]: lib["gfx"] for lib in rocm if lib["bnb"] == "0.50.2"}
+    assert "gfx942" in latest["libbitsandbytes_rocm72.so"]
+    assert "gfx1250" in latest["libbitsandbytes_rocm714.so"]  # CDNA5, from ROCm 7.14 builds
+
+
 def test_metadata_by_range_requests_when_no_pep658(tmp_path: Path) -> None:
     wheels = tmp_path / "w"
     wheels.mkdir()

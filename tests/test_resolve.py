@@ -9,8 +9,9 @@ import pytest
 from packaging.version import Version
 
 from bnb_provision.db.load import load_db
-from bnb_provision.errors import NoPlanError
-from bnb_provision.plan.constraints import Constraints
+from bnb_provision.errors import NoPlanError, ProvisionError
+from bnb_provision.plan.constraints import Constraints, MachineFlags
+from bnb_provision.plan.inputs import apply_flags, target_from_machine
 from bnb_provision.plan.model import Target
 from bnb_provision.plan.resolve import make_plan
 
@@ -37,6 +38,8 @@ class Case:
     verified: bool = False
     jetson: bool = False
     warning: str | None = None
+    names: tuple[str, ...] = ()  # --gpu values as users write them, read as the CLI reads them
+    resolved: tuple[str, ...] = ()  # the catalogue models those names must find
 
 
 L, W, M = "linux", "windows", "macos"
@@ -530,6 +533,632 @@ CASES = [
         variants=("cu128", "cu129"),
         torch_max="2.10.99",
     ),
+    # --- GPU names as users write them (gpus.toml aliases), each read as --gpu ----------
+    Case(
+        "alias-4090",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "short name: RTX 4090, 8.9 (cu12x on a 575 driver)",
+        names=("4090",),
+        resolved=("GeForce RTX 4090",),
+        variants=("cu126", "cu128", "cu129"),
+    ),
+    Case(
+        "alias-rtx4090",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "no space, lower case",
+        names=("rtx4090",),
+        resolved=("GeForce RTX 4090",),
+        variants=("cu126", "cu128", "cu129"),
+    ),
+    Case(
+        "alias-RTX4090",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "no space, upper case",
+        names=("RTX4090",),
+        resolved=("GeForce RTX 4090",),
+        variants=("cu126", "cu128", "cu129"),
+    ),
+    Case(
+        "alias-rtx-4090-hyphen",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "hyphen instead of a space",
+        names=("RTX-4090",),
+        resolved=("GeForce RTX 4090",),
+    ),
+    Case(
+        "alias-nvml-name",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "the name NVML reports, vendor words and all",
+        names=("NVIDIA GeForce RTX 4090",),
+        resolved=("GeForce RTX 4090",),
+    ),
+    Case(
+        "alias-3090",
+        L,
+        X86,
+        "3.12",
+        "550.54.14",
+        (),
+        "short name: RTX 3090, 8.6; a 550 driver keeps CUDA 12",
+        names=("3090",),
+        resolved=("GeForce RTX 3090",),
+        variants=("cu126", "cu128"),
+    ),
+    Case(
+        "alias-A6000",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "workstation short name: RTX A6000 is Ampere 8.6",
+        names=("A6000",),
+        resolved=("RTX A6000",),
+    ),
+    Case(
+        "alias-A6000-Ada",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "'A6000 Ada' is the RTX 6000 Ada Generation, 8.9",
+        names=("A6000 Ada",),
+        resolved=("RTX 6000 Ada Generation",),
+    ),
+    Case(
+        "alias-rtx-6000-ada",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "the Ada suffix",
+        names=("RTX 6000 Ada",),
+        resolved=("RTX 6000 Ada Generation",),
+    ),
+    Case(
+        "alias-laptop",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "Laptop suffix: its own model (16 GB), 8.9",
+        names=("RTX 4090 Laptop",),
+        resolved=("GeForce RTX 4090 Laptop GPU",),
+    ),
+    Case(
+        "alias-nvml-laptop",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "NVML's laptop name",
+        names=("NVIDIA GeForce RTX 4090 Laptop GPU",),
+        resolved=("GeForce RTX 4090 Laptop GPU",),
+    ),
+    Case(
+        "alias-ti",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "Ti suffix",
+        names=("4070 Ti",),
+        resolved=("GeForce RTX 4070 Ti",),
+    ),
+    Case(
+        "alias-super",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "SUPER suffix",
+        names=("4080 super",),
+        resolved=("GeForce RTX 4080 SUPER",),
+    ),
+    Case(
+        "alias-ti-super",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "Ti SUPER together",
+        names=("RTX 4070 Ti SUPER",),
+        resolved=("GeForce RTX 4070 Ti SUPER",),
+    ),
+    Case(
+        "alias-sxm",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "SXM suffix: Hopper 9.0, cu12x on 575",
+        names=("H100 SXM",),
+        resolved=("H100 SXM",),
+        variants=("cu126", "cu128", "cu129"),
+    ),
+    Case(
+        "alias-pcie",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "PCIe suffix",
+        names=("H100 PCIe",),
+        resolved=("H100 PCIe",),
+    ),
+    Case(
+        "alias-nvl",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "NVL suffix",
+        names=("H100 NVL",),
+        resolved=("H100 NVL",),
+    ),
+    Case(
+        "alias-memory-suffix",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "a size in the name ('A100 80GB') still finds the A100",
+        names=("NVIDIA A100-SXM4-80GB",),
+        resolved=("A100 SXM",),
+    ),
+    Case(
+        "alias-quadro",
+        L,
+        X86,
+        "3.12",
+        "550.54.14",
+        (),
+        "Quadro workstation name: Turing 7.5",
+        names=("Quadro RTX 8000",),
+        resolved=("Quadro RTX 8000",),
+    ),
+    Case(
+        "alias-tesla-t4",
+        L,
+        X86,
+        "3.12",
+        "550.54.14",
+        (),
+        "'Tesla' is a vendor word: T4",
+        names=("Tesla T4",),
+        resolved=("Tesla T4",),
+    ),
+    Case(
+        "alias-unknown-name",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (),
+        "an unknown name is refused with the nearest models",
+        names=("RTX 4095",),
+        error="did you mean GeForce RTX 4090",
+    ),
+    Case(
+        "unknown-cc",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (),
+        "--gpu 99.9 is no known compute capability: refused, the known ones listed",
+        names=("99.9",),
+        error="Known: 3.5",
+    ),
+    # --- AMD ROCm: torch's ROCm build, bitsandbytes' ROCm library with the GPU's gfx -------
+    Case(
+        "rocm-mi300x",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "gfx942: torch 2.14 rocm7.14; bnb 0.50.2 rocm714 holds gfx942 (read from the binary)",
+        names=("MI300X",),
+        resolved=("Instinct MI300X",),
+        variants=("rocm7.14",),
+        library="libbitsandbytes_rocm714.so",
+    ),
+    Case(
+        "rocm-mi250",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "gfx90a is in every bnb ROCm library",
+        names=("MI250",),
+        resolved=("Instinct MI250",),
+        variants=("rocm7.14",),
+    ),
+    Case(
+        "rocm-7900xtx",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "RX 7900 XTX is gfx1100 (ROCm's GPU table)",
+        names=("RX 7900 XTX",),
+        resolved=("Radeon RX 7900 XTX",),
+        variants=("rocm7.14",),
+    ),
+    Case(
+        "rocm-7900xtx-short",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "'7900 XTX', no vendor words",
+        names=("7900xtx",),
+        resolved=("Radeon RX 7900 XTX",),
+    ),
+    Case(
+        "rocm-gfx1100",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "a gfx target given directly",
+        names=("gfx1100",),
+        variants=("rocm7.14",),
+    ),
+    Case(
+        "rocm-mi300x-torch-2.11",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "torch 2.11 publishes rocm7.2; bnb 0.50.2 rocm72 holds gfx942",
+        names=("MI300X",),
+        constraints=Constraints(torch="2.11"),
+        variants=("rocm7.2",),
+        library="libbitsandbytes_rocm72.so",
+    ),
+    Case(
+        "rocm-pin-6.4",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "--cuda rocm6.4: torch 2.9 (2.8 and 2.9 publish rocm6.4) with bnb's rocm64 library",
+        names=("RX 7900 XTX",),
+        constraints=Constraints(cuda="rocm6.4"),
+        variants=("rocm6.4",),
+        torch_max="2.9.99",
+        library="libbitsandbytes_rocm64.so",
+    ),
+    Case(
+        "rocm-mi355x",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "gfx950 from bnb's ROCm 7.0 builds on",
+        names=("MI355X",),
+        resolved=("Instinct MI355X",),
+        variants=("rocm7.14",),
+    ),
+    Case(
+        "rocm-gfx1030-rocm6.4",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "gfx1030 (RX 6800): 0.50.2's rocm64 holds it, 0.49's did not",
+        names=("gfx1030",),
+        constraints=Constraints(cuda="rocm6.4"),
+        bnb_min="0.50.0",
+    ),
+    Case(
+        "rocm-unsupported-mi50",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "gfx906 is in no bnb ROCm library: refused with the library's gfx list",
+        names=("MI50",),
+        error="has no code for Instinct MI50 (gfx906)",
+    ),
+    Case(
+        "rocm-unsupported-gfx803",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "gfx803 (RX 580) neither",
+        names=("gfx803",),
+        error="(gfx803)",
+    ),
+    Case(
+        "rocm-windows",
+        W,
+        X86,
+        "3.12",
+        None,
+        (),
+        "no ROCm torch on the PyTorch index for Windows",
+        names=("RX 7900 XTX",),
+        error="Linux x86_64",
+    ),
+    Case(
+        "rocm-no-gpu-pin",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "--cuda rocm7.2 without a GPU: the rocm7.2 build, a warning to check the gfx",
+        constraints=Constraints(cuda="rocm7.2"),
+        variants=("rocm7.2",),
+        warning="no AMD GPU was given",
+    ),
+    Case(
+        "rocm-py39",
+        L,
+        X86,
+        "3.9",
+        None,
+        (),
+        "bnb's ROCm wheels (0.49+) need Python >= 3.10",
+        names=("MI300X",),
+        error="no known ROCm combination",
+    ),
+    # --- Intel XPU -------------------------------------------------------------------
+    Case(
+        "xpu-arc-a770",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "Arc A770 is Xe-HPG, validated by PyTorch; bnb's XPU build needs torch >= 2.6",
+        names=("Arc A770",),
+        resolved=("Arc A770",),
+        variants=("xpu",),
+        torch_min="2.6",
+        bnb_min="0.48.0",
+    ),
+    Case(
+        "xpu-arc-b580-windows",
+        W,
+        X86,
+        "3.12",
+        None,
+        (),
+        "Arc B580 (Xe2-HPG) on Windows: xpu index; bnb XPU dlls from 0.48.2",
+        names=("B580",),
+        variants=("xpu",),
+        bnb_min="0.48.2",
+    ),
+    Case(
+        "xpu-max-1550",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "Data Center GPU Max 1550 (Xe-HPC) on Linux",
+        names=("Max 1550",),
+        resolved=("Data Center GPU Max 1550",),
+        variants=("xpu",),
+    ),
+    Case(
+        "xpu-max-1100",
+        L,
+        X86,
+        "3.11",
+        None,
+        (),
+        "Max 1100, Python 3.11",
+        names=("Data Center GPU Max 1100",),
+        variants=("xpu",),
+    ),
+    Case(
+        "xpu-max-windows",
+        W,
+        X86,
+        "3.12",
+        None,
+        (),
+        "PyTorch validates the Max series on Linux only",
+        names=("Max 1550",),
+        error="Linux only",
+    ),
+    Case(
+        "xpu-pin-no-gpu",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "--cuda xpu alone plans the xpu build",
+        constraints=Constraints(cuda="xpu"),
+        variants=("xpu",),
+        warning="no Intel GPU was given",
+    ),
+    Case(
+        "xpu-aarch64",
+        L,
+        ARM,
+        "3.12",
+        None,
+        (),
+        "no xpu build for Linux aarch64",
+        names=("Arc A770",),
+        error="not linux-aarch64",
+    ),
+    # --- Apple silicon (MPS) ---------------------------------------------------------------
+    Case(
+        "mps-m1",
+        M,
+        ARM,
+        "3.12",
+        None,
+        (),
+        "M1: torch's macOS arm64 wheel (MPS), bnb's macOS wheel from 0.49",
+        names=("M1",),
+        resolved=("Apple M1",),
+        variants=("mps",),
+        bnb_min="0.49.0",
+    ),
+    Case(
+        "mps-m3",
+        M,
+        ARM,
+        "3.12",
+        None,
+        (),
+        "M3 likewise",
+        names=("Apple M3",),
+        resolved=("Apple M3",),
+        variants=("mps",),
+        bnb_min="0.49.0",
+    ),
+    Case(
+        "mps-m3-max",
+        M,
+        ARM,
+        "3.11",
+        None,
+        (),
+        "M3 Max, Python 3.11",
+        names=("M3 Max",),
+        variants=("mps",),
+    ),
+    Case(
+        "mps-pin",
+        M,
+        ARM,
+        "3.12",
+        None,
+        (),
+        "--cuda mps on a Mac",
+        constraints=Constraints(cuda="mps"),
+        variants=("mps",),
+    ),
+    Case(
+        "mps-on-linux",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "--cuda mps is for Apple silicon only",
+        constraints=Constraints(cuda="mps"),
+        error="MPS is Apple silicon's",
+    ),
+    Case(
+        "mps-intel-mac",
+        M,
+        X86,
+        "3.12",
+        None,
+        (),
+        "an Intel Mac has no MPS build",
+        names=("M1",),
+        error="not one for macos-x86_64",
+    ),
+    # --- --cuda as a checked choice --------------------------------------------------------
+    Case(
+        "cuda-cu126-spelling",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (A100,),
+        "uv's spelling cu126 is 12.6",
+        constraints=Constraints(cuda="cu126"),
+        variants=("cu126",),
+    ),
+    Case(
+        "cuda-unknown-version",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (A100,),
+        "no torch has a CUDA 12.7 build: refused, listing those that exist",
+        constraints=Constraints(cuda="12.7"),
+        error="Known: 11.8",
+    ),
+    Case(
+        "cuda-foo",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "--cuda foo names no build (it used to give a CPU plan)",
+        constraints=Constraints(cuda="foo"),
+        error="is not a build",
+    ),
+    Case(
+        "cuda-unknown-rocm",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "--cuda rocm9.9 is no ROCm build in the DB",
+        constraints=Constraints(cuda="rocm9.9"),
+        error="rocm7.2",
+    ),
+    Case(
+        "mixed-vendors",
+        L,
+        X86,
+        "3.12",
+        None,
+        (),
+        "an AMD and an Intel GPU in one plan are refused",
+        names=("MI300X", "Arc A770"),
+        error="more than one vendor",
+    ),
     # --- no GPU / macOS / Jetson -------------------------------------------------
     Case("cpu-linux", L, X86, "3.12", None, (), "no GPU: CPU build", variants=("cpu",)),
     Case("cpu-windows", W, X86, "3.12", None, (), "Windows CPU from PyPI", variants=("cpu",)),
@@ -591,22 +1220,36 @@ CASES = [
 ]
 
 
+def _target(case: Case) -> Target:
+    if not case.names:
+        return Target(
+            os=case.os,
+            arch=case.arch,
+            python=case.python,
+            driver=Version(case.driver) if case.driver else None,
+            gpus=case.gpus,
+            jetson=case.jetson,
+        )
+    db = load_db()
+    flags = MachineFlags(
+        os=case.os, arch=case.arch, driver=case.driver, gpus=case.names, python=case.python
+    )
+    target = target_from_machine(apply_flags(None, flags, db), db, python=case.python)
+    names = (*(n for n, _ in target.gpus), *(a.name for a in target.accelerators))
+    if case.resolved:
+        assert names == case.resolved, names
+    return target
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_profile(case: Case) -> None:
     db = load_db()
-    target = Target(
-        os=case.os,
-        arch=case.arch,
-        python=case.python,
-        driver=Version(case.driver) if case.driver else None,
-        gpus=case.gpus,
-        jetson=case.jetson,
-    )
     if case.error:
-        with pytest.raises(NoPlanError) as info:
-            make_plan(target, db, case.constraints)
+        with pytest.raises(ProvisionError) as info:
+            make_plan(_target(case), db, case.constraints)
         assert case.error in str(info.value), str(info.value)
         return
+    target = _target(case)
     plan = make_plan(target, db, case.constraints)
     t, b = plan.torch, plan.bitsandbytes
     got = f"torch {t.version}+{t.variant}, bnb {b.version} ({b.library})"
@@ -626,12 +1269,18 @@ def test_profile(case: Case) -> None:
     if case.warning:
         assert any(case.warning in w for w in plan.warnings), plan.warnings
     # invariants that hold for every plan
-    if t.variant != "cpu":
+    gpus = target.gpus
+    if t.variant.startswith("cu"):
         assert target.driver is not None
         floor, _ = db.min_driver(t.cuda or "", case.os)
         assert floor is not None and target.driver >= floor
-        assert {cc for cc, _ in t.coverage} == {f"{a}.{b}" for _, (a, b) in case.gpus}
-        assert {cc for cc, _ in b.coverage} == {f"{a}.{b}" for _, (a, b) in case.gpus}
+        assert {cc for cc, _ in t.coverage} == {f"{a}.{b}" for _, (a, b) in gpus}
+        assert {cc for cc, _ in b.coverage} == {f"{a}.{b}" for _, (a, b) in gpus}
+    if t.variant.startswith("rocm"):  # the library holds every AMD GPU's gfx (from the binary)
+        lib = next(x for x in db.bnb_libs(b.version, target.platform) if x.file == b.library)
+        assert all(lib.has_gfx(a.target or "") for a in target.accelerators), lib.gfx
+    if t.variant in ("xpu", "mps") or t.variant.startswith("rocm"):
+        assert not gpus and t.channel == ("pypi" if t.variant == "mps" else "index"), got
     if case.os == "windows" and t.variant != "cpu":
         assert t.index_url == f"https://download.pytorch.org/whl/{t.variant}"
     if case.constraints.profile == "qlora":
@@ -642,8 +1291,13 @@ def test_profile(case: Case) -> None:
         assert b.version >= Version("0.46.1")
 
 
-def test_at_least_forty_profiles() -> None:
-    assert len(CASES) >= 40
+def test_at_least_ninety_profiles() -> None:
+    assert len(CASES) >= 90
+    backends = {v[:4] for c in CASES for v in c.variants}
+    assert {"rocm", "xpu", "mps", "cu12", "cu13", "cpu"} <= backends
+    assert (
+        sum(1 for c in CASES if c.names) >= 40
+    )  # names, gfx targets and models as users write them
     covered = {cc[0] for c in CASES for _, cc in c.gpus}
     assert {3, 5, 6, 7, 8, 9, 10, 12} <= covered
     assert {c.os for c in CASES} == {L, W, M}
@@ -656,8 +1310,20 @@ def test_plans_are_deterministic() -> None:
     assert make_plan(t, db) == make_plan(t, db)
 
 
-@pytest.mark.parametrize("cuda", ["cu128", "12.x", "twelve"])
-def test_cuda_pin_that_is_not_a_version(cuda: str) -> None:
+@pytest.mark.parametrize("cuda", ["12.x", "twelve", "cuda"])
+def test_cuda_pin_that_names_no_build(cuda: str) -> None:
     t = Target(os=L, arch=X86, python="3.12", driver=Version("580.95.05"), gpus=(RTX3090,))
-    with pytest.raises(NoPlanError, match=f"--cuda {cuda}: expected a CUDA version X.Y"):
+    with pytest.raises(NoPlanError, match=f"--cuda {cuda}: .* is not a build") as info:
         make_plan(t, load_db(), Constraints(cuda=cuda))
+    assert "Known: 11.8, 12.1" in str(info.value)
+    assert "rocm7.2" in str(info.value) and "xpu, mps, cpu" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("cuda", "variant"), [("cu128", "cu128"), ("12.8", "cu128"), ("12.8.1", "cu128")]
+)
+def test_cuda_pin_spellings(cuda: str, variant: str) -> None:
+    t = Target(os=L, arch=X86, python="3.12", driver=Version("580.95.05"), gpus=(RTX3090,))
+    plan = make_plan(t, load_db(), Constraints(cuda=cuda))
+    assert plan.torch.variant == variant
+    assert plan.constraints.cuda == "12.8"

@@ -58,6 +58,18 @@ def render_machine(m: Machine, report: BnbLoadReport | None = None) -> str:
             for g in m.gpus
         ]
         out.append("\n" + table(gpu_rows, ("GPU", "name", "CC", "arch", "memory", "")))
+    if m.accelerators:
+        rows = [
+            (
+                str(a.index),
+                a.vendor,
+                a.name,
+                a.target or "?",
+                f"{a.memory_total_mib} MiB" if a.memory_total_mib is not None else "?",
+            )
+            for a in m.accelerators
+        ]
+        out.append("\n" + table(rows, ("GPU", "vendor", "name", "target", "memory")))
     if m.env is not None:
         out.append("\nTarget environment\n" + _kv(_env_rows(m.env)))
         if m.env.bitsandbytes and m.env.bitsandbytes.libraries:
@@ -166,6 +178,8 @@ def render_plan(plan: Plan, *, all_rejected: bool = False) -> str:
     head = f"Plan for {t.platform}, Python {plan.python}"
     if t.gpus:
         head += ", " + ", ".join(f"{n} (sm_{cc[0]}{cc[1]})" for n, cc in t.gpus)
+    if t.accelerators:
+        head += ", " + ", ".join(f"{a.name} ({a.target or '?'})" for a in t.accelerators)
     if t.driver:
         head += f", driver {t.driver_text}"
     tc = plan.torch

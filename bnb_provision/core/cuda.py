@@ -6,6 +6,10 @@ A CUDA version is written four ways: ``12.8`` (torch's ``torch.version.cuda``, `
 NVML). :class:`CudaVersion` reads each and writes each; ``cpu`` is the variant of a build
 without CUDA.
 
+``--cuda`` names a torch build in any of these: ``12.6`` or ``cu126`` (CUDA), ``rocm7.2``
+(ROCm), ``xpu`` (Intel), ``mps`` (Apple silicon) or ``cpu``; :func:`normalize_cuda_option`
+reads them all and writes ``12.6``, ``rocm7.2``, ``xpu``, ``mps`` or ``cpu``.
+
 A compute capability is written ``8.6`` or ``sm_86``; an architecture in a kernel list is
 the number ``86`` (``sm_86`` machine code, ``compute_86`` PTX). :func:`covers` decides
 whether a kernel list runs on a GPU.
@@ -19,6 +23,8 @@ from typing import Final, Literal, NamedTuple
 
 __all__ = [
     "CPU",
+    "MPS",
+    "XPU",
     "ComputeCapability",
     "Coverage",
     "CudaVersion",
@@ -26,11 +32,19 @@ __all__ = [
     "cuda_of_variant",
     "cuda_option",
     "is_cuda_tag",
+    "is_rocm",
+    "normalize_cuda_option",
+    "rocm_version",
     "variant_of_cuda",
 ]
 
 CPU: Final = "cpu"
 """The torch variant, and the ``--cuda`` value, of a build without CUDA."""
+
+XPU: Final = "xpu"
+"""The torch variant, and the ``--cuda`` value, of Intel GPU builds."""
+MPS: Final = "mps"
+"""The ``--cuda`` value of torch's macOS build on Apple silicon (Metal Performance Shaders)."""
 
 Coverage = Literal["sass", "ptx"]
 """How a kernel list runs on a GPU: its own machine code, or PTX compiled at load time."""
@@ -39,6 +53,7 @@ _VERSION_RE: Final = re.compile(r"(\d{1,2})(?:\.(\d)(?:\.\d+)?)?")
 _TAG_RE: Final = re.compile(r"(\d{1,2})(\d)")
 _VARIANT_RE: Final = re.compile(r"cu(\d{1,2})(\d)")
 _CC_RE: Final = re.compile(r"(?:sm_?)?(\d+)\.?(\d)")
+_ROCM_RE: Final = re.compile(r"rocm[-_ ]?(\d{1,2})\.(\d{1,2})(?:\.(\d{1,3}))?")
 
 
 class CudaVersion(NamedTuple):
@@ -105,9 +120,44 @@ def variant_of_cuda(cuda: str) -> str:
 
 
 def cuda_option(variant: str) -> str | None:
-    """The ``--cuda`` value that selects a torch variant: ``cu128`` -> ``12.8``, ``cpu`` ->
-    ``cpu``; None for a variant ``--cuda`` cannot name (``rocm6.2``)."""
-    return CPU if variant == CPU else cuda_of_variant(variant)
+    """The ``--cuda`` value that selects a torch variant: ``cu128`` -> ``12.8``, ``cpu``,
+    ``xpu``, ``mps`` and ``rocm6.2`` as they are; None for anything else."""
+    if variant in (CPU, XPU, MPS) or is_rocm(variant):
+        return variant
+    return cuda_of_variant(variant)
+
+
+def is_rocm(option: str) -> bool:
+    """Whether a variant or ``--cuda`` value names a ROCm build (``rocm6.2.4``)."""
+    return _ROCM_RE.fullmatch(option) is not None
+
+
+def rocm_version(variant: str) -> tuple[int, int]:
+    """``rocm6.2.4`` -> (6, 2): the ROCm release, whose ``major.minor`` is the HIP version
+    that ``torch.version.hip`` reports and bitsandbytes names its libraries by."""
+    m = _ROCM_RE.fullmatch(variant)
+    if m is None:
+        raise ValueError(f"{variant!r} is not a ROCm variant (rocmX.Y such as rocm7.2)")
+    return int(m.group(1)), int(m.group(2))
+
+
+def normalize_cuda_option(text: str) -> str:
+    """A ``--cuda`` value in its one spelling: ``cu126``, ``12.6``, ``12.6.3`` -> ``12.6``;
+    ``ROCm7.2`` -> ``rocm7.2``; ``xpu``, ``mps``, ``cpu``. Raises ValueError naming the forms."""
+    low = text.strip().lower()
+    if low in (CPU, XPU, MPS):
+        return low
+    m = _ROCM_RE.fullmatch(low)
+    if m is not None:
+        return "rocm" + ".".join(g for g in m.groups() if g is not None)
+    found = CudaVersion.from_variant(low)
+    try:
+        return str(found or CudaVersion.parse(low))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a build: give a CUDA version (12.6 or cu126), a ROCm version "
+            "(rocm7.2), xpu (Intel), mps (Apple silicon) or cpu"
+        ) from None
 
 
 class ComputeCapability(NamedTuple):

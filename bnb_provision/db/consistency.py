@@ -1,5 +1,9 @@
 """Facts in one table that must agree with another, checked on every load.
 
+The GPU catalogue (``gpus.toml``) names each model once (no name or alias may find two
+rows), and an NVIDIA model's compute capability agrees with the name patterns of
+``nvidia.toml`` wherever those know the name.
+
 The architectures a CUDA toolkit can target (``nvidia.toml`` ``[[arch_change]]``: what
 each toolkit added, the oldest target it kept) bound the kernel lists of the torch
 builds (``torch.toml``) and of the bitsandbytes libraries (``derived/bitsandbytes.toml``,
@@ -18,7 +22,7 @@ from bnb_provision.db.model import CompatDB
 from bnb_provision.db.rows import ArchChange
 from bnb_provision.errors import CompatDBError
 
-__all__ = ["check_arch_support"]
+__all__ = ["check_arch_support", "check_gpu_catalog"]
 
 
 def _cuda(tag: str | None) -> Version | None:
@@ -85,4 +89,25 @@ def check_arch_support(db: CompatDB) -> None:
                 f"derived/bitsandbytes.toml: library[{i}] ({lib.file} of {lib.bnb}): "
                 f"{problem}, but the library is for CUDA {cuda}; the binary is what runs, "
                 "so nvidia.toml's [[arch_change]] rows need fixing"
+            )
+
+
+def check_gpu_catalog(db: CompatDB) -> None:
+    """No name finds two catalogue rows; NVIDIA rows agree with nvidia.toml's patterns."""
+    rows = db.gpu_catalog
+    for name, first, second in db.gpus().collisions():
+        raise CompatDBError(
+            f"gpus.toml: gpu[{rows.index(second)}] ({second.name}): the name {name!r} (as "
+            f"matched) already finds gpu[{rows.index(first)}] ({first.name}); drop or "
+            "rename one alias"
+        )
+    for i, entry in enumerate(rows):
+        if entry.cc is None:
+            continue
+        model = db.gpu_cc(entry.name)
+        if model is not None and model.cc != entry.cc:
+            raise CompatDBError(
+                f"gpus.toml: gpu[{i}].cc: {entry.name} is {entry.cc[0]}.{entry.cc[1]} here "
+                f"but nvidia.toml's [[gpu]] patterns say {model.cc[0]}.{model.cc[1]}; "
+                "fix one of them"
             )

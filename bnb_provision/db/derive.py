@@ -5,9 +5,9 @@
 * the platforms each release has wheels for, from the file names;
 * the CUDA build PyPI serves per platform for torch, from each wheel's
   METADATA (PEP 658 ``.metadata`` files: no wheel download);
-* every native library a bitsandbytes wheel ships and the kernels inside it,
-  from the wheel itself (downloaded once; the result is cached by sha256 so a
-  re-run downloads nothing it has).
+* every native library a bitsandbytes wheel ships and the kernels inside it (NVIDIA
+  architectures, AMD gfx targets), from the wheel itself (downloaded once; the result
+  is cached by sha256 so a re-run downloads nothing it has).
 
 The methods return TOML text; ``scripts/update_compat_db.py`` diffs it
 against ``compat_db/derived/`` and writes only with ``--write``.
@@ -38,7 +38,8 @@ _TORCH_HEADER: Final = (
 _BNB_HEADER: Final = (
     "# DERIVED by scripts/update_compat_db.py from the PyPI simple API (PEP 691)",
     "# and the wheels",
-    "# themselves (kernels read from each native library's fatbin sections).",
+    "# themselves (NVIDIA kernels read from each native library's fatbin sections,",
+    "# AMD gfx targets from its HIP offload bundles).",
     "# Do not edit by hand. source: https://pypi.org/simple/bitsandbytes/",
     "",
 )

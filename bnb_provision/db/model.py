@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from bnb_provision.db.gpus import GpuCatalog
 from bnb_provision.db.rows import (
     ArchChange,
     BnbLibraryRow,
@@ -21,6 +22,7 @@ from bnb_provision.db.rows import (
     Feature,
     FeatureName,
     FloorOs,
+    GpuEntry,
     GpuModel,
     HfConstraint,
     KnownBad,
@@ -31,6 +33,7 @@ from bnb_provision.db.rows import (
     TorchIndex,
     TorchRelease,
     Verified,
+    XpuFacts,
 )
 
 __all__ = ["CompatDB"]
@@ -61,6 +64,9 @@ class CompatDB:
     verified: tuple[Verified, ...]
     known_bad: tuple[KnownBad, ...]
     errors: tuple[ErrorPattern, ...]
+    gpu_catalog: tuple[GpuEntry, ...] = ()
+    xpu: XpuFacts | None = None
+    _catalog: list[GpuCatalog] = field(default_factory=list, repr=False, compare=False)
     _libs: dict[tuple[Version, str], tuple[BnbLibraryRow, ...]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -107,6 +113,12 @@ class CompatDB:
     def min_cc(self, feature: FeatureName) -> tuple[int, int]:
         """The oldest compute capability with ``feature`` (``bf16``, ``llm_int8``, ...)."""
         return next(f.min_cc for f in self.features if f.feature == feature)
+
+    def gpus(self) -> GpuCatalog:
+        """The GPU catalogue (``gpus.toml``), indexed by every name users write."""
+        if not self._catalog:
+            self._catalog.append(GpuCatalog(self.gpu_catalog))
+        return self._catalog[0]
 
     def gpu_cc(self, name: str) -> GpuModel | None:
         """The GPU model whose name pattern matches ``name``, if any."""

@@ -12,12 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
+from packaging.specifiers import SpecifierSet
+
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.db import row_parsers as rp
 from bnb_provision.db import values
-from bnb_provision.db.consistency import check_arch_support
+from bnb_provision.db.consistency import check_arch_support, check_gpu_catalog
 from bnb_provision.db.model import CompatDB
-from bnb_provision.db.rows import BNB_FEATURES, FLOOR_OSES, GPU_FEATURES, Feature, OsFloor
+from bnb_provision.db.rows import (
+    BNB_FEATURES,
+    FLOOR_OSES,
+    GPU_FEATURES,
+    Feature,
+    OsFloor,
+    XpuFacts,
+)
 from bnb_provision.errors import CompatDBError
 from bnb_provision.vocab import HF_PACKAGES
 
@@ -128,6 +137,39 @@ def _windows_legacy(d: Fields) -> tuple[str, tuple[str, ...]]:
     return index, versions
 
 
+def _xpu(docs: _Documents) -> XpuFacts:
+    def torch_side(d: Fields) -> tuple[Fields, str]:
+        t = d.table("xpu")
+        return t, values.source(t)
+
+    t, source = docs.read("torch.toml", torch_side)
+
+    def bnb_side(d: Fields) -> tuple[str, str]:
+        b = d.table("xpu")
+        out = b.text("torch"), values.source(b)
+        values.checked(b)
+        b.done()
+        return out
+
+    bnb_torch, bnb_source = docs.read("bitsandbytes.toml", bnb_side)
+
+    def build(_d: Fields) -> XpuFacts:
+        facts = XpuFacts(
+            torch=values.spec(t, "torch"),
+            platforms=values.platforms(t, "platforms"),
+            validated=tuple(t.str_list("validated")),
+            linux_only=tuple(t.str_list("linux_only", [])),
+            bnb_torch=SpecifierSet(bnb_torch) if bnb_torch else SpecifierSet(),
+            source=source,
+            bnb_source=bnb_source,
+        )
+        values.checked(t)
+        t.done()
+        return facts
+
+    return docs.read("torch.toml", build)
+
+
 def parse_db(files: Files) -> CompatDB:
     """Build the DB from parsed TOML documents keyed by file name."""
     docs = _Documents(files)
@@ -139,6 +181,8 @@ def parse_db(files: Files) -> CompatDB:
         families=docs.rows("nvidia.toml", "family", rp.family),
         arch_changes=docs.rows("nvidia.toml", "arch_change", rp.arch_change),
         gpu_models=docs.rows("nvidia.toml", "gpu", rp.gpu_model),
+        gpu_catalog=docs.rows("gpus.toml", "gpu", rp.gpu_entry),
+        xpu=_xpu(docs),
         torch_index_url=docs.read("torch.toml", _index_url),
         torch_indexes=docs.rows("torch.toml", "index", rp.torch_index),
         torch_builds=docs.rows("torch.toml", "build", rp.torch_build),
@@ -167,4 +211,5 @@ def parse_db(files: Files) -> CompatDB:
     )
     docs.done()
     check_arch_support(db)
+    check_gpu_catalog(db)
     return db

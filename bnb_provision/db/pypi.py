@@ -1,6 +1,7 @@
 """Reading a package index (PyPI) for the derived DB: release files from the PEP 691 JSON
 simple API, each wheel's METADATA (its PEP 658 file, or the zip member read with HTTP
-range requests), and the native libraries inside bitsandbytes wheels with their kernels.
+range requests), and the native libraries inside bitsandbytes wheels with their kernels
+(NVIDIA architectures from CUDA fatbins, AMD gfx targets from HIP offload bundles).
 
 Results per file are cached as JSON under ``cache``, keyed by the file's sha256, so a
 re-run downloads nothing it already has.
@@ -31,6 +32,7 @@ from packaging.version import InvalidVersion
 
 from bnb_provision.core.files import write_atomic
 from bnb_provision.detect.fatbin import read_kernels
+from bnb_provision.detect.hipbundle import read_hip_targets
 from bnb_provision.detect.target import parse_bnb_library_name
 
 __all__ = ["PYPI", "Log", "PypiReader"]
@@ -41,6 +43,8 @@ _ZIP64_MARK: Final = 0xFFFFFFFF
 _HTTP_NOT_FOUND: Final = 404
 _HTTP_PARTIAL: Final = 206
 _DEFLATED: Final = 8
+_LIBRARIES: Final = "libraries-2"
+"""The cache folder of a wheel's libraries; ``-2`` since the ROCm ones carry gfx targets."""
 Log = Callable[[str], None]
 
 
@@ -184,7 +188,8 @@ class PypiReader:
             raise ValueError(f"{file['filename']}: sha256 mismatch")
 
     def wheel_libraries(self, file: dict[str, Any]) -> list[dict[str, Any]]:
-        """Every ``libbitsandbytes_*`` in a wheel, with its kernels."""
+        """Every ``libbitsandbytes_*`` in a wheel, with its kernels (CUDA) or gfx targets
+        (ROCm)."""
 
         def fetch() -> list[dict[str, Any]]:
             self.log(f"downloading {file['filename']} ({file['size'] // 1_000_000} MB)")
@@ -193,11 +198,12 @@ class PypiReader:
                 self._download(file, whl)
                 return _libraries_in(whl, Path(tmp))
 
-        return list(self._cached("libraries", file["sha256"], fetch))
+        return list(self._cached(_LIBRARIES, file["sha256"], fetch))
 
 
 def _libraries_in(whl: Path, scratch: Path) -> list[dict[str, Any]]:
-    """The bitsandbytes native libraries of a wheel; CUDA ones with the kernels inside."""
+    """The bitsandbytes native libraries of a wheel; CUDA ones with the kernels inside,
+    ROCm ones with the gfx targets of their offload bundles."""
     out = []
     with zipfile.ZipFile(whl) as zf:
         for info in zf.infolist():
@@ -206,13 +212,16 @@ def _libraries_in(whl: Path, scratch: Path) -> list[dict[str, Any]]:
             if backend == "other":
                 continue
             row: dict[str, Any] = {"file": name, "backend": backend, "version": version}
-            if backend.startswith("cuda"):
+            if backend.startswith("cuda") or backend == "rocm":
                 lib = scratch / name
                 with zf.open(info) as src, lib.open("wb") as dst:
                     while chunk := src.read(1 << 20):
                         dst.write(chunk)
-                k = read_kernels(lib)
+                if backend == "rocm":
+                    row["gfx"] = list(read_hip_targets(lib).targets)
+                else:
+                    k = read_kernels(lib)
+                    row.update(sass=list(k.sass), ptx=list(k.ptx), rel_ptx=list(k.rel_ptx))
                 lib.unlink()
-                row.update(sass=list(k.sass), ptx=list(k.ptx), rel_ptx=list(k.rel_ptx))
             out.append(row)
     return out

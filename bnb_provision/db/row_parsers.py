@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from bnb_provision.core.cuda import is_rocm
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.db import values
 from bnb_provision.db.rows import (
@@ -14,6 +15,7 @@ from bnb_provision.db.rows import (
     CHANNELS,
     FLOOR_OSES,
     GPU_FEATURES,
+    GPU_VENDORS,
     PLACEHOLDERS,
     ArchChange,
     BnbLibraryRow,
@@ -23,6 +25,7 @@ from bnb_provision.db.rows import (
     ErrorPattern,
     Feature,
     FeatureName,
+    GpuEntry,
     GpuModel,
     HfConstraint,
     KnownBad,
@@ -43,6 +46,7 @@ __all__ = [
     "bnb_release",
     "error_pattern",
     "family",
+    "gpu_entry",
     "gpu_feature",
     "gpu_model",
     "hf_constraint",
@@ -99,17 +103,55 @@ def gpu_model(r: Fields) -> GpuModel:
     )
 
 
+# -- gpus.toml -------------------------------------------------------------------------
+
+_GFX_RE = re.compile(r"gfx[0-9a-f]{3,5}")
+_TARGET_KEY = {"nvidia": "cc", "amd": "gfx", "intel": "arch", "apple": "arch"}
+
+
+def gpu_entry(r: Fields) -> GpuEntry:
+    values.documentary(r, "family")  # "Ada"
+    vendor = values.choice(r, "vendor", GPU_VENDORS, "vendor")
+    wanted = _TARGET_KEY[vendor]
+    for key in ("cc", "gfx", "arch"):
+        if key != wanted and key in r.data:
+            raise FieldError(f"{r.sub(key)}: a {vendor} GPU gives {wanted!r}, not {key!r}")
+    if wanted not in r.data:
+        raise FieldError(f"{r.sub(wanted)}: required field is missing (a {vendor} GPU gives it)")
+    gfx = r.text("gfx", None)
+    r.check(gfx is None or bool(_GFX_RE.fullmatch(gfx)), "gfx", f"expected gfxNNN, got {gfx!r}")
+    memory = tuple(r.int_list("memory_mib"))
+    r.check(all(m > 0 for m in memory), "memory_mib", "sizes are positive MiB")
+    if "memory_source" in r.data:  # else `source` gives the memory too
+        values.source_key(r, "memory_source")
+        r.check(bool(memory), "memory_source", "no memory_mib to source")
+    return GpuEntry(
+        vendor=vendor,
+        name=r.text("name"),
+        aliases=tuple(r.str_list("aliases")),
+        cc=values.opt_cc(r, "cc"),
+        gfx=gfx,
+        arch=r.text("arch", None),
+        memory_mib=memory,
+        source=values.source(r),
+        checked=values.checked(r),
+    )
+
+
 # -- torch.toml, derived/torch.toml ----------------------------------------------------
 
 
 def torch_index(r: Fields) -> TorchIndex:
-    r.str_list("rocm", [])  # documentary: the ROCm variants (bnb-provision plans CUDA and CPU)
+    rocm = tuple(r.str_list("rocm", []))
+    for i, variant in enumerate(rocm):
+        r.check(is_rocm(variant), f"rocm[{i}]", f"expected rocmX.Y, got {variant!r}")
     return TorchIndex(
         torch=r.text("torch"),
         variants=tuple(r.str_list("variants")),
         proposed=tuple(r.str_list("proposed", [])),
         source=values.source(r),
         checked=values.checked(r),
+        rocm=rocm,
     )
 
 
@@ -211,6 +253,7 @@ def bnb_library(r: Fields) -> BnbLibraryRow:
         sass=tuple(r.int_list("sass", [])),
         ptx=tuple(r.int_list("ptx", [])),
         rel_ptx=tuple(r.int_list("rel_ptx", [])),
+        gfx=tuple(r.str_list("gfx", [])),
     )
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "CHANNELS",
     "FLOOR_OSES",
     "GPU_FEATURES",
+    "GPU_VENDORS",
     "PLACEHOLDERS",
     "ArchChange",
     "BnbLibraryRow",
@@ -36,7 +37,9 @@ __all__ = [
     "Feature",
     "FeatureName",
     "FloorOs",
+    "GpuEntry",
     "GpuModel",
+    "GpuVendor",
     "HfConstraint",
     "KnownBad",
     "LoaderRule",
@@ -47,6 +50,7 @@ __all__ = [
     "TorchRelease",
     "Verified",
     "WheelPlatform",
+    "XpuFacts",
 ]
 
 Channel = Literal["index", "pypi", "any"]
@@ -65,6 +69,9 @@ FeatureName = Literal[GpuFeatureName, BnbFeatureName]
 FloorOs = Literal["windows", "macos"]
 """An OS bitsandbytes had no official wheels for at first."""
 FLOOR_OSES: Final[tuple[FloorOs, ...]] = get_args(FloorOs)
+GpuVendor = Literal["nvidia", "amd", "intel", "apple"]
+"""Who makes a GPU in the catalogue (``gpus.toml``)."""
+GPU_VENDORS: Final[tuple[GpuVendor, ...]] = get_args(GpuVendor)
 
 
 # -- nvidia.toml, bitsandbytes.toml ----------------------------------------------------
@@ -128,6 +135,35 @@ class GpuModel:
         return self.pattern.search(name) is not None
 
 
+# -- gpus.toml -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GpuEntry:
+    """A GPU model of the catalogue: its names, what the planner needs, its memory sizes.
+
+    Exactly one of ``cc`` (NVIDIA), ``gfx`` (AMD) and ``arch`` (Intel's Xe architecture,
+    Apple's Metal GPU family) is set. ``memory_mib`` is empty when not recorded.
+    """
+
+    vendor: GpuVendor
+    name: str
+    aliases: tuple[str, ...]
+    cc: tuple[int, int] | None
+    gfx: str | None
+    arch: str | None
+    memory_mib: tuple[int, ...]
+    source: str
+    checked: str
+
+    @property
+    def target(self) -> str:
+        """``8.9``, ``gfx1100``, ``Xe-HPG`` or ``Apple9``: what the planner matches on."""
+        if self.cc is not None:
+            return f"{self.cc[0]}.{self.cc[1]}"
+        return self.gfx or self.arch or ""
+
+
 # -- torch.toml and derived/torch.toml -------------------------------------------------
 
 
@@ -153,6 +189,7 @@ class TorchIndex:
     proposed: tuple[str, ...]  # announced but not verified
     source: str
     checked: str
+    rocm: tuple[str, ...] = ()  # rocm6.4: ROCm variants (Linux x86_64)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -198,9 +235,15 @@ class BnbLibraryRow:
     sass: tuple[int, ...]
     ptx: tuple[int, ...]
     rel_ptx: tuple[int, ...]
+    gfx: tuple[str, ...] = ()  # ROCm: the gfx targets of its offload bundles
 
     def covers(self, cc: tuple[int, int]) -> Coverage | None:
         return covers(cc, sass=self.sass, ptx=(*self.ptx, *self.rel_ptx))
+
+    def has_gfx(self, target: str) -> bool:
+        """Whether the library holds code for an AMD GPU (``gfx90a:xnack-`` counts for
+        ``gfx90a``: which mode the GPU runs in is not known here)."""
+        return any(t.split(":", 1)[0] == target for t in self.gfx)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -222,6 +265,20 @@ class OsFloor:
     bnb: Version
     source: str
     checked: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class XpuFacts:
+    """Intel GPU builds: torch's ``xpu`` variant (``torch.toml [xpu]``) and the torch that
+    bitsandbytes' XPU build needs (``bitsandbytes.toml [xpu]``)."""
+
+    torch: SpecifierSet
+    platforms: tuple[Platform, ...]
+    validated: tuple[str, ...]  # Xe architectures PyTorch validates
+    linux_only: tuple[str, ...]
+    bnb_torch: SpecifierSet
+    source: str
+    bnb_source: str
 
 
 # -- huggingface.toml and derived/{transformers,accelerate,peft,trl}.toml --------------

@@ -36,6 +36,7 @@ __all__ = [
     "regex",
     "requires",
     "source",
+    "source_key",
     "spec",
     "template",
     "version",
@@ -97,10 +98,15 @@ def _parse_cc(f: Fields, key: str, text: str) -> tuple[int, int]:
 
 def source(f: Fields) -> str:
     """The row's public source: a URL, a ``derived:`` note or a ``docs/`` page."""
-    src = f.text("source")
+    return source_key(f, "source")
+
+
+def source_key(f: Fields, key: str) -> str:
+    """A public source under ``key`` (``source``, ``memory_source``)."""
+    src = f.text(key)
     f.check(
         bool(_SOURCE_RE.match(src)),
-        "source",
+        key,
         f"expected a public URL (or derived:/docs/ reference), got {src!r}",
     )
     return src

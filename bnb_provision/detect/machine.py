@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bnb_provision import __version__
+from bnb_provision.detect.accelerators import Accelerator, Runtime
 from bnb_provision.detect.host import (
     OSInfo,
     PythonInfo,
@@ -19,6 +20,7 @@ from bnb_provision.detect.host import (
     detect_python,
 )
 from bnb_provision.detect.nvidia import Gpu, NvidiaInfo, detect_nvidia
+from bnb_provision.detect.scan import detect_accelerators
 from bnb_provision.detect.target import (
     EnvInfo,
     find_env_python,
@@ -32,7 +34,8 @@ MACHINE_SCHEMA: Final = "bnb-provision.machine/1"
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Machine:
-    """A machine: OS, Python, NVIDIA driver and GPUs, optionally a target environment."""
+    """A machine: OS, Python, NVIDIA driver and GPUs, other GPUs (AMD, Intel, Apple) with
+    their runtimes, optionally a target environment."""
 
     os: OSInfo
     python: PythonInfo
@@ -42,8 +45,21 @@ class Machine:
     cuda_visible_devices: str | None = None
     warnings: tuple[str, ...] = ()
     label: str | None = None  # where a snapshot came from (file name)
+    accelerators: tuple[Accelerator, ...] = ()
+    runtimes: tuple[Runtime, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        data = self._to_dict()
+        if self.accelerators:  # optional keys: a machine without them writes what it always did
+            data["accelerators"] = [_accelerator_dict(a) for a in self.accelerators]
+        if self.runtimes:
+            data["runtimes"] = [
+                {"vendor": r.vendor, "name": r.name, "version": r.version, "source": r.source}
+                for r in self.runtimes
+            ]
+        return data
+
+    def _to_dict(self) -> dict[str, Any]:
         return {
             "schema": MACHINE_SCHEMA,
             "tool": {"name": "bnb-provision", "version": __version__},
@@ -93,6 +109,17 @@ class Machine:
         for gpu in data["gpus"]:
             gpu.pop("memory_free_mib")
         return data
+
+
+def _accelerator_dict(a: Accelerator) -> dict[str, Any]:
+    return {
+        "vendor": a.vendor,
+        "index": a.index,
+        "name": a.name,
+        "target": a.target,
+        "memory_total_mib": a.memory_total_mib,
+        "source": a.source,
+    }
 
 
 def _python_dict(p: PythonInfo) -> dict[str, Any]:
@@ -150,6 +177,9 @@ def detect_machine(
     warnings: list[str] = []
     os_info = detect_os(root)
     nvidia, gpus = detect_nvidia(warnings, root=root, use_nvml=use_nvml, use_smi=use_smi)
+    accelerators, runtimes = detect_accelerators(
+        warnings, root=root, macos_release=os_info.release if os_info.system == "macos" else None
+    )
     env = None
     if env_dir is not None:
         python = str(find_env_python(env_dir))
@@ -163,4 +193,6 @@ def detect_machine(
         env=env,
         cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
         warnings=tuple(warnings),
+        accelerators=accelerators,
+        runtimes=runtimes,
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from bnb_provision.core.fields import FieldError, Fields
+from bnb_provision.detect.accelerators import ACCELERATOR_VENDORS, Accelerator, Runtime
 from bnb_provision.detect.fatbin import KernelInventory
 from bnb_provision.detect.host import OSInfo, PythonInfo, normalize_arch, normalize_system
 from bnb_provision.detect.machine import MACHINE_SCHEMA, Machine
@@ -60,6 +61,42 @@ def _gpu(f: Fields, i: int) -> Gpu:
     )
     f.done()
     return g
+
+
+def _vendor(f: Fields) -> str:
+    vendor = f.text("vendor")
+    f.check(
+        vendor in ACCELERATOR_VENDORS,
+        "vendor",
+        f"expected one of {', '.join(ACCELERATOR_VENDORS)}, got {vendor!r}",
+    )
+    return vendor
+
+
+def _accelerator(f: Fields, i: int) -> Accelerator:
+    vendor = _vendor(f)
+    a = Accelerator(
+        vendor=next(v for v in ACCELERATOR_VENDORS if v == vendor),
+        index=f.integer("index", i),
+        name=f.text("name"),
+        target=f.text("target", None),
+        memory_total_mib=f.integer("memory_total_mib", None),
+        source=f.text("source", "snapshot"),
+    )
+    f.done()
+    return a
+
+
+def _runtime(f: Fields) -> Runtime:
+    vendor = _vendor(f)
+    r = Runtime(
+        vendor=next(v for v in ACCELERATOR_VENDORS if v == vendor),
+        name=f.text("name"),
+        version=f.text("version", None),
+        source=f.text("source", "snapshot"),
+    )
+    f.done()
+    return r
 
 
 def _kernels(f: Fields | None) -> KernelInventory | None:
@@ -240,6 +277,10 @@ def machine_from_dict(data: object, *, label: str | None = None) -> Machine:
             cuda_visible_devices=f.text("cuda_visible_devices", None),
             warnings=tuple(f.str_list("warnings", [])),
             label=label,
+            accelerators=tuple(
+                _accelerator(a, i) for i, a in enumerate(f.tables("accelerators", []))
+            ),
+            runtimes=tuple(_runtime(r) for r in f.tables("runtimes", [])),
         )
         f.done()
     except FieldError as exc:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Final
 
 from packaging.version import Version
 
 from bnb_provision.core.cuda import ComputeCapability
 from bnb_provision.db.model import CompatDB
+from bnb_provision.detect.accelerators import ACCELERATOR_VENDORS, Accelerator
 from bnb_provision.detect.host import (
     OSInfo,
     PythonInfo,
@@ -25,6 +27,8 @@ from bnb_provision.plan.constraints import Constraints, MachineFlags
 from bnb_provision.plan.model import Plan, Target
 from bnb_provision.plan.resolve import make_plan
 
+_GFX_RE: Final = re.compile(r"gfx[0-9a-f]{3,5}")
+
 __all__ = [
     "MachineFlags",
     "apply_flags",
@@ -34,25 +38,70 @@ __all__ = [
 ]
 
 
-def _gpu_from_flag(text: str, index: int, db: CompatDB) -> Gpu:
+def _gpu_from_flag(text: str, index: int, db: CompatDB) -> Gpu | Accelerator:
+    """A ``--gpu`` value: a compute capability (``8.6``), a gfx target (``gfx1100``) or a
+    model as users name it (``4090``, ``RX 7900 XTX``, ``Arc A770``, ``M3``)."""
     try:
         cc = ComputeCapability.parse(text)
     except ValueError:
         pass
     else:
+        return _gpu_of_cc(text, cc, index, db)
+    if _GFX_RE.fullmatch(text.strip().lower()):
+        return _gpu_of_gfx(text.strip().lower(), index, db)
+    match = db.gpus().find(text)
+    if match is None:
+        model = db.gpu_cc(text)  # the name patterns NVML names are matched with
+        if model is not None:
+            return Gpu(index=index, name=text, compute_capability=model.cc, memory_total_mib=None)
+        near = db.gpus().suggest(text)
+        hint = f"did you mean {', '.join(near)}? " if near else ""
+        raise SnapshotError(
+            f"--gpu {text!r}: unknown GPU name; {hint}Or give what its kernels are built for: "
+            "a compute capability (--gpu 8.6, https://developer.nvidia.com/cuda-gpus) or a gfx "
+            "target (--gpu gfx1100)"
+        )
+    entry = match.entry
+    if entry.cc is not None:
         return Gpu(
             index=index,
-            name=f"GPU with compute capability {cc}",
-            compute_capability=(cc.major, cc.minor),
-            memory_total_mib=None,
+            name=entry.name,
+            compute_capability=entry.cc,
+            memory_total_mib=match.memory_mib,
         )
-    model = db.gpu_cc(text)
-    if model is None:
+    return Accelerator(
+        vendor=next(v for v in ACCELERATOR_VENDORS if v == entry.vendor),
+        index=index,
+        name=entry.name,
+        target=entry.target,
+        memory_total_mib=match.memory_mib,
+    )
+
+
+def _known_ccs(db: CompatDB) -> list[ComputeCapability]:
+    ccs = {e.cc for e in db.gpu_catalog if e.cc} | {m.cc for m in db.gpu_models}
+    return sorted(ComputeCapability(*cc) for cc in ccs)
+
+
+def _gpu_of_cc(text: str, cc: ComputeCapability, index: int, db: CompatDB) -> Gpu:
+    known = _known_ccs(db)
+    if cc not in known:
         raise SnapshotError(
-            f"--gpu {text!r}: unknown GPU name. Give its compute capability "
-            "instead, e.g. --gpu 8.6 (see https://developer.nvidia.com/cuda-gpus)"
+            f"--gpu {text}: no GPU with compute capability {cc} is known. Known: "
+            f"{', '.join(map(str, known))} (https://developer.nvidia.com/cuda-gpus)"
         )
-    return Gpu(index=index, name=text, compute_capability=model.cc, memory_total_mib=None)
+    return Gpu(
+        index=index,
+        name=f"GPU with compute capability {cc}",
+        compute_capability=(cc.major, cc.minor),
+        memory_total_mib=None,
+    )
+
+
+def _gpu_of_gfx(target: str, index: int, db: CompatDB) -> Accelerator:
+    models = db.gpus().by_target(target)
+    name = models[0].name if len(models) == 1 else "AMD GPU"
+    return Accelerator(vendor="amd", index=index, name=name, target=target)
 
 
 def apply_flags(base: Machine | None, flags: MachineFlags, db: CompatDB) -> Machine:
@@ -74,7 +123,12 @@ def apply_flags(base: Machine | None, flags: MachineFlags, db: CompatDB) -> Mach
             raise SnapshotError(f"--driver {flags.driver!r}: expected a version such as 580.95.05")
         m = replace(m, nvidia=NvidiaInfo(driver=flags.driver, cuda_driver=None, source="flags"))
     if flags.gpus:
-        m = replace(m, gpus=tuple(_gpu_from_flag(g, i, db) for i, g in enumerate(flags.gpus)))
+        given = [_gpu_from_flag(g, i, db) for i, g in enumerate(flags.gpus)]
+        m = replace(
+            m,
+            gpus=tuple(g for g in given if isinstance(g, Gpu)),
+            accelerators=tuple(g for g in given if isinstance(g, Accelerator)),
+        )
     if flags.python:
         if not re.fullmatch(r"3\.\d+", flags.python):
             raise SnapshotError(f"--python {flags.python!r}: expected X.Y such as 3.12")
@@ -127,6 +181,13 @@ def target_from_machine(machine: Machine, db: CompatDB, python: str | None = Non
             )
         jetson = jetson or bool(model and model.jetson)
         gpus.append((g.name, cc))
+    # an Intel GPU whose architecture is unknown (most integrated graphics) does not turn a
+    # CPU plan into an xpu one: --gpu "Arc A770" or --cuda xpu asks for that
+    accelerators = tuple(
+        a
+        for a in (_with_target(a, db) for a in machine.accelerators)
+        if a.vendor != "intel" or a.target is not None
+    )
     if machine.env is not None and python is None:
         python = machine.env.python.minor
     return Target(
@@ -139,7 +200,19 @@ def target_from_machine(machine: Machine, db: CompatDB, python: str | None = Non
         jetson=jetson,
         wsl=machine.os.wsl,
         msvc_runtime=machine.os.msvc_runtime,
+        accelerators=accelerators if not gpus else (),  # NVIDIA GPUs decide the build
     )
+
+
+def _with_target(a: Accelerator, db: CompatDB) -> Accelerator:
+    """A detected GPU with its target from the catalogue when detection could not read it
+    (Apple's chips; an Intel GPU the catalogue names)."""
+    if a.target is not None:
+        return a
+    match = db.gpus().find(a.name)
+    if match is None or match.entry.vendor != a.vendor:
+        return a
+    return replace(a, target=match.entry.target)
 
 
 def plan_for(machine: Machine, db: CompatDB, constraints: Constraints) -> Plan:

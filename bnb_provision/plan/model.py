@@ -11,6 +11,7 @@ from packaging.version import Version
 from bnb_provision import __version__
 from bnb_provision.core.cuda import ComputeCapability, Coverage, cuda_of_variant
 from bnb_provision.db.rows import Verified
+from bnb_provision.detect.accelerators import Accelerator
 from bnb_provision.plan.constraints import Constraints
 from bnb_provision.vocab import Profile
 
@@ -40,6 +41,7 @@ class Target:
     wsl: bool = False
     driver_label: str | None = None  # as the driver reports it: 580.159.04
     msvc_runtime: bool | None = None
+    accelerators: tuple[Accelerator, ...] = ()  # AMD, Intel, Apple GPUs
 
     @property
     def platform(self) -> str:
@@ -150,6 +152,15 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 
 
 def _target_dict(t: Target) -> dict[str, Any]:
+    data = _nvidia_target_dict(t)
+    if t.accelerators:  # an optional key: plans for NVIDIA machines keep their JSON
+        data["accelerators"] = [
+            {"vendor": a.vendor, "name": a.name, "target": a.target} for a in t.accelerators
+        ]
+    return data
+
+
+def _nvidia_target_dict(t: Target) -> dict[str, Any]:
     return {
         "platform": t.platform,
         "os": t.os,

@@ -25,6 +25,7 @@ from bnb_provision.core.cuda import CPU, variant_of_cuda
 from bnb_provision.db.model import CompatDB
 from bnb_provision.db.rows import Verified
 from bnb_provision.errors import NoPlanError
+from bnb_provision.plan.backends import backend_of, check_cuda_option, plan_backend
 from bnb_provision.plan.constraints import Constraints, pin_matches
 from bnb_provision.plan.model import Plan, Target
 from bnb_provision.plan.reasons import plan_reasons, plan_warnings, snippet
@@ -37,7 +38,9 @@ __all__ = ["make_plan"]
 
 def make_plan(target: Target, db: CompatDB, constraints: Constraints | None = None) -> Plan:
     """Choose the combination for ``target``, or raise :class:`NoPlanError` with the way out."""
-    cons = constraints or Constraints()
+    cons = check_cuda_option(db, constraints or Constraints())
+    if backend_of(target, cons) != "cuda":  # AMD, Intel, Apple: plan.backends
+        return plan_backend(target, db, cons)
     plan, search = _search(db, target, cons)
     if plan is not None:
         return plan
