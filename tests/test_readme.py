@@ -45,7 +45,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
@@ -462,12 +462,15 @@ STAND_IN_EXTRA = ("gptqmodel", "autoawq")
 """What the gptq and awq stacks add; the DB holds no releases of them."""
 
 
-def _stand_in_wheels(house: Path) -> Path:
-    """One stand-in wheel per release the DB knows of each package a plan pins (torch: each
-    variant the PyTorch index has for it, and its PyPI build), so that any plan an example
-    asks for can be locked and installed from them."""
+def _cuda_of(variant: str) -> str | None:
+    """``cu126`` -> ``12.6``; other builds (cpu, ROCm, XPU) have no CUDA."""
+    return f"{variant[2:-1]}.{variant[-1]}" if variant.startswith("cu") else None
+
+
+def _torch_stand_ins(house: Path) -> None:
+    """Every torch release of the DB: each variant the PyTorch index has (CPU included), and
+    PyPI's build (its Linux x86_64 variant's CUDA in ``version.py``)."""
     db = load_db()
-    house.mkdir(parents=True, exist_ok=True)
     for release in db.torch_releases:
         minor = ".".join(str(release.version).split(".")[:2])
         variants = {"cpu"}
@@ -475,28 +478,27 @@ def _stand_in_wheels(house: Path) -> Path:
             if index.torch == minor:
                 variants.update(index.variants, index.proposed)
         for variant in sorted(variants):
-            cuda = f"{variant[2:-1]}.{variant[-1]}" if variant.startswith("cu") else None
-            _torch_wheel(house, f"{release.version}+{variant}", cuda)
-        _torch_wheel(house, str(release.version), None)  # PyPI's build
-    for release in db.bnb_releases:
-        if str(release.version) == "0.50.2":
+            _torch_wheel(house, f"{release.version}+{variant}", _cuda_of(variant))
+        pypi = dict(release.pypi).get("linux-x86_64", "cpu")
+        _torch_wheel(house, str(release.version), _cuda_of(pypi))
+
+
+def _stand_in_wheels(house: Path) -> Path:
+    """One stand-in wheel per release the DB knows of each package a plan pins, so that any
+    plan an example asks for can be locked and installed from them."""
+    db = load_db()
+    house.mkdir(parents=True, exist_ok=True)
+    _torch_stand_ins(house)
+    for bnb in db.bnb_releases:
+        if str(bnb.version) == "0.50.2":
             _bnb_wheel(house, "0.50.2")
-        else:
-            make_wheel(
-                house,
-                "bitsandbytes",
-                str(release.version),
-                {"bitsandbytes/__init__.py": f"__version__ = '{release.version}'\n".encode()},
-            )
+            continue
+        init = f"__version__ = '{bnb.version}'\n".encode()
+        make_wheel(house, "bitsandbytes", str(bnb.version), {"bitsandbytes/__init__.py": init})
     for package in ("transformers", "accelerate", "peft", "trl"):
         for r in db.package_releases(package):
-            module = package.replace("-", "_")
-            make_wheel(
-                house,
-                package,
-                str(r.version),
-                {f"{module}/__init__.py": f"__version__ = '{r.version}'\n".encode()},
-            )
+            init = f"__version__ = '{r.version}'\n".encode()
+            make_wheel(house, package, str(r.version), {f"{package}/__init__.py": init})
     for package in STAND_IN_EXTRA:
         make_wheel(house, package, "0+standin", {f"{package}/__init__.py": b""})
     return house
@@ -743,8 +745,9 @@ def _assert_shown(shown: tuple[str, ...], output: str) -> None:
         at = found + len(run)
 
 
-def _params() -> list[object]:
-    out = []
+def _params() -> list[Any]:
+    """Each example a parameter, in README order, with its marker."""
+    out: list[Any] = []
     for ex in EXAMPLES:
         expect = EXPECTED.get(ex.command)
         marks = [getattr(pytest.mark, expect.marker)] if expect and expect.marker else []
