@@ -16,8 +16,8 @@ Each example runs with bash, exactly as written, in one sandbox folder shared by
 module and in README order (later examples use what earlier ones wrote, as a reader's
 would). The sandbox holds what the examples name: ``bnb-provision`` on PATH (this checkout),
 a real ``.venv`` made by uv from stand-in wheels (torch's ``version.py`` as torch writes it,
-bitsandbytes with its libraries named as in the real 0.50.2 wheel and real CUDA binaries in
-them), ``snapshot.json`` and ``snapshots/`` (real detect snapshots), ``error.txt`` and a
+bitsandbytes with its CUDA libraries named as in the real 0.50.2 wheel, real CUDA binaries
+in them), ``snapshot.json`` and ``snapshots/`` (real detect snapshots), ``error.txt`` and a
 ``train.py`` printing a real error text, model folders with real ``config.json`` files,
 ``wheelhouse/``, and a ``python3`` with torch for ``init --torch system`` (as in an NGC
 container). PyPI and the PyTorch index (download.pytorch.org, unreachable from the test
@@ -338,14 +338,18 @@ EXPECTED: dict[str, Expect] = {
         code=9,
         why=f"{UNREACHABLE}; node1 and node2: {NO_KERNELS}",
         folder="fleet",
-        lines=("fleet init through ansible: 0 of 3 nodes ok, 1 unreachable, 2 failed",),
+        lines=(
+            "fleet init through ansible: 0 of 3 nodes ok, 1 unreachable, 2 failed",
+            "exit 9: Error: verify failed in the new environment",
+        ),
         timeout=900,
     ),
     "bnb-provision fleet init --inventory hosts.ini --lock locks -o results-gptq -- --stack gptq": Expect(
         code=9,
-        why=f"{UNREACHABLE}; the lock folder holds no gptq lock for node1 and node2",
+        why=f"{UNREACHABLE}; node1 and node2 install the folder's lock into .venv-gptq, then "
+        + NO_KERNELS,
         folder="fleet",
-        lines=("1 unreachable, 2 failed",),
+        lines=("1 unreachable, 2 failed", ".venv-gptq.d/"),
         timeout=900,
     ),
     # -- Fleets, through Slurm (a cluster on this machine, -m slurm; its own folder)
