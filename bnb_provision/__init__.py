@@ -33,6 +33,7 @@ __all__ = [
     "FindingsError",
     "FitInputError",
     "FitRequest",
+    "LockDriftError",
     "LockOptions",
     "LockRequest",
     "LockfileError",
@@ -89,6 +90,7 @@ _WHERE: Final = {
     "FitInputError": "bnb_provision.errors",
     # fit: will a model load, or QLoRA-train, on these GPUs (bnb_provision.fit.fit)
     "FitRequest": "bnb_provision.fit.api",
+    "LockDriftError": "bnb_provision.errors",
 }
 """Each public name and the module that defines it."""
 
@@ -106,6 +108,7 @@ if TYPE_CHECKING:
         ExternalToolError,
         FindingsError,
         FitInputError,
+        LockDriftError,
         LockfileError,
         NoPlanError,
         ProvisionError,

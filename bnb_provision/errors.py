@@ -21,6 +21,7 @@ code  class                    meaning
 8     LockfileError            a lockfile or output exists / cannot be written
 9     FindingsError            doctor/verify found an error-severity problem
 10    FitInputError            a model, GPU or workload given to ``fit`` is invalid
+11    LockDriftError           ``lock --check``: the committed locks differ
 ====  =======================  ============================================
 """
 
@@ -31,6 +32,7 @@ __all__ = [
     "ExternalToolError",
     "FindingsError",
     "FitInputError",
+    "LockDriftError",
     "LockfileError",
     "NoPlanError",
     "ProvisionError",
@@ -119,3 +121,10 @@ class FitInputError(ProvisionError):
     """A model, GPU or workload given to ``fit`` cannot be read or makes no sense."""
 
     exit_code = 10
+
+
+class LockDriftError(ProvisionError):
+    """``lock --check``: the committed locks or manifest differ from what the DB and the
+    snapshots give now (the diff is printed before)."""
+
+    exit_code = 11

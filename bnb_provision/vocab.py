@@ -10,6 +10,7 @@ from typing import Final, Literal, get_args
 
 __all__ = [
     "CATEGORIES",
+    "COMPANIONS",
     "FLEET_ENGINES",
     "FLEET_MODES",
     "HF_PACKAGES",
@@ -17,9 +18,11 @@ __all__ = [
     "PLATFORMS",
     "PROFILES",
     "QUANTS",
+    "REPORT_TOOLS",
     "SEVERITIES",
     "STACKS",
     "Category",
+    "Companion",
     "FleetEngine",
     "FleetMode",
     "HfPackage",
@@ -27,6 +30,7 @@ __all__ = [
     "Platform",
     "Profile",
     "Quant",
+    "ReportTool",
     "Severity",
     "Stack",
 ]
@@ -88,3 +92,17 @@ FLEET_MODES: Final[tuple[FleetMode, ...]] = get_args(FleetMode)
 NodeStatus = Literal["ok", "unreachable", "failed"]
 """How a node came out of a fleet run."""
 NODE_STATUSES: Final[tuple[NodeStatus, ...]] = get_args(NodeStatus)
+
+
+Companion = Literal["torchvision", "torchaudio"]
+"""The torch companions a plan pins on request (``--with``) to the release built for its
+torch, so that installing them later cannot replace torch."""
+COMPANIONS: Final[tuple[Companion, ...]] = get_args(Companion)
+
+
+ReportTool = Literal["nvidia-smi", "collect_env", "bitsandbytes", "hf-env", "pip", "text"]
+"""The tool whose output a section of a pasted report is (``plan --from``): nvidia-smi
+(table and ``-q``), torch's collect_env, ``python -m bitsandbytes``, the Hugging Face
+``env`` commands (transformers, accelerate, diffusers, trl), pip list / freeze, and free
+text (facts stated in prose, paths, error lines)."""
+REPORT_TOOLS: Final[tuple[ReportTool, ...]] = get_args(ReportTool)

@@ -22,20 +22,32 @@ import click
 import requests
 
 from bnb_provision.core.files import write_atomic
-from bnb_provision.db.derive import PYPI, Deriver
+from bnb_provision.core.tomlio import toml_loads
+from bnb_provision.db.derive import PYPI, STACK_PACKAGES, Deriver
 
 DERIVED = Path(__file__).resolve().parent.parent / "compat_db" / "derived"
+
+
+def _kept_libraries(path: Path) -> list[dict[str, object]]:
+    """The library rows of the derived bitsandbytes file already written (for --no-libraries)."""
+    if not path.exists():
+        return []
+    return list(toml_loads(path.read_text(encoding="utf-8")).get("library", []))
 
 
 @click.command()
 @click.option("--write", is_flag=True, help="Write the files (default: only show the diff).")
 @click.option(
     "--only",
-    type=click.Choice(["torch", "bitsandbytes", "hf"]),
+    type=click.Choice(["torch", "bitsandbytes", "hf", "companions", "stacks"]),
     multiple=True,
     help="Regenerate only these parts.",
 )
-@click.option("--no-libraries", is_flag=True, help="Skip downloading bitsandbytes wheels.")
+@click.option(
+    "--no-libraries",
+    is_flag=True,
+    help="Download no bitsandbytes wheel: keep the library rows already in the derived file.",
+)
 @click.option(
     "--cache",
     type=click.Path(path_type=Path),
@@ -63,17 +75,24 @@ def main(
     session = requests.Session()
     session.headers["User-Agent"] = "bnb-provision-update-compat-db"
     d = Deriver(cache=cache, session=session, log=lambda m: click.echo(m, err=True), index=index)
-    parts = set(only) or {"torch", "bitsandbytes", "hf"}
+    parts = set(only) or {"torch", "bitsandbytes", "hf", "companions", "stacks"}
     outputs: dict[str, str] = {}
     if "torch" in parts:
         outputs["torch.toml"] = d.torch_toml()
     if "bitsandbytes" in parts:
-        outputs["bitsandbytes.toml"] = d.bnb_toml(libraries=not no_libraries)
+        outputs["bitsandbytes.toml"] = d.bnb_toml(
+            libraries=not no_libraries, kept=_kept_libraries(derived / "bitsandbytes.toml")
+        )
+    if "companions" in parts:
+        outputs["torchvision.toml"] = d.companion_toml("torchvision", "0.16.0")
+        outputs["torchaudio.toml"] = d.companion_toml("torchaudio", "2.1.0")
     if "hf" in parts:
         outputs["transformers.toml"] = d.package_toml("transformers", "4.30.0")
         outputs["accelerate.toml"] = d.package_toml("accelerate", "0.20.0")
         outputs["peft.toml"] = d.package_toml("peft", "0.4.0")
         outputs["trl.toml"] = d.package_toml("trl", "0.7.0")
+    if "stacks" in parts:
+        outputs["stacks.toml"] = d.stacks_toml(STACK_PACKAGES)
     changed = 0
     for name, new in outputs.items():
         path = derived / name

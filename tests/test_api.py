@@ -50,7 +50,9 @@ def test_a_script_plans_and_explains_through_the_api() -> None:
     bp = bnb_provision
     db = bp.load_db()
     plan = bp.plan_for(bp.load_machine(SNAP), db, bp.Constraints())
-    assert str(plan.torch.version) == "2.11.0" and plan.torch.variant == "cu130"
+    # the newest safe torch; the snapshot's verified combination (2.11.0+cu130) is evidence
+    assert str(plan.torch.version) == "2.15.0" and plan.torch.variant == "cu132"
+    assert plan.evidence and str(plan.evidence[0].torch) == "2.11.0"
     text = "torch.AcceleratorError: CUDA error: no kernel image is available for execution on the device"
     findings = bp.explain_text(text, db)
     assert findings[0].category == "arch_not_compiled"

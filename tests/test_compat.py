@@ -9,6 +9,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from bnb_provision.core.cuda import CudaVersion
 from bnb_provision.core.data import data_dir
 from bnb_provision.db.load import load_db, read_db_files
 from bnb_provision.db.model import CompatDB
@@ -42,6 +43,8 @@ def test_every_curated_row_has_a_source() -> None:
         *db.families,
         *db.arch_changes,
         *db.gpu_models,
+        *db.last_branches,
+        db.bnb_windows_legacy,
         *db.torch_indexes,
         *db.torch_builds,
         *db.loader_rules,
@@ -489,6 +492,52 @@ def test_floors_are_db_rows_with_sources() -> None:
         assert row.source.startswith("https://") and row.checked
 
 
+def test_bitsandbytes_floors_follow_its_documentation_release_by_release() -> None:
+    """NF4/FP4: 5.0 in the 0.45 to 0.47 docs (Maxwell, deprecated), 6.0 from 0.48; a
+    release whose docs name none falls back to the current row; LLM.int8() is 7.5 in all."""
+    db = load_db()
+    assert db.min_cc("nf4_fp4", Version("0.47.0")) == (5, 0)
+    assert db.min_cc("nf4_fp4", Version("0.48.0")) == (6, 0)
+    assert db.min_cc("nf4_fp4", Version("0.50.2")) == (6, 0)
+    assert db.min_cc("nf4_fp4") == (6, 0)  # the current documentation
+    assert db.feature_row("nf4_fp4", Version("0.44.1")).bnb == SpecifierSet(">=0.48")
+    assert db.min_cc("optimizers_8bit", Version("0.44.1")) == (3, 5)
+    assert db.min_cc("llm_int8", Version("0.41.1")) == (7, 5)
+    for row in db.features:
+        if row.bnb is not None:
+            assert "/bitsandbytes/blob/0." in row.source and row.checked
+
+
+def test_driver_facts_for_plans_without_a_driver() -> None:
+    """The last branch of old GPUs, the newest CUDA a driver JIT-compiles, the floors."""
+    db = load_db()
+    assert db.last_branch(((6, 1), (8, 0))).branch == 580  # type: ignore[union-attr]
+    assert db.last_branch(((3, 7),)).branch == 470  # type: ignore[union-attr]
+    assert db.last_branch(((7, 5),)) is None
+    assert db.driver_cuda(Version("580.95.05"), "linux") == (13, 0)
+    assert db.driver_cuda(Version("595.45.04"), "linux") == (13, 2)
+    assert db.driver_cuda(Version("580"), "linux") == (12, 9)  # below 13.0 GA's 580.65.06
+    assert db.driver_cuda(Version("595.79"), "windows") == (12, 9)  # no Windows 13.x rows
+    floors = db.driver_floors("linux")
+    assert floors == tuple(sorted(floors)) and str(floors[0]) == "450.80.02"
+    assert str(db.toolkit_driver(CudaVersion(13, 2), "linux")) == "595.45.04"
+
+
+def test_derived_macos_floors_and_companions() -> None:
+    db = load_db()
+    by_version = {str(r.version): r for r in db.torch_releases}
+    assert str(by_version["2.11.0"].macos_floor("3.12")) == "11.0"
+    assert str(by_version["2.15.0"].macos_floor("3.12")) == "14.0"
+    assert {str(r.macos) for r in db.bnb_releases if r.macos} == {"14.0"}
+    vision = {str(r.version): r for r in db.companion_releases("torchvision")}
+    assert vision["0.26.0"].torch == SpecifierSet("==2.11.0")
+    audio = {str(r.version): r for r in db.companion_releases("torchaudio")}
+    assert audio["2.11.0"].torch is None  # its metadata names no torch
+    legacy = db.bnb_windows_legacy
+    assert legacy.cuda_tags(Version("0.38.0")) == legacy.cuda
+    assert legacy.cuda_tags(Version("0.41.1"))[-3:] == ("120", "121", "122")
+
+
 def test_the_os_floors_agree_with_the_derived_wheels() -> None:
     """The curated floors are the first releases PyPI has a wheel for that OS."""
     db = load_db()
@@ -528,6 +577,31 @@ def test_the_os_floors_agree_with_the_derived_wheels() -> None:
             "nvidia.toml:feature",
             [],
             "nvidia.toml: feature: no row for 'bf16' (one row each for bf16)",
+        ),
+        (  # a feature with several rows needs each one's bitsandbytes range
+            "bitsandbytes.toml:feature.1.bnb",
+            _DELETE,
+            "bitsandbytes.toml: feature[1]: 'nf4_fp4' has several rows: each needs its bnb range",
+        ),
+        (
+            "nvidia.toml:last_branch.1.below_cc",
+            "seven",
+            'nvidia.toml: last_branch[1].below_cc: expected a compute capability "X.Y"',
+        ),
+        (
+            "bitsandbytes.toml:windows_legacy.cuda_added.0",
+            "0.38.1",
+            "bitsandbytes.toml: windows_legacy.cuda_added[0]: expected VERSION=TAG",
+        ),
+        (
+            "derived/torch.toml:release.0.macos.0",
+            "3.8",
+            "derived/torch.toml: release[0].macos[0]: expected PYTHON=MACOS",
+        ),
+        (
+            "derived/torchvision.toml:release.0.package",
+            "torchtext",
+            "derived/torchvision.toml: release[0].package: unknown companion 'torchtext'",
         ),
     ],
 )

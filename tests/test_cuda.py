@@ -12,10 +12,12 @@ from packaging.version import Version
 from bnb_provision.core.cuda import (
     ComputeCapability,
     CudaVersion,
+    DriverVersion,
     covers,
     cuda_of_variant,
     cuda_option,
     is_cuda_tag,
+    ptx_blocked,
     variant_of_cuda,
 )
 from bnb_provision.db.rows import BnbLibraryRow, TorchBuild
@@ -232,3 +234,99 @@ def test_the_three_kernel_lists_share_the_rule(
     assert torch.covers(cc) == covers(cc, sass=sass, ptx=ptx)
     assert lib.covers(cc) == covers(cc, sass=sass, ptx=(*ptx, *rel_ptx))
     assert scanned.covers(*cc) == lib.covers(cc)
+
+
+# -- PTX needs a driver as new as the toolkit that emitted it -------------------------
+
+
+@pytest.mark.parametrize(
+    ("cc", "sass", "ptx", "toolkit", "driver", "expected"),
+    [
+        # issue 13: a 580 driver (CUDA 13.0) cannot JIT the PTX of a CUDA 13.2 build
+        ((13, 0), (75, 120), (120,), (13, 2), (13, 0), None),
+        ((13, 0), (75, 120), (120,), (13, 2), (13, 2), "ptx"),
+        ((13, 0), (75, 120), (120,), (13, 0), (13, 0), "ptx"),
+        ((13, 0), (75, 120), (120,), (13, 0), (13, 3), "ptx"),  # newer drivers JIT older PTX
+        ((12, 0), (75, 120), (120,), (13, 2), (12, 8), "sass"),  # SASS needs no JIT
+        ((13, 0), (75, 120), (120,), None, (12, 8), "ptx"),  # the toolkit unknown: not asked
+    ],
+)
+def test_ptx_counts_only_where_the_driver_can_jit_it(
+    cc: tuple[int, int],
+    sass: tuple[int, ...],
+    ptx: tuple[int, ...],
+    toolkit: tuple[int, int] | None,
+    driver: tuple[int, int],
+    expected: str | None,
+) -> None:
+    tk = CudaVersion(*toolkit) if toolkit else None
+    assert covers(cc, sass=sass, ptx=ptx, toolkit=tk, driver_cuda=CudaVersion(*driver)) == expected
+    assert ptx_blocked(cc, sass=sass, ptx=ptx, toolkit=tk, driver_cuda=CudaVersion(*driver)) == (
+        expected is None
+    )
+
+
+@given(ccs, archs, archs, versions, versions)
+def test_the_driver_only_ever_takes_ptx_away(
+    cc: ComputeCapability,
+    sass: tuple[int, ...],
+    ptx: tuple[int, ...],
+    toolkit: CudaVersion,
+    driver: CudaVersion,
+) -> None:
+    """With the driver's CUDA given, coverage is never more than by architecture alone; it
+    is the same whenever the driver is at least as new as the toolkit."""
+    plain = covers(cc, sass=sass, ptx=ptx)
+    asked = covers(cc, sass=sass, ptx=ptx, toolkit=toolkit, driver_cuda=driver)
+    assert _RANK[asked] <= _RANK[plain]
+    if driver >= toolkit or plain == "sass":
+        assert asked == plain
+    else:
+        assert asked == (None if plain == "ptx" else plain)
+
+
+@given(ccs, archs, archs, versions)
+def test_db_rows_and_scanned_binaries_pass_the_toolkit_through(
+    cc: ComputeCapability, sass: tuple[int, ...], ptx: tuple[int, ...], driver: CudaVersion
+) -> None:
+    """A torch build's toolkit is its variant's CUDA, a library's its tag's: the rows ask
+    the one rule with them."""
+    torch = TorchBuild(
+        variant="cu132",
+        torch=SpecifierSet(),
+        platforms=("linux-x86_64",),
+        channel="index",
+        sass=sass,
+        ptx=ptx,
+        source="https://example.invalid",
+        checked="2026-01-01",
+    )
+    lib = BnbLibraryRow(
+        bnb=Version("0.50.2"),
+        platform="linux-x86_64",
+        file="libbitsandbytes_cuda130.so",
+        backend="cuda",
+        version="130",
+        sass=sass,
+        ptx=(),
+        rel_ptx=ptx,
+    )
+    scanned = KernelInventory(format="elf", sass=sass, ptx=(), rel_ptx=ptx)
+    t132, t130 = CudaVersion(13, 2), CudaVersion(13, 0)
+    assert torch.covers(cc, driver) == covers(
+        cc, sass=sass, ptx=ptx, toolkit=t132, driver_cuda=driver
+    )
+    assert lib.covers(cc, driver) == covers(
+        cc, sass=sass, ptx=ptx, toolkit=t130, driver_cuda=driver
+    )
+    assert scanned.covers(*cc, toolkit=t130, driver_cuda=driver) == lib.covers(cc, driver)
+
+
+def test_a_driver_version_prints_as_it_was_written() -> None:
+    import pickle
+
+    drv = DriverVersion("580.159.04")
+    assert str(drv) == "580.159.04" and str(Version("580.159.04")) == "580.159.4"
+    assert drv == Version("580.159.4") and drv > Version("580.95.05")
+    assert str(pickle.loads(pickle.dumps(drv))) == "580.159.04"
+    assert f"driver >= {DriverVersion(' 450.80.02 ')}" == "driver >= 450.80.02"

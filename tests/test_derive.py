@@ -7,7 +7,12 @@ import requests
 
 from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.db.derive import Deriver, document, table
-from bnb_provision.db.wheels import MARKER_ENVS, cuda_from_requires, platform_of_wheel
+from bnb_provision.db.wheels import (
+    MARKER_ENVS,
+    cuda_from_requires,
+    macos_floors,
+    platform_of_wheel,
+)
 from bnb_provision.vocab import PLATFORMS
 from tests.support.index import make_wheel, serve_index
 
@@ -193,6 +198,8 @@ def test_regeneration_reproduces_one_wheels_kernels(tmp_path: Path) -> None:
         "accelerate.toml",
         "peft.toml",
         "trl.toml",
+        "torchvision.toml",
+        "torchaudio.toml",
     ],
 )
 def test_the_writer_reproduces_the_shipped_files_byte_for_byte(name: str) -> None:
@@ -265,3 +272,64 @@ def test_the_script_prints_a_diff_and_writes_only_when_asked(tmp_path: Path) -> 
         assert toml_loads(text)["library"][0]["file"] == "libbitsandbytes_cpu.so"
         again = run()
     assert again.stdout == "" and "0 file(s) would change" in again.stderr
+
+
+def test_macos_floors_come_from_the_platform_tags() -> None:
+    """The oldest macOS of each Python's arm64 wheel; free-threaded builds left out."""
+    names = [
+        "torch-2.10.0-cp312-none-macosx_11_0_arm64.whl",
+        "torch-2.10.0-2-cp312-none-macosx_11_0_arm64.whl",  # a re-upload with a build tag
+        "torch-2.10.0-cp314-cp314-macosx_14_0_arm64.whl",
+        "torch-2.10.0-cp313-cp313t-macosx_14_0_arm64.whl",
+        "torch-2.2.2-cp311-none-macosx_10_9_x86_64.whl",  # Intel: not an arm64 floor
+        "torch-2.10.0-cp312-cp312-manylinux_2_28_x86_64.whl",
+    ]
+    assert macos_floors(names) == ["3.12=11.0", "3.14=14.0"]
+    assert macos_floors(["bitsandbytes-0.50.2-py3-none-macosx_14_0_arm64.whl"]) == ["py3=14.0"]
+
+
+def test_companions_and_macos_floors_against_a_local_index(tmp_path: Path) -> None:
+    """torchvision's rows: the torch its METADATA requires (None when it names none) and
+    its macOS floor; bitsandbytes' row gets its macOS floor; --no-libraries keeps the
+    library rows already written instead of downloading wheels."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(
+        wheels,
+        "torchvision",
+        "0.26.0",
+        {"torchvision/__init__.py": b""},
+        tag="cp312-cp312-macosx_11_0_arm64",
+        requires=("numpy", "torch==2.11.0"),
+    )
+    make_wheel(
+        wheels,
+        "torchvision",
+        "0.29.2",
+        {"torchvision/__init__.py": b""},
+        tag="py3-none-macosx_14_0_arm64",
+        requires=("torch>=2.14.0",),
+    )
+    make_wheel(
+        wheels,
+        "torchvision",
+        "0.9.9",
+        {"torchvision/__init__.py": b""},
+        tag="py3-none-manylinux_2_28_x86_64",
+        requires=("numpy",),
+    )
+    make_wheel(wheels, "bitsandbytes", "0.50.2", {"bitsandbytes/__init__.py": b""},
+               tag="py3-none-macosx_14_0_arm64", requires=("torch<3,>=2.4",))  # fmt: skip
+    kept = [{"bnb": "0.50.2", "platform": "macos-arm64", "file": "libbitsandbytes_cpu.dylib",
+             "backend": "cpu"}]  # fmt: skip
+    with serve_index(list(wheels.iterdir())) as (url, seen):
+        d = Deriver(cache=tmp_path / "cache", session=requests.Session(), index=url)
+        vision = toml_loads(d.companion_toml("torchvision", "0.1"))["release"]
+        bnb = toml_loads(d.bnb_toml(libraries=False, kept=kept))
+    assert not [p for p in seen if p.endswith(".whl") and "bitsandbytes" in p]  # no download
+    rows = {r["version"]: r for r in vision}
+    assert rows["0.26.0"]["torch"] == "==2.11.0" and rows["0.26.0"]["macos"] == ["3.12=11.0"]
+    assert rows["0.29.2"]["torch"] == ">=2.14.0" and rows["0.29.2"]["macos"] == ["py3=14.0"]
+    assert "torch" not in rows["0.9.9"] and "macos" not in rows["0.9.9"]
+    assert bnb["release"][0]["macos"] == "14.0"
+    assert bnb["library"] == kept

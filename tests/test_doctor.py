@@ -352,3 +352,26 @@ def test_explain_cli() -> None:
     assert json.loads(res.stdout)["findings"][0]["category"] == "arch_not_compiled"
     empty = runner.invoke(cli, ["explain"], input="")
     assert empty.exit_code == 2
+
+
+def test_ptx_is_counted_only_where_the_driver_can_jit_it() -> None:
+    """A GPU newer than every SASS in libbitsandbytes_cuda130.so (13.0 here) runs its
+    relocatable compute_120 only under a driver that supports CUDA 13.0 or newer."""
+    from bnb_provision.plan.analysis import bnb_load_report
+
+    db = load_db()
+    future = replace(H100.gpus[0], compute_capability=(13, 0))
+    new = replace(H100, gpus=(future,))
+    report = bnb_load_report(new, db)
+    assert report is not None and report.coverage == ((0, "ptx"),)
+    assert H100.nvidia is not None
+    old = replace(new, nvidia=replace(H100.nvidia, driver="575.57.08", cuda_driver="12.9"))
+    report = bnb_load_report(old, db)
+    assert report is not None and report.coverage == ((0, None),)
+    assert any("cannot JIT-compile it" in n for n in report.notes), report.notes
+    # without the driver's own report, its version decides through NVIDIA's table
+    table = replace(new, nvidia=replace(H100.nvidia, driver="575.57.08", cuda_driver=None))
+    report = bnb_load_report(table, db)
+    assert report is not None and report.coverage == ((0, None),)
+    findings = diagnose(old, db, DoctorOptions())
+    assert "bnb-arch-not-compiled" in {f.id for f in findings}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from bnb_provision.detect.host import OSInfo, PythonInfo
 from bnb_provision.detect.machine import Machine
 from bnb_provision.env.build import BuildOptions, init_env, rebuild_env
 from bnb_provision.env.stamp import read_stamp
-from bnb_provision.errors import FindingsError, TargetEnvError
+from bnb_provision.errors import FindingsError, LockfileError, TargetEnvError
 from bnb_provision.plan.constraints import Constraints
 from bnb_provision.vocab import Profile
 from tests.support.index import make_wheel
@@ -128,7 +129,9 @@ def test_rebuild_swaps_and_keeps_a_backup(tmp_path: Path, wheelhouse: Path) -> N
     assert res.action == "rebuilt" and env.resolve() == res.real != first
     assert _import_version(env) == "0.48.2"
     assert res.backups == (first,) and _import_version(first) == "0.50.2"
-    pruned = rebuild_env(_opts(tmp_path, wheelhouse, keep=0), load_db(), machine=CPU)
+    # the --bnb 0.48 pin stays (the stamp records it) until a rebuild pins another
+    assert rebuild_env(_opts(tmp_path, wheelhouse), load_db(), machine=CPU).action == "unchanged"
+    pruned = rebuild_env(_opts(tmp_path, wheelhouse, bnb="0.50", keep=0), load_db(), machine=CPU)
     assert pruned.action == "rebuilt" and not first.exists() and not res.real.exists()
 
 
@@ -501,3 +504,164 @@ def test_an_environment_whose_verify_cannot_run_is_set_aside(
         init_env(_opts(tmp_path, wheelhouse, verify=True), load_db(), machine=CPU)
     (left,) = (tmp_path / ".venv-bnb.d").iterdir()
     assert left.name.endswith(".failed") and not (tmp_path / ".venv-bnb").is_symlink()
+
+
+@pytest.fixture(scope="module")
+def newer_torch(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Path:
+    """A second folder with torch 2.15.0+cpu and what its plan adds: a plan without a torch
+    pin takes it, offline as online."""
+    from bnb_provision.plan.inputs import plan_for
+
+    d = tmp_path_factory.mktemp("newer")
+    version = "2.15.0+cpu"
+    make_wheel(
+        d,
+        "torch",
+        version,
+        {
+            "torch/__init__.py": f"__version__ = '{version}'\n".encode(),
+            "torch/version.py": f"__version__ = '{version}'\ncuda = None\n".encode(),
+        },
+        tag=f"{TAG}-manylinux_2_28_x86_64",
+    )
+    plan = plan_for(CPU, load_db(), Constraints(torch="2.15.0", python=PY, cuda="cpu"))
+    held = {p.name for p in wheelhouse.iterdir()}
+    for name, v in plan.packages:
+        module = name.replace("-", "_")
+        if name != "torch" and not any(h.startswith(f"{module}-{v}-") for h in held):
+            make_wheel(d, name, v, {f"{module}/__init__.py": f"__version__ = '{v}'\n".encode()})
+    return d
+
+
+def _torch_of(env: Path) -> str | None:
+    stamp = read_stamp(env)
+    return stamp.torch if stamp else None
+
+
+def test_rebuild_keeps_the_torch_pin_init_was_given(
+    tmp_path: Path, wheelhouse: Path, newer_torch: Path
+) -> None:
+    """init --torch 2.13 with torch 2.15 in the wheelhouse too: a plain rebuild keeps 2.13
+    (the stamp records the request), a rebuild given --torch 2.15 moves."""
+    house = (wheelhouse, newer_torch)
+
+    def opts(cons: Constraints, **kw: object) -> BuildOptions:
+        return BuildOptions(
+            env=tmp_path / ".venv-bnb",
+            constraints=cons,
+            offline=True,
+            find_links=house,
+            verify=False,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    # offline, the plan takes the newest torch the wheelhouse holds
+    fresh = init_env(opts(Constraints(cuda="cpu"), dry_run=True), load_db(), machine=CPU)
+    assert fresh.summary is not None and fresh.summary.torch == "2.15.0"
+    init_env(opts(Constraints(torch="2.13", cuda="cpu")), load_db(), machine=CPU)
+    env = tmp_path / ".venv-bnb"
+    stamp = read_stamp(env)
+    assert stamp is not None and stamp.request is not None
+    assert stamp.request.constraints.torch == "2.13" and stamp.request.lock is None
+    said: list[str] = []
+    same = rebuild_env(opts(Constraints()), load_db(), machine=CPU, log=said.append)
+    assert same.action == "unchanged" and _torch_of(env) == "2.13.0+cpu"
+    assert "as init was asked: --torch 2.13 --cuda cpu --stack bnb" in said
+    moved = rebuild_env(opts(Constraints(torch="2.15")), load_db(), machine=CPU)
+    assert moved.action == "rebuilt" and moved.reasons[0] == "torch 2.13.0+cpu -> 2.15.0+cpu"
+    assert _torch_of(env) == "2.15.0+cpu"
+
+
+def test_rebuild_of_an_environment_made_from_the_team_lock_uses_that_lock(
+    tmp_path: Path, wheelhouse: Path, newer_torch: Path
+) -> None:
+    """init --lock locks/: a plain rebuild rebuilds from the same lock folder (not a fresh
+    plan, which would take torch 2.15), and says when the lock changed since."""
+    from bnb_provision.lock.lockset import LockOptions, lock_machines
+
+    house = (wheelhouse, newer_torch)
+    locks = tmp_path / "locks"
+
+    def lock(bnb: str, regenerate: str = "bnb-provision lock") -> None:
+        lock_machines(
+            [CPU],
+            load_db(),
+            Constraints(torch="2.13.0", python=PY, cuda="cpu", bnb=bnb),
+            LockOptions(
+                output=locks, offline=True, find_links=house, force=True, regenerate=regenerate
+            ),
+        )
+
+    lock("0.50")
+    (req,) = locks.glob("*.requirements.txt")
+    opts = BuildOptions(
+        env=tmp_path / ".venv-bnb",
+        constraints=Constraints(),
+        lock=locks,
+        offline=True,
+        find_links=house,
+        verify=False,
+    )
+    init_env(opts, load_db(), machine=CPU)
+    env = tmp_path / ".venv-bnb"
+    stamp = read_stamp(env)
+    assert stamp is not None and stamp.request is not None
+    assert stamp.request.lock == str(locks) and stamp.request.lock_file == str(req.resolve())
+    plain = dataclasses.replace(opts, lock=None)
+    same = rebuild_env(plain, load_db(), machine=CPU)
+    assert same.action == "unchanged" and same.lock == req.resolve()
+    assert _torch_of(env) == "2.13.0+cpu"
+    # the team re-locks with another bitsandbytes: rebuild follows the lock, and says why
+    lock("0.48")
+    (relocked,) = locks.glob("*.requirements.txt")  # the 0.50 one retired as a .bak
+    assert relocked.name.endswith("-bnb0_48_2.requirements.txt")
+    assert list(locks.glob(f"{req.name}.*.bak"))
+    res = rebuild_env(plain, load_db(), machine=CPU)
+    assert res.action == "rebuilt" and res.lock == relocked.resolve()
+    assert res.reasons[0].startswith("the lock picked is now " + relocked.name)
+    assert "bitsandbytes 0.50.2 -> 0.48.2" in res.reasons
+    assert _import_version(env) == "0.48.2" and _torch_of(env) == "2.13.0+cpu"
+    # the same lock file written again with other contents (here only its header): said
+    lock("0.48", regenerate="make locks")
+    again = rebuild_env(plain, load_db(), machine=CPU)
+    assert again.action == "rebuilt" and again.reasons[0].startswith(
+        f"the lock changed since this environment was built: {relocked.name} (sha256 "
+    )
+    assert rebuild_env(plain, load_db(), machine=CPU).action == "unchanged"
+    # a file edited behind the manifest's back is refused, as by init
+    relocked.write_text(relocked.read_text() + "# an edit\n")
+    with pytest.raises(LockfileError, match="not the file its manifest recorded"):
+        rebuild_env(plain, load_db(), machine=CPU)
+
+
+def test_a_cuda_lock_file_on_a_machine_without_gpu_is_refused_unless_asked(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    """Issue 16: a GPU-less machine never installs a CUDA lock by mistake (gigabytes of CUDA
+    libraries, then torch on the CPU); --cuda-without-gpu plans for the machines the lock's
+    header names instead."""
+    from bnb_provision.errors import NoPlanError
+
+    lock = tmp_path / "cu126.requirements.txt"
+    lock.write_text(
+        f"# Plan: torch 2.13.0+cu126, bitsandbytes 0.50.2, Python {PY}, linux-x86_64\n"
+        "# Needs: NVIDIA driver >= 525.60.13; GPU architectures 8.0\n"
+        "torch==2.13.0+cu126 \\\n    --hash=sha256:" + "0" * 64 + "\n"
+    )
+    opts = BuildOptions(
+        env=tmp_path / ".venv-bnb",
+        constraints=Constraints(),
+        lock=lock,
+        offline=True,
+        find_links=(wheelhouse,),
+        verify=False,
+    )
+    with pytest.raises(NoPlanError, match=r"this machine has no NVIDIA GPU: it would install"):
+        init_env(opts, load_db(), machine=CPU)
+    assert not (tmp_path / ".venv-bnb").exists() and not (tmp_path / ".venv-bnb.d").exists()
+    asked = dataclasses.replace(opts, dry_run=True, cuda_without_gpu=True)
+    res = init_env(asked, load_db(), machine=CPU)
+    assert res.summary is not None and (res.summary.torch, res.summary.variant) == (
+        "2.13.0",
+        "cu126",
+    )

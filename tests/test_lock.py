@@ -22,7 +22,7 @@ from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.core.uv import find_uv
 from bnb_provision.db.load import load_db
 from bnb_provision.detect.snapshot import machine_from_dict
-from bnb_provision.errors import ExternalToolError, LockfileError
+from bnb_provision.errors import ExternalToolError, LockfileError, NoPlanError
 from bnb_provision.lock.bundle import bundle_lock
 from bnb_provision.lock.lockset import LockOptions, lock_machines
 from bnb_provision.lock.writers import write_files
@@ -79,6 +79,14 @@ def indexes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
         requires=deps,
     )
     make_wheel(pt, "filelock", "99.0.0", {"filelock/__init__.py": b"decoy"})
+    make_wheel(  # a companion built for the index's torch, as download.pytorch.org has them
+        pt,
+        "torchvision",
+        "0.29.2+cu126",
+        {"torchvision/__init__.py": b"cu126"},
+        tag="py3-none-manylinux_2_28_x86_64",
+        requires=("torch>=2.14.0",),
+    )
     # the PyPI stand-in: PyPI's own builds, decoys of the index builds, and everything else
     make_wheel(
         pypi,
@@ -105,6 +113,14 @@ def indexes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
         requires=deps,
     )
     make_wheel(pypi, "filelock", "3.16.1", {"filelock/__init__.py": b""})
+    make_wheel(  # PyPI's torchvision: a decoy for a plan whose torch is an index build
+        pypi,
+        "torchvision",
+        "0.29.2",
+        {"torchvision/__init__.py": b"pypi"},
+        tag="py3-none-manylinux_2_28_x86_64",
+        requires=("torch>=2.14.0",),
+    )
     make_wheel(
         pypi,
         "bitsandbytes",
@@ -351,7 +367,8 @@ def test_gptq_stack_pins_torch_and_excludes_bitsandbytes(
     m = machine_from_dict(_snapshot("linux", "NVIDIA A100", "580.95.05"))
     plan = plan_for(m, load_db(), Constraints())
     reqs = stack_requirements(plan, "gptq")
-    assert reqs[0] == "torch==2.15.0" and "gptqmodel" in reqs
+    # gptqmodel pinned to the newest release whose own requirements accept the plan's
+    assert reqs[0] == "torch==2.15.0" and "gptqmodel==7.7.0" in reqs
     assert not any(r.startswith("bitsandbytes") for r in reqs)
     assert not any(r.startswith(("gptqmodel", "autoawq")) for r in stack_requirements(plan, "bnb"))
 
@@ -510,6 +527,7 @@ def test_results_build_their_own_json(tmp_path: Path) -> None:
                 "packages": {"torch": "2.13.0"},
                 "changed": ["~ torch 2.12.0 -> 2.13.0"],
                 "seconds": 1.235,
+                "warnings": [],
             }
         ],
         "unplanned": [{"machine": "c", "why": "old"}],
@@ -520,6 +538,7 @@ def test_results_build_their_own_json(tmp_path: Path) -> None:
         "directory": str(tmp_path),
         "downloaded": ["a.whl"],
         "present": ["b.whl"],
+        "skipped": [],
     }
 
 
@@ -557,7 +576,23 @@ def test_requirements_keep_every_other_package_off_the_torch_index(tmp_path: Pat
     make_wheel(pt, "torch", local, {"torch/__init__.py": b""}, tag=tag, requires=("filelock",))
     make_wheel(pypi, "torch", str(plan.torch.version), {"torch/__init__.py": b"decoy"}, tag=tag)
     make_wheel(pypi, "filelock", "3.16.1", {"filelock/__init__.py": b""})
+    make_wheel(  # PyPI's torchvision: a decoy for a plan whose torch is an index build
+        pypi,
+        "torchvision",
+        "0.29.2",
+        {"torchvision/__init__.py": b"pypi"},
+        tag="py3-none-manylinux_2_28_x86_64",
+        requires=("torch>=2.14.0",),
+    )
     make_wheel(pt, "filelock", "99.0.0", {"filelock/__init__.py": b"decoy"})
+    make_wheel(  # a companion built for the index's torch, as download.pytorch.org has them
+        pt,
+        "torchvision",
+        "0.29.2+cu126",
+        {"torchvision/__init__.py": b"cu126"},
+        tag="py3-none-manylinux_2_28_x86_64",
+        requires=("torch>=2.14.0",),
+    )
     for name, version in plan.packages:
         if name != "torch":
             make_wheel(pypi, name, version, {f"{name}/__init__.py": b""})
@@ -767,3 +802,175 @@ def test_bundle_of_a_corrupt_pylock_is_a_lockfile_error(tmp_path: Path, text: by
     with pytest.raises(LockfileError, match=r"cannot read it as a pylock\.toml") as info:
         bundle_lock(lock, tmp_path / "house")
     assert info.value.exit_code == 8 and not (tmp_path / "evil.whl").exists()
+
+
+def test_companions_come_from_the_index_of_their_torch(
+    tmp_path: Path, indexes: tuple[str, str, list[str]]
+) -> None:
+    """--with torchvision: the plan pins the release built for its torch, and the lock takes
+    it from the same PyTorch index as torch (PyPI's copy is built for PyPI's torch)."""
+    pascal = machine_from_dict(_snapshot("linux", "NVIDIA GeForce GTX 1080 Ti", "550.54.14"))
+    cons = Constraints(companions=("torchvision",))
+    (r,) = lock_machines([pascal], load_db(), cons, _opts(tmp_path, indexes)).results
+    by_name = {p["name"]: p for p in toml_loads(r.pylock.read_text())["packages"]}
+    pt_host = indexes[1].rsplit("/simple", 1)[0]
+    assert by_name["torchvision"]["version"] == "0.29.2+cu126"
+    assert by_name["torchvision"]["wheels"][0]["url"].startswith(pt_host)
+    assert r.spec.index_packages == ("torch", "torchvision")
+    req = r.requirements.read_text()
+    assert f"--find-links {indexes[1]}/torchvision/" in req
+
+
+def test_a_team_lock_keeps_hopper_with_the_rest(
+    tmp_path: Path, indexes: tuple[str, str, list[str]]
+) -> None:
+    """The verified Hopper row no longer holds H100s at torch 2.11: they lock with the
+    Ampere machines on the newest safe torch, in one group."""
+    machines = [
+        machine_from_dict(_snapshot("linux", "NVIDIA H100 80GB HBM3", "580.159.04")),
+        machine_from_dict(_snapshot("linux", "NVIDIA A100-SXM4-80GB", "580.95.05")),
+    ]
+    (r,) = lock_machines(machines, load_db(), Constraints(), _opts(tmp_path, indexes)).results
+    assert len(r.spec.machines) == 2 and r.spec.torch == "2.15.0"
+    assert r.spec.driver_floor == "580"
+
+
+def test_an_unverified_index_listing_fails_the_lock_clearly(
+    tmp_path: Path, indexes: tuple[str, str, list[str]]
+) -> None:
+    """--torch 2.15 on Windows rests on an announced, unverified index listing: the plan
+    honours it, and lock, finding no such build on the index, says which fact failed."""
+    win = machine_from_dict(_snapshot("windows", "NVIDIA GeForce RTX 3090", "595.79"))
+    cons = Constraints(torch="2.15")
+    with pytest.raises(ExternalToolError) as info:
+        lock_machines([win], load_db(), cons, _opts(tmp_path, indexes))
+    message = str(info.value)
+    assert "could not lock torch 2.15.0+cu132" in message
+    assert "not verified" in message and "issues/190385" in message
+
+
+def test_the_legacy_windows_index_serves_bitsandbytes_alone() -> None:
+    """--allow-legacy-windows-index with --bnb 0.41: uv's input routes bitsandbytes (and
+    nothing else) to the third-party index, torch to the PyTorch index; the requirements
+    file scopes it the same way with a find-links page."""
+    from bnb_provision.lock.group import spec_for
+    from bnb_provision.lock.requirements import index_lines
+    from bnb_provision.plan.inputs import plan_for
+
+    db = load_db()
+    win = machine_from_dict(_snapshot("windows", "NVIDIA GeForce RTX 3090", "595.79"))
+    plan = plan_for(win, db, Constraints(bnb="0.41", legacy_windows_index=True))
+    opts = LockOptions(output=Path("locks"))
+    spec = spec_for(plan, ("win",), None, db, opts)
+    legacy = db.bnb_windows_legacy.url
+    assert spec.bnb_index == legacy and spec.index_packages == ("torch",)
+    sources = toml_loads(spec.uv_input)["tool"]["uv"]["sources"]
+    assert sources == {
+        "torch": {"index": "pytorch-cu118"},
+        "bitsandbytes": {"index": "bitsandbytes-windows-legacy"},
+    }
+    assert f"--find-links {legacy}/bitsandbytes/" in index_lines(spec, opts)
+    official = plan_for(win, db, Constraints(legacy_windows_index=True))
+    assert spec_for(official, ("win",), None, db, opts).bnb_index is None
+
+
+def test_the_manifest_is_replaced_only_with_force_and_unchanged_files_get_no_bak(
+    tmp_path: Path, indexes: tuple[str, str, list[str]]
+) -> None:
+    """Issue 16: the same lock again writes nothing (no .bak, even with --force); another
+    machine in the same folder changes the manifest, which then needs --force."""
+    snaps = _snapshots(tmp_path / "snaps", "")
+    out = tmp_path / "locks"
+    assert _lock_cli(snaps, out, indexes).exit_code == 0
+    before = _contents(out)
+    for extra in ((), ("--force",)):
+        again = _lock_cli(snaps, out, indexes, *extra)
+        assert again.exit_code == 0, again.output
+        assert _contents(out) == before  # byte for byte, and no .bak
+    (snaps / "pascal.json").unlink()  # the Pascal box leaves: its locks are retired
+    refused = _lock_cli(snaps, out, indexes)
+    assert refused.exit_code == 8 and "bnb-provision-locks.toml exists; pass --force" in (
+        refused.stderr
+    )
+    assert _contents(out) == before
+    forced = _lock_cli(snaps, out, indexes, "--force")
+    assert forced.exit_code == 0, forced.output
+    after = _contents(out)
+    backups = sorted(n for n in after if n.endswith(".bak"))
+    kept = sorted(n for n in after if not n.endswith(".bak"))
+    assert len(kept) == 3 and all("cu126" not in n for n in kept)  # Ampere's and the manifest
+    # the manifest and the Pascal files, kept aside as dated .bak files
+    assert len(backups) == 3 and any(n.startswith("bnb-provision-locks.toml.") for n in backups)
+
+
+def test_lock_offline_plans_only_what_the_wheelhouse_holds(tmp_path: Path) -> None:
+    """Issue 16: offline, the plan takes the newest torch the wheelhouse holds (here the
+    older 2.14.1+cu126), never one uv would then fail to find there."""
+    m = machine_from_dict(_snapshot("linux", "NVIDIA A100", "580.95.05"))
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    tag = f"{TAG}-manylinux_2_28_x86_64"
+    make_wheel(house, "torch", "2.14.1+cu126", {"torch/__init__.py": b""}, tag=tag)
+    for name, version in (("bitsandbytes", "0.50.2"), ("transformers", "5.24.0"),
+                          ("accelerate", "1.15.0")):  # fmt: skip
+        make_wheel(house, name, version, {f"{name}/__init__.py": b""})
+    from bnb_provision.plan.inputs import plan_for
+
+    # online, the plan would take PyPI's torch 2.15.0
+    assert str(plan_for(m, load_db(), Constraints()).torch.version) == "2.15.0"
+    opts = LockOptions(
+        output=tmp_path / "locks", offline=True, find_links=(house,), cache_dir=tmp_path / "c"
+    )
+    (r,) = lock_machines([m], load_db(), Constraints(), opts).results
+    assert dict(r.packages)["torch"] == "2.14.1+cu126" and r.spec.variant == "cu126"
+    (house / f"torch-2.14.1+cu126-{tag}.whl").unlink()
+    with pytest.raises(NoPlanError, match=r"planning offline from the wheelhouse .*no torch"):
+        lock_machines([m], load_db(), Constraints(), opts)
+
+
+def test_an_unreachable_pytorch_index_names_torch_index_url(tmp_path: Path) -> None:
+    m = machine_from_dict(_snapshot("linux", "NVIDIA GeForce GTX 1080 Ti", "550.54.14"))
+    opts = LockOptions(
+        output=tmp_path / "locks",
+        default_index="http://127.0.0.1:9/simple",
+        torch_index_template="http://127.0.0.1:9/whl/{variant}",
+        cache_dir=tmp_path / "c",
+    )
+    with pytest.raises(ExternalToolError) as info:
+        lock_machines([m], load_db(), Constraints(), opts)
+    text = str(info.value)
+    assert "PyTorch index http://127.0.0.1:9/whl/cu126" in text
+    assert "--torch-index-url URL" in text and "--index-url URL" in text
+
+
+def test_bundle_fetches_only_what_the_lock_installs(tmp_path: Path) -> None:
+    """A package's sdist beside a wheel that fits, and a wheel for another platform: neither
+    is fetched (nothing would install them); an sdist-only package's sdist is."""
+    files = tmp_path / "files"
+    files.mkdir()
+    whl = make_wheel(files, "a", "1.0", {"a/__init__.py": b""})
+    win = make_wheel(files, "b", "1.0", {"b/__init__.py": b""}, tag=f"{TAG}-win_amd64")
+    lin = make_wheel(files, "b", "1.0", {"b/__init__.py": b"l"}, tag=f"{TAG}-manylinux_2_28_x86_64")
+    sdist = files / "a-1.0.tar.gz"
+    sdist.write_bytes(b"not needed")
+    only = files / "c-2.0.tar.gz"
+    only.write_bytes(b"needed")
+
+    def entry(p: Path) -> str:
+        import hashlib
+
+        sha = hashlib.sha256(p.read_bytes()).hexdigest()
+        return f'{{ name = "{p.name}", path = "{p}", hashes = {{ sha256 = "{sha}" }} }}'
+
+    lock = tmp_path / "pylock.x.toml"
+    lock.write_text(
+        'lock-version = "1.0"\ncreated-by = "t"\n'
+        f'[[packages]]\nname = "a"\nversion = "1.0"\nwheels = [{entry(whl)}]\nsdist = {entry(sdist)}\n'
+        f'[[packages]]\nname = "b"\nversion = "1.0"\nwheels = [{entry(win)}, {entry(lin)}]\n'
+        f'[[packages]]\nname = "c"\nversion = "2.0"\nsdist = {entry(only)}\n'
+        '[tool.bnb-provision]\nplatform = "linux-x86_64"\npython = "3.12"\n'
+    )
+    got = bundle_lock(lock, tmp_path / "house")
+    assert sorted(got.downloaded) == sorted([whl.name, lin.name, only.name])
+    assert sorted(got.skipped) == sorted([sdist.name, win.name])
+    assert sorted(p.name for p in (tmp_path / "house").iterdir()) == sorted(got.downloaded)

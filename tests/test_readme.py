@@ -52,6 +52,7 @@ import pytest
 from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.core.uv import find_uv
 from bnb_provision.db.load import load_db
+from bnb_provision.db.stacks import load_stacks
 from tests.support.index import make_wheel, serve_index
 
 INNER_RUN = "BNB_PROVISION_README_EXAMPLE"
@@ -214,9 +215,10 @@ EXPECTED: dict[str, Expect] = {
         why="the example's point: no bitsandbytes ROCm library holds gfx906",
         shown=True,
     ),
-    "bnb-provision plan --machine machine.json --torch 2.8 --json    # schema bnb-provision.plan/1": (
-        Expect(lines=('"schema": "bnb-provision.plan/1"', '"version": "2.8.0"'))
+    "bnb-provision plan --machine machine.json --torch 2.8 --json    # schema bnb-provision.plan/2": (
+        Expect(lines=('"schema": "bnb-provision.plan/2"', '"version": "2.8.0"'))
     ),
+    'bnb-provision plan --gpu "RTX 3090" --python 3.12': Expect(shown=True),
     # -- doctor
     "BNB_CUDA_VERSION=118 bnb-provision doctor --python .venv/bin/python": Expect(
         code=9,
@@ -279,8 +281,10 @@ EXPECTED: dict[str, Expect] = {
     "bnb-provision lock --machine snapshots/ -o locks-team --dockerfile  # a team's machines": Expect(
         lines=(
             "4 machine(s) -> 2 lock group(s)",
-            "locks-team/pylock.bnb-linux-x86_64-py3_12-torch2_11_0-cu130-bnb0_50_2.toml",
-            "locks-team/pylock.bnb-linux-x86_64-py3_11-torch2_14_1-cu126-bnb0_50_2.toml",
+            "for: gtx1080ti (4 packages",
+            "for: h100-bnb-0.50.2, h100-bnb118, h100-no-bnb (4 packages",
+            "locks-team/pylock.bnb-linux-x86_64-py3_11-torch",
+            "locks-team/pylock.bnb-linux-x86_64-py3_12-torch",
         ),
     ),
     'bnb-provision lock --os windows --gpu "RTX 4090" --driver 572.61 --python 3.12 -o locks-windows': Expect(
@@ -291,6 +295,19 @@ EXPECTED: dict[str, Expect] = {
     ),
     "bnb-provision lock --offline --find-links wheelhouse -o locks-offline  # no index at all": Expect(
         files=("locks-offline/bnb-provision-locks.toml",),
+    ),
+    "bnb-provision lock --machine snapshots/ -o locks --check": Expect(
+        code=11,
+        why="the example's point: locks/ (this machine's lock) is not what snapshots/ gives",
+        lines=(
+            "locks/bnb-provision-locks.toml: differs from a fresh lock",
+            "--- committed/bnb-provision-locks.toml",
+            "+++ fresh/bnb-provision-locks.toml",
+            (
+                "file(s) differ from what the DB and the snapshots give now; run the same "
+                "command without --check (with --force) to write them, and commit the result"
+            ),
+        ),
     ),
     # -- init and rebuild
     "bnb-provision init                                   # plan for this machine": Expect(
@@ -344,9 +361,13 @@ EXPECTED: dict[str, Expect] = {
         ),
         timeout=900,
     ),
-    "bnb-provision fleet init --inventory hosts.ini --lock locks -o results-gptq -- --stack gptq": Expect(
+    "bnb-provision lock --machine snapshots --stack gptq -o locks-gptq": Expect(
+        folder="fleet",
+        lines=("2 machine(s) -> 1 lock group(s)", "locks-gptq/pylock.gptq-linux-x86_64-"),
+    ),
+    "bnb-provision fleet init --inventory hosts.ini --lock locks-gptq -o results-gptq -- --stack gptq": Expect(
         code=9,
-        why=f"{UNREACHABLE}; node1 and node2 install the folder's lock into .venv-gptq, then "
+        why=f"{UNREACHABLE}; node1 and node2 install the gptq lock into .venv-gptq, then "
         + NO_KERNELS,
         folder="fleet",
         lines=("1 unreachable, 2 failed", ".venv-gptq.d/"),
@@ -405,6 +426,14 @@ EXPECTED: dict[str, Expect] = {
         lines=("file(s) would change",),
         timeout=3600,
     ),
+    "python scripts/update_compat_db.py --only bitsandbytes --no-libraries   # release rows only: the library rows already written are kept, no wheel is downloaded": Expect(
+        marker="network",
+        why="reads PyPI's release lists",
+        folder="checkout",
+        setup=SETUP_CHECKOUT,
+        lines=("file(s) ",),
+        timeout=1800,
+    ),
     "python scripts/update_compat_db.py --write    # and write it": Expect(
         marker="network",
         why="reads PyPI (the wheels are cached by the run before)",
@@ -462,10 +491,6 @@ def _bnb_wheel(house: Path, version: str) -> None:
     make_wheel(house, "bitsandbytes", version, files, requires=("torch>=2.3",))
 
 
-STAND_IN_EXTRA = ("gptqmodel", "autoawq")
-"""What the gptq and awq stacks add; the DB holds no releases of them."""
-
-
 def _cuda_of(variant: str) -> str | None:
     """``cu126`` -> ``12.6``; other builds (cpu, ROCm, XPU) have no CUDA."""
     return f"{variant[2:-1]}.{variant[-1]}" if variant.startswith("cu") else None
@@ -503,8 +528,10 @@ def _stand_in_wheels(house: Path) -> Path:
         for r in db.package_releases(package):
             init = f"__version__ = '{r.version}'\n".encode()
             make_wheel(house, package, str(r.version), {f"{package}/__init__.py": init})
-    for package in STAND_IN_EXTRA:
-        make_wheel(house, package, "0+standin", {f"{package}/__init__.py": b""})
+    for row in load_stacks().releases:  # the gptq and awq stacks' libraries
+        r = row.release
+        init = f"__version__ = '{r.version}'\n".encode()
+        make_wheel(house, r.package, str(r.version), {f"{r.package}/__init__.py": init})
     return house
 
 

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 import pytest
 from packaging.version import Version
 
+from bnb_provision.core.cuda import DriverVersion
 from bnb_provision.db.load import load_db
 from bnb_provision.errors import NoPlanError, ProvisionError
 from bnb_provision.plan.constraints import Constraints, MachineFlags
 from bnb_provision.plan.inputs import apply_flags, target_from_machine
-from bnb_provision.plan.model import Target
+from bnb_provision.plan.model import Plan, Target
 from bnb_provision.plan.resolve import make_plan
 
 CUDA13 = ("cu130", "cu132")
@@ -40,6 +41,15 @@ class Case:
     warning: str | None = None
     names: tuple[str, ...] = ()  # --gpu values as users write them, read as the CLI reads them
     resolved: tuple[str, ...] = ()  # the catalogue models those names must find
+    os_version: str | None = None  # the macOS release
+    driver_floor: str | None = None  # the plan's driver floor, as printed
+    ladder: tuple[str, ...] | None = None  # "FLOOR=TORCH" per rung, newest first
+    evidence: bool = False  # verified rows of this GPU shown, the plan not one of them
+    unverified: bool = False  # the torch build rests on an unverified index listing
+    packages: tuple[tuple[str, str], ...] = ()  # exact pins (companions)
+    bnb_index: bool = False  # bitsandbytes from the third-party Windows index
+    build: str | None = None  # cu132, cpu, mps
+    no_snippet: bool = False  # no 4-bit BitsAndBytesConfig is offered
 
 
 L, W, M = "linux", "windows", "macos"
@@ -61,6 +71,8 @@ RTX5090 = ("RTX 5090", (12, 0))
 GB10 = ("GB10", (12, 1))
 K80 = ("K80", (3, 7))
 M40 = ("M40", (5, 2))
+GTX970 = ("GTX 970", (5, 2))
+FUTURE = ("a GPU after the DB", (13, 0))
 
 CASES = [
     # --- acceptance examples of the issue ---------------------------------------
@@ -96,11 +108,16 @@ CASES = [
         "3.12",
         "580.159.04",
         (H100,),
-        "the DB's verified row (torch 2.11.0+cu130, bnb 0.50.2 on an H100)",
-        verified=True,
-        variants=("cu130",),
-        torch_min="2.11.0",
-        torch_max="2.11.0",
+        # was: held at the verified row (torch 2.11.0+cu130). Issue 13: the newest torch
+        # that is safe on the GPU wins; the verified row is shown as evidence and breaks
+        # ties only within torch 2.11. PyPI's 2.15.0 is cu132 with sm_90 SASS, and a
+        # 580 driver runs every CUDA 13.x build by minor-version compatibility.
+        "x86 Hopper on R580: the newest safe torch (PyPI 2.15.0+cu132), the 2.11 row is "
+        "evidence only",
+        variants=("cu132",),
+        torch_min="2.15.0",
+        evidence=True,
+        driver_floor="580",
     ),
     Case(
         "v100-580",
@@ -411,8 +428,12 @@ CASES = [
         "3.12",
         "595.45.04",
         (H100,),
-        "verified combination still qualifies on a newer driver",
-        verified=True,
+        # was: verified=True (the 2.11 row chosen first). Now the row is evidence: a newer
+        # driver changes nothing, torch 2.15.0+cu132 from PyPI is chosen as on R580.
+        "a newer driver keeps the newest safe torch; the verified 2.11 row stays evidence",
+        variants=("cu132",),
+        torch_min="2.15.0",
+        evidence=True,
     ),
     Case(
         "h100-575",
@@ -421,8 +442,9 @@ CASES = [
         "3.12",
         "575.57.08",
         (H100,),
-        "driver < 580: the verified cu130 row does not qualify; cu12x instead",
+        "driver < 580: the verified cu130 row does not qualify; cu12x instead (it is evidence)",
         variants=("cu126", "cu128", "cu129"),
+        evidence=True,
     ),
     Case(
         "h100-py311-pin-2.15",
@@ -434,6 +456,7 @@ CASES = [
         "pinned 2.15 (PyPI cu132) beats the verified 2.11 row",
         constraints=Constraints(torch="2.15"),
         variants=("cu132",),
+        evidence=True,
     ),
     Case(
         "gh200-aarch64",
@@ -532,6 +555,615 @@ CASES = [
         "sm_70 and sm_120 together: only cu128 in torch 2.8-2.10",
         variants=("cu128", "cu129"),
         torch_max="2.10.99",
+    ),
+    # --- no GPU / macOS / Jetson -------------------------------------------------
+    Case("cpu-linux", L, X86, "3.12", None, (), "no GPU: CPU build", variants=("cpu",)),
+    Case("cpu-windows", W, X86, "3.12", None, (), "Windows CPU from PyPI", variants=("cpu",)),
+    Case(
+        "macos-arm64",
+        M,
+        ARM,
+        "3.12",
+        None,
+        (),
+        "MPS/CPU torch from PyPI, bnb >= 0.49 macOS wheel",
+        variants=("cpu",),
+        bnb_min="0.49.0",
+    ),
+    Case(
+        "macos-cuda",
+        M,
+        ARM,
+        "3.12",
+        None,
+        (),
+        "CUDA on macOS",
+        constraints=Constraints(cuda="12.6"),
+        error="CUDA is not available on macOS",
+    ),
+    Case(
+        "jetson-orin",
+        L,
+        ARM,
+        "3.10",
+        "540.4.0",
+        (("Jetson AGX Orin", (8, 7)),),
+        "PyPI aarch64 wheels are SBSA builds",
+        jetson=True,
+        error="Jetson",
+    ),
+    Case(
+        "a100-cpu-forced",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (A100,),
+        "--cuda cpu",
+        constraints=Constraints(cuda="cpu"),
+        variants=("cpu",),
+    ),
+    Case(
+        "t4-450-torch-2.9",
+        L,
+        X86,
+        "3.11",
+        "450.80.02",
+        (T4,),
+        "a 450 driver with torch 2.9 pinned: 2.9's builds need 525+",
+        error="install NVIDIA driver >= 525",
+        constraints=Constraints(torch="2.9"),
+    ),
+    # --- issue 13: no driver given ---------------------------------------------------
+    # Planned for the newest driver the GPUs can have (the newest floor the DB records,
+    # 610.43.02 on Linux, or R580 for Maxwell/Pascal/Volta); the plan states its driver
+    # floor and the ladder of older floors that change the answer.
+    Case(
+        "nodriver-pascal",
+        L,
+        X86,
+        "3.12",
+        None,
+        (GTX1080TI,),
+        "sm_61 runs only cu126 (torch <= 2.14, driver >= 525.60.13); below that cu118 "
+        "(torch <= 2.7, CUDA 11 floor 450.80.02); R580 is Pascal's last branch anyway",
+        variants=("cu126",),
+        torch_min="2.14.1",
+        driver_floor="525.60.13",
+        ladder=("450.80.02=2.7.1+cu118",),
+    ),
+    Case(
+        "nodriver-maxwell",
+        L,
+        X86,
+        "3.11",
+        None,
+        (GTX970,),
+        "sm_52: cu126 torch, bnb 0.47.0 (the last with sm_50 kernels); the same on cu118",
+        variants=("cu126",),
+        bnb_max="0.47.0",
+        driver_floor="525.60.13",
+        ladder=("450.80.02=2.7.1+cu118",),
+    ),
+    Case(
+        "nodriver-volta",
+        L,
+        X86,
+        "3.12",
+        None,
+        (V100,),
+        "CUDA 13 builds start at sm_75: cu126 (2.14.1) beats cu128 (2.10) by freshness",
+        variants=("cu126",),
+        torch_min="2.14.1",
+        driver_floor="525.60.13",
+        ladder=("450.80.02=2.7.1+cu118",),
+    ),
+    Case(
+        "nodriver-turing",
+        L,
+        X86,
+        "3.12",
+        None,
+        (T4,),
+        "sm_75 is in PyPI's 2.15.0+cu132 (580 floor); 525: index cu126; 450: cu118",
+        variants=("cu132",),
+        torch_min="2.15.0",
+        driver_floor="580",
+        ladder=("525.60.13=2.14.1+cu126", "450.80.02=2.7.1+cu118"),
+    ),
+    Case(
+        "nodriver-ampere",
+        L,
+        X86,
+        "3.12",
+        None,
+        (A100,),
+        "the same ladder as Turing: sm_80 is in every variant",
+        variants=("cu132",),
+        driver_floor="580",
+        ladder=("525.60.13=2.14.1+cu126", "450.80.02=2.7.1+cu118"),
+    ),
+    Case(
+        "nodriver-ada-windows",
+        W,
+        X86,
+        "3.12",
+        None,
+        (RTX4090,),
+        "Windows: 2.15's index listing is unverified, so 2.14.1+cu132 from the index (580); "
+        "528.33 (uv's 12.x floor) cu126; 452.39 cu118",
+        variants=("cu132",),
+        torch_max="2.14.99",
+        driver_floor="580",
+        ladder=("528.33=2.14.1+cu126", "452.39=2.7.1+cu118"),
+    ),
+    Case(
+        "nodriver-hopper",
+        L,
+        X86,
+        "3.12",
+        None,
+        (H100,),
+        "the newest safe torch, the verified 2.11 row as evidence; 525: cu126, 450: cu118",
+        variants=("cu132",),
+        torch_min="2.15.0",
+        driver_floor="580",
+        evidence=True,
+        ladder=("525.60.13=2.14.1+cu126", "450.80.02=2.7.1+cu118"),
+    ),
+    Case(
+        "nodriver-gh200",
+        L,
+        ARM,
+        "3.12",
+        None,
+        (GH200,),
+        "aarch64: PyPI cu132 (580); a 12.x driver gets index cu126 (sm_90); no cu118 "
+        "aarch64 build is in the DB, so nothing below 525.60.13",
+        variants=("cu132",),
+        driver_floor="580",
+        ladder=("525.60.13=2.14.1+cu126",),
+    ),
+    Case(
+        "nodriver-blackwell-b200",
+        L,
+        X86,
+        "3.12",
+        None,
+        (B200,),
+        "sm_100: cu132 (580); on 12.x drivers the newest cu128 build, 2.11.0 from the index; "
+        "cu118 has no Blackwell, so nothing below 525.60.13",
+        variants=("cu132",),
+        driver_floor="580",
+        ladder=("525.60.13=2.11.0+cu128",),
+    ),
+    Case(
+        "nodriver-blackwell-rtx5090",
+        L,
+        X86,
+        "3.12",
+        None,
+        (RTX5090,),
+        "sm_120: the same ladder as B200",
+        variants=("cu132",),
+        driver_floor="580",
+        ladder=("525.60.13=2.11.0+cu128",),
+    ),
+    Case(
+        "nodriver-blackwell-windows",
+        W,
+        X86,
+        "3.12",
+        None,
+        (RTX5090,),
+        "Windows sm_120: index cu132 (2.14.1), then cu128 (2.11.0) from uv's 528.33",
+        variants=("cu132",),
+        driver_floor="580",
+        ladder=("528.33=2.11.0+cu128",),
+    ),
+    Case(
+        "nodriver-mixed-pascal-ampere",
+        L,
+        X86,
+        "3.12",
+        None,
+        (GTX1080TI, A100),
+        "the Pascal card decides: cu126 (and R580 caps the assumed driver)",
+        variants=("cu126",),
+        driver_floor="525.60.13",
+        ladder=("450.80.02=2.7.1+cu118",),
+    ),
+    Case(
+        "nodriver-kepler",
+        L,
+        X86,
+        "3.11",
+        None,
+        (K80,),
+        "R470 is Kepler's last branch and no torch build in the DB has sm_37",
+        error="no driver given",
+    ),
+    # --- issue 13: PTX only where the driver can JIT it --------------------------------
+    # A GPU newer than every SASS in a build (13.0 here, after the DB's newest, 12.1) runs
+    # only PTX, and only when the driver is at least as new as the toolkit that emitted it
+    # (NVIDIA's toolkit/driver table: 13.2 needs 595.45.04, 13.0 needs 580.65.06).
+    Case(
+        "future-cc-580",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (FUTURE,),
+        "a 580 driver supports CUDA 13.0: not the 13.2 PTX of cu132, but the index's cu130 "
+        "build (compute_120 from 13.0) and bnb's cuda130 relocatable PTX",
+        variants=("cu130",),
+        library="libbitsandbytes_cuda130.so",
+        driver_floor="580.65.06",
+        warning="only through PTX JIT",
+    ),
+    Case(
+        "future-cc-595",
+        L,
+        X86,
+        "3.12",
+        "595.45.04",
+        (FUTURE,),
+        "595.45.04 is CUDA 13.2's own driver: the index's cu132 PTX runs",
+        variants=("cu132",),
+        library="libbitsandbytes_cuda132.so",
+        driver_floor="595.45.04",
+    ),
+    Case(
+        "future-cc-575",
+        L,
+        X86,
+        "3.12",
+        "575.57.08",
+        (FUTURE,),
+        "a 12.9 driver: torch 2.8's index cu129 build (compute_120, verified listing) with "
+        "bnb's cuda128 library (same-major fallback, compute_120 from 12.8)",
+        variants=("cu129",),
+        library="libbitsandbytes_cuda128.so",
+        driver_floor="575.51.03",
+    ),
+    Case(
+        "future-cc-560",
+        L,
+        X86,
+        "3.12",
+        "560.35.03",
+        (FUTURE,),
+        "every build with PTX for it is CUDA 12.8 or newer; a 560 driver supports 12.6",
+        error="install NVIDIA driver >= 570.26",
+    ),
+    Case(
+        "future-cc-no-driver",
+        L,
+        X86,
+        "3.12",
+        None,
+        (FUTURE,),
+        "the ladder follows the toolkits' own drivers, because only PTX reaches the GPU",
+        variants=("cu132",),
+        driver_floor="595.45.04",
+        ladder=(
+            "580.65.06=2.14.1+cu130",
+            "575.51.03=2.8.0+cu129",
+            "570.26=2.7.1+cu128",
+        ),
+    ),
+    Case(
+        "future-cc-windows",
+        W,
+        X86,
+        "3.12",
+        "595.79",
+        (FUTURE,),
+        "NVIDIA names no Windows driver for the 13.x toolkits, so no 13.x PTX is claimed; "
+        "the 12.9 toolkit's Windows driver is 576.02",
+        variants=("cu129",),
+        driver_floor="576.02",
+    ),
+    Case(
+        "future-minor-12.2",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (("a GPU after the DB", (12, 2)),),
+        "12.2 runs sm_120 SASS (same major): no PTX needed",
+        variants=("cu132",),
+        torch_min="2.15.0",
+    ),
+    Case(
+        "unknown-cc-99",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (("GPU", (99, 9)),),
+        "no NVIDIA GPU has 99.9, and none is due before 13.x",
+        error="Known: 3.5, 3.7",
+    ),
+    Case(
+        "unknown-cc-8.8",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (("GPU", (8, 8)),),
+        "8.8 lies between known compute capabilities and is none",
+        error="is no NVIDIA GPU the DB knows",
+    ),
+    # --- issue 13: freshness; verified rows are evidence ------------------------------
+    Case(
+        "h200-580",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (("NVIDIA H200", (9, 0)),),
+        "every x86 Hopper gets the newest safe torch, as any other GPU does",
+        variants=("cu132",),
+        torch_min="2.15.0",
+        evidence=True,
+    ),
+    Case(
+        "h100-pin-2.11",
+        L,
+        X86,
+        "3.12",
+        "580.159.04",
+        (H100,),
+        "within torch 2.11 the verified combination breaks the tie: it is chosen",
+        constraints=Constraints(torch="2.11"),
+        variants=("cu130",),
+        verified=True,
+    ),
+    Case(
+        "h100-a100-team",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (H100, A100),
+        "a Hopper beside an Ampere gets the same plan as the Ampere alone: no split",
+        variants=("cu132",),
+        torch_min="2.15.0",
+    ),
+    Case(
+        "h100-bnb-0.49",
+        L,
+        X86,
+        "3.12",
+        "580.159.04",
+        (H100,),
+        "bnb 0.49.x has no cuda132 library and no fallback: torch 2.14.1 (cu130), the "
+        "newest it serves, not the verified 2.11",
+        constraints=Constraints(bnb="0.49"),
+        variants=("cu130",),
+        torch_min="2.14.1",
+        evidence=True,
+    ),
+    Case(
+        "h100-py310",
+        L,
+        X86,
+        "3.10",
+        "580.159.04",
+        (H100,),
+        "torch 2.15 needs Python 3.11: the newest for 3.10 is 2.14.1+cu130",
+        variants=("cu130",),
+        torch_min="2.14.1",
+        evidence=True,
+    ),
+    # --- issue 13: an explicit pin on an unverified index listing ----------------------
+    Case(
+        "windows-torch-2.15",
+        W,
+        X86,
+        "3.12",
+        "595.79",
+        (RTX3090,),
+        "2.15's cu132 on the index is announced (RFC #190385), not verified: --torch 2.15 "
+        "is honoured with a warning naming that fact",
+        constraints=Constraints(torch="2.15"),
+        variants=("cu132",),
+        torch_min="2.15.0",
+        unverified=True,
+        warning="not verified",
+    ),
+    Case(
+        "windows-no-pin",
+        W,
+        X86,
+        "3.12",
+        "595.79",
+        (RTX3090,),
+        "without the pin an unverified listing is never chosen: 2.14.1+cu132",
+        variants=("cu132",),
+        torch_max="2.14.99",
+    ),
+    Case(
+        "windows-torch-2.15-old-driver",
+        W,
+        X86,
+        "3.12",
+        "576.57",
+        (RTX3090,),
+        "2.15 has only CUDA 13 builds; a 576 driver cannot run them",
+        constraints=Constraints(torch="2.15"),
+        error="install NVIDIA driver >= 580",
+    ),
+    # --- issue 13: macOS -------------------------------------------------------------
+    Case(
+        "macos14-m3",
+        M,
+        ARM,
+        "3.12",
+        None,
+        (),
+        "macOS 14: torch 2.15.0 (macosx_14_0 wheel) and bnb 0.50.2 (macosx_14_0); an MPS build",
+        os_version="14.5",
+        torch_min="2.15.0",
+        bnb_min="0.50.2",
+        build="mps",
+    ),
+    Case(
+        "macos13-m1",
+        M,
+        ARM,
+        "3.12",
+        None,
+        (),
+        "every bitsandbytes macOS wheel (0.49.0 to 0.50.2) is macosx_14_0: none installs "
+        "on macOS 13 (uv would fall back to 0.42.0, which has no macOS library)",
+        os_version="13.6",
+        error="upgrade to macOS 14.0",
+    ),
+    Case(
+        "macos14-py310",
+        M,
+        ARM,
+        "3.10",
+        None,
+        (),
+        "torch 2.15 needs Python 3.11: 2.14.1 (macosx_14_0 for cp310)",
+        os_version="14.0",
+        torch_max="2.14.99",
+        build="mps",
+    ),
+    Case(
+        "macos-intel",
+        M,
+        X86,
+        "3.11",
+        None,
+        (),
+        "macOS x86_64: torch's last wheel is 2.2.2 and bitsandbytes has none",
+        error="no wheel for macos-x86_64",
+    ),
+    # --- issue 13: companions --------------------------------------------------------
+    Case(
+        "with-companions",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (A100,),
+        "torchvision 0.29.2 requires torch>=2.14.0, torchaudio 2.11.1 torch>=2.11 (their "
+        "METADATA): both hold torch 2.15.0",
+        constraints=Constraints(companions=("torchvision", "torchaudio")),
+        torch_min="2.15.0",
+        packages=(("torchvision", "0.29.2"), ("torchaudio", "2.11.1")),
+    ),
+    Case(
+        "with-companions-torch-2.11",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (A100,),
+        "torchvision 0.26.0 requires torch==2.11.0; torchaudio 2.11.1 torch>=2.11",
+        constraints=Constraints(torch="2.11", companions=("torchvision", "torchaudio")),
+        packages=(("torchvision", "0.26.0"), ("torchaudio", "2.11.1")),
+    ),
+    Case(
+        "with-companions-torch-2.9",
+        L,
+        X86,
+        "3.12",
+        "580.95.05",
+        (A100,),
+        "torch 2.9.1 pairs with torchvision 0.24.1 (==2.9.1) and torchaudio 2.9.1 (==2.9.1)",
+        constraints=Constraints(torch="2.9", companions=("torchvision", "torchaudio")),
+        packages=(("torchvision", "0.24.1"), ("torchaudio", "2.9.1")),
+    ),
+    Case(
+        "with-companions-windows",
+        W,
+        X86,
+        "3.12",
+        "560.94",
+        (GTX1080TI,),
+        "Pascal on Windows: torch 2.14.1+cu126 from the index, torchvision 0.29.2",
+        constraints=Constraints(companions=("torchvision",)),
+        variants=("cu126",),
+        packages=(("torchvision", "0.29.2"),),
+    ),
+    # --- issue 13: the third-party Windows index, only on request ----------------------
+    Case(
+        "legacy-windows-flag",
+        W,
+        X86,
+        "3.11",
+        "595.79",
+        (RTX3090,),
+        "--bnb 0.41 with --allow-legacy-windows-index: 0.41.2.post2 from the third-party "
+        "index, whose libraries are CUDA 11.1-12.2: torch 2.7.1+cu118",
+        constraints=Constraints(bnb="0.41", legacy_windows_index=True),
+        variants=("cu118",),
+        bnb_index=True,
+        library="libbitsandbytes_cuda118.dll",
+        warning="third-party index",
+    ),
+    Case(
+        "legacy-windows-no-flag",
+        W,
+        X86,
+        "3.11",
+        "595.79",
+        (RTX3090,),
+        "without the flag a pin below 0.43.0 has no Windows wheel, and the error names it",
+        constraints=Constraints(bnb="0.41"),
+        error="--allow-legacy-windows-index",
+    ),
+    Case(
+        "legacy-windows-flag-unpinned",
+        W,
+        X86,
+        "3.11",
+        "595.79",
+        (RTX3090,),
+        "the flag alone changes nothing: official wheels from 0.43.0 stay the answer",
+        constraints=Constraints(legacy_windows_index=True),
+        bnb_min="0.50.2",
+    ),
+    Case(
+        "legacy-windows-0.39.0-pascal",
+        W,
+        X86,
+        "3.10",
+        "560.94",
+        (GTX1080TI,),
+        "the index's README: 0.39.0 does not support compute capability below 7.0",
+        constraints=Constraints(bnb="0.39.0", legacy_windows_index=True),
+        error="no kernels below compute capability 7.0",
+    ),
+    # --- issue 13: bitsandbytes' documented 4-bit floor per release ---------------------
+    Case(
+        "gtx970-4bit-0.47",
+        L,
+        X86,
+        "3.11",
+        "550.54.14",
+        (GTX970,),
+        "bnb 0.47.0 documents NF4/FP4 from 5.0 (Maxwell, deprecated); 0.48.0 from 6.0",
+        bnb_max="0.47.0",
+        warning="rests on older documentation",
+    ),
+    Case(
+        "gtx970-4bit-0.44",
+        L,
+        X86,
+        "3.11",
+        "550.54.14",
+        (GTX970,),
+        "bnb 0.44 documents no 4-bit floor; the current documentation says 6.0: no 4-bit "
+        "promise and no 4-bit snippet",
+        constraints=Constraints(bnb="0.44"),
+        warning="4-bit (NF4/FP4) is not promised on sm_52",
+        no_snippet=True,
     ),
     # --- GPU names as users write them (gpus.toml aliases), each read as --gpu ----------
     Case(
@@ -703,6 +1335,7 @@ CASES = [
         names=("H100 SXM",),
         resolved=("H100 SXM",),
         variants=("cu126", "cu128", "cu129"),
+        evidence=True,  # the verified H100 row is shown as evidence
     ),
     Case(
         "alias-pcie",
@@ -714,6 +1347,7 @@ CASES = [
         "PCIe suffix",
         names=("H100 PCIe",),
         resolved=("H100 PCIe",),
+        evidence=True,  # the verified H100 row is shown as evidence
     ),
     Case(
         "alias-nvl",
@@ -725,6 +1359,7 @@ CASES = [
         "NVL suffix",
         names=("H100 NVL",),
         resolved=("H100 NVL",),
+        evidence=True,  # the verified H100 row is shown as evidence
     ),
     Case(
         "alias-memory-suffix",
@@ -1159,64 +1794,6 @@ CASES = [
         names=("MI300X", "Arc A770"),
         error="more than one vendor",
     ),
-    # --- no GPU / macOS / Jetson -------------------------------------------------
-    Case("cpu-linux", L, X86, "3.12", None, (), "no GPU: CPU build", variants=("cpu",)),
-    Case("cpu-windows", W, X86, "3.12", None, (), "Windows CPU from PyPI", variants=("cpu",)),
-    Case(
-        "macos-arm64",
-        M,
-        ARM,
-        "3.12",
-        None,
-        (),
-        "MPS/CPU torch from PyPI, bnb >= 0.49 macOS wheel",
-        variants=("cpu",),
-        bnb_min="0.49.0",
-    ),
-    Case(
-        "macos-cuda",
-        M,
-        ARM,
-        "3.12",
-        None,
-        (),
-        "CUDA on macOS",
-        constraints=Constraints(cuda="12.6"),
-        error="CUDA is not available on macOS",
-    ),
-    Case(
-        "jetson-orin",
-        L,
-        ARM,
-        "3.10",
-        "540.4.0",
-        (("Jetson AGX Orin", (8, 7)),),
-        "PyPI aarch64 wheels are SBSA builds",
-        jetson=True,
-        error="Jetson",
-    ),
-    Case(
-        "a100-cpu-forced",
-        L,
-        X86,
-        "3.12",
-        "580.95.05",
-        (A100,),
-        "--cuda cpu",
-        constraints=Constraints(cuda="cpu"),
-        variants=("cpu",),
-    ),
-    Case(
-        "t4-450-torch-2.9",
-        L,
-        X86,
-        "3.11",
-        "450.80.02",
-        (T4,),
-        "a 450 driver with torch 2.9 pinned: 2.9's builds need 525+",
-        error="install NVIDIA driver >= 525",
-        constraints=Constraints(torch="2.9"),
-    ),
 ]
 
 
@@ -1226,9 +1803,10 @@ def _target(case: Case) -> Target:
             os=case.os,
             arch=case.arch,
             python=case.python,
-            driver=Version(case.driver) if case.driver else None,
+            driver=DriverVersion(case.driver) if case.driver else None,
             gpus=case.gpus,
             jetson=case.jetson,
+            os_version=Version(case.os_version) if case.os_version else None,
         )
     db = load_db()
     flags = MachineFlags(
@@ -1268,19 +1846,48 @@ def test_profile(case: Case) -> None:
     assert (plan.verified is not None) == case.verified, got
     if case.warning:
         assert any(case.warning in w for w in plan.warnings), plan.warnings
-    # invariants that hold for every plan
-    gpus = target.gpus
+    _check_policy(case, plan)
+    _check_invariants(case, target, plan)
+
+
+def _check_policy(case: Case, plan: Plan) -> None:
+    """The issue 13 expectations: floor, ladder, evidence, facts, companions, indexes."""
+    if case.driver_floor:
+        assert str(plan.driver_floor) == case.driver_floor, plan.driver_floor
+    if case.driver is None and case.gpus and case.ladder is not None:
+        rungs = tuple(f"{r.driver}={r.torch.label}" for r in plan.ladder)
+        assert rungs == case.ladder, rungs
+    assert bool(plan.evidence) == case.evidence, plan.evidence
+    assert bool(plan.torch.unverified) == case.unverified, plan.torch.unverified
+    for name, version in case.packages:
+        assert plan.package(name) == version, plan.packages
+        assert (name, version) in plan.companions
+    assert (plan.bitsandbytes.index_url is not None) == case.bnb_index
+    if case.build:
+        assert plan.torch.build == case.build
+    assert (plan.snippet == "") == case.no_snippet
+
+
+def _check_invariants(case: Case, target: Target, plan: Plan) -> None:
+    """What holds for every plan."""
+    db = load_db()
+    t, b = plan.torch, plan.bitsandbytes
+    got = f"torch {t.version}+{t.variant}, bnb {b.version} ({b.library})"
     if t.variant.startswith("cu"):
-        assert target.driver is not None
         floor, _ = db.min_driver(t.cuda or "", case.os)
-        assert floor is not None and target.driver >= floor
-        assert {cc for cc, _ in t.coverage} == {f"{a}.{b}" for _, (a, b) in gpus}
-        assert {cc for cc, _ in b.coverage} == {f"{a}.{b}" for _, (a, b) in gpus}
+        assert floor is not None and plan.driver_floor is not None
+        assert plan.driver_floor >= floor
+        assert target.driver is None or target.driver >= plan.driver_floor
+        assert {cc for cc, _ in t.coverage} == {f"{a}.{b}" for _, (a, b) in target.gpus}
+        if b.index_url is None:  # the third-party index's kernels are not in the DB
+            assert {cc for cc, _ in b.coverage} == {f"{a}.{b}" for _, (a, b) in target.gpus}
     if t.variant.startswith("rocm"):  # the library holds every AMD GPU's gfx (from the binary)
         lib = next(x for x in db.bnb_libs(b.version, target.platform) if x.file == b.library)
         assert all(lib.has_gfx(a.target or "") for a in target.accelerators), lib.gfx
     if t.variant in ("xpu", "mps") or t.variant.startswith("rocm"):
-        assert not gpus and t.channel == ("pypi" if t.variant == "mps" else "index"), got
+        assert not target.gpus, got
+    for rung in plan.ladder:  # older floors, newest first, never the plan again
+        assert rung.driver < (plan.driver_floor or rung.driver)
     if case.os == "windows" and t.variant != "cpu":
         assert t.index_url == f"https://download.pytorch.org/whl/{t.variant}"
     if case.constraints.profile == "qlora":
@@ -1299,7 +1906,10 @@ def test_at_least_ninety_profiles() -> None:
         sum(1 for c in CASES if c.names) >= 40
     )  # names, gfx targets and models as users write them
     covered = {cc[0] for c in CASES for _, cc in c.gpus}
-    assert {3, 5, 6, 7, 8, 9, 10, 12} <= covered
+    assert {3, 5, 6, 7, 8, 9, 10, 12, 13} <= covered
+    assert all(c.why for c in CASES)
+    no_driver = {cc[0] for c in CASES if c.driver is None for _, cc in c.gpus}
+    assert {6, 7, 8, 9, 10, 12} <= no_driver  # Pascal, Turing, Ampere, Hopper, Blackwell
     assert {c.os for c in CASES} == {L, W, M}
     assert {c.python for c in CASES} >= {"3.9", "3.10", "3.11", "3.12", "3.14"}
 

@@ -16,7 +16,7 @@ import click
 
 from bnb_provision import __version__
 from bnb_provision.errors import ProvisionError
-from bnb_provision.vocab import PLATFORMS, PROFILES, Profile
+from bnb_provision.vocab import COMPANIONS, PLATFORMS, PROFILES, Companion, Profile
 
 __all__ = [
     "ARCHS",
@@ -24,6 +24,7 @@ __all__ = [
     "OS_NAMES",
     "cli",
     "emit_json",
+    "from_option",
     "json_option",
     "log_to_stderr",
     "machine_and_pin_options",
@@ -36,8 +37,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 JSON_HELP: Final = "Print machine-readable JSON (versioned schema) instead of a table."
 OS_NAMES: Final = tuple(dict.fromkeys(p.partition("-")[0] for p in PLATFORMS))
 """linux, windows, macos: the OS part of each platform, in vocab's order."""
-ARCHS: Final = ("x86_64", "aarch64")
-"""The CPU architectures a plan can be made for, spelled as detect normalizes them."""
+ARCHS: Final = ("x86_64", "aarch64", "arm64")
+"""The CPU architectures a plan can be made for: x86_64, and aarch64 with its other name
+arm64 (Apple's, and the one ``macos-arm64`` uses); detect normalizes them to the first two."""
 
 
 class _Group(click.Group):
@@ -92,6 +94,15 @@ def options(*decorators: Callable[[Any], Any]) -> Callable[[F], F]:
 
 json_option = click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 
+from_option = click.option(
+    "--from",
+    "from_file",
+    metavar="FILE",
+    help="Read the machine from a pasted report (- for stdin): the output of nvidia-smi, "
+    "python -m torch.utils.collect_env, python -m bitsandbytes, transformers/accelerate "
+    "env, pip list or pip freeze, one or several. What it assumes is listed first.",
+)
+
 _machine_and_pin_options = options(
     click.option(
         "--os",
@@ -99,8 +110,23 @@ _machine_and_pin_options = options(
         type=click.Choice(OS_NAMES),
         help="Plan for this OS instead of this machine's.",
     ),
-    click.option("--arch", type=click.Choice(ARCHS), help="CPU architecture."),
-    click.option("--driver", metavar="VERSION", help="NVIDIA driver version, e.g. 570.133.07."),
+    click.option(
+        "--os-version",
+        "os_version",
+        metavar="X.Y",
+        help="macOS release (13, 14.5): it decides which macOS wheels install.",
+    ),
+    click.option(
+        "--arch",
+        type=click.Choice(ARCHS),
+        help="CPU architecture (arm64 is aarch64; --os macos means arm64).",
+    ),
+    click.option(
+        "--driver",
+        metavar="VERSION",
+        help="NVIDIA driver version, e.g. 570.133.07 (without it: the plan for the newest "
+        "driver the GPUs can have, and the ladder of what older drivers get).",
+    ),
     click.option(
         "--gpu",
         "gpus",
@@ -119,7 +145,35 @@ _machine_and_pin_options = options(
         show_default=True,
         help="inference, or qlora (adds peft and trl).",
     ),
+    click.option(
+        "--with",
+        "companions",
+        metavar="torchvision,torchaudio",
+        help="Also pin these to the releases built for the chosen torch.",
+    ),
+    click.option(
+        "--allow-legacy-windows-index",
+        "legacy_windows_index",
+        is_flag=True,
+        help="Windows, with --bnb below 0.43.0: take bitsandbytes from the unmaintained "
+        "third-party index the DB records.",
+    ),
 )
+
+
+def _companions(text: str | None) -> tuple[Companion, ...]:
+    """``--with torchvision,torchaudio`` as a tuple of vocab.Companion."""
+    out: list[Companion] = []
+    for name in filter(None, (n.strip().lower() for n in (text or "").split(","))):
+        known = next((c for c in COMPANIONS if c == name), None)
+        if known is None:
+            raise click.BadParameter(
+                f"{name!r}: expected {', '.join(COMPANIONS)} (comma-separated)",
+                param_hint="--with",
+            )
+        if known not in out:
+            out.append(known)
+    return tuple(out)
 
 
 def machine_and_pin_options(f: Callable[..., None]) -> Callable[..., None]:
@@ -133,6 +187,7 @@ def machine_and_pin_options(f: Callable[..., None]) -> Callable[..., None]:
     def command(
         *,
         os_name: str | None,
+        os_version: str | None,
         arch: str | None,
         driver: str | None,
         gpus: tuple[str, ...],
@@ -141,12 +196,24 @@ def machine_and_pin_options(f: Callable[..., None]) -> Callable[..., None]:
         bnb: str | None,
         cuda: str | None,
         profile: Profile,
+        companions: str | None,
+        legacy_windows_index: bool,
         **kw: Any,
     ) -> None:
         from bnb_provision.plan.constraints import Constraints, MachineFlags
 
-        flags = MachineFlags(os=os_name, arch=arch, driver=driver, gpus=gpus, python=python)
-        constraints = Constraints(torch=torch, bnb=bnb, cuda=cuda, python=python, profile=profile)
+        flags = MachineFlags(
+            os=os_name, os_version=os_version, arch=arch, driver=driver, gpus=gpus, python=python
+        )
+        constraints = Constraints(
+            torch=torch,
+            bnb=bnb,
+            cuda=cuda,
+            python=python,
+            profile=profile,
+            companions=_companions(companions),
+            legacy_windows_index=legacy_windows_index,
+        )
         f(flags=flags, constraints=constraints, **kw)
 
     return _machine_and_pin_options(command)

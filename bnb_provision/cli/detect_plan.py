@@ -8,13 +8,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bnb_provision.cli.app import emit_json, json_option, machine_and_pin_options
+from bnb_provision.cli.app import emit_json, from_option, json_option, machine_and_pin_options
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bnb_provision.db.model import CompatDB
     from bnb_provision.detect.machine import Machine
+    from bnb_provision.detect.reports import Report
     from bnb_provision.plan.analysis import BnbLoadReport
     from bnb_provision.plan.constraints import Constraints, MachineFlags
+    from bnb_provision.plan.model import Plan
 
 __all__ = ["detect", "plan"]
 
@@ -73,11 +77,13 @@ def _load_report(machine: Machine) -> BnbLoadReport | None:
     type=click.Path(path_type=Path),
     help="Plan for the machine in this snapshot (bnb-provision detect --json).",
 )
+@from_option
 @machine_and_pin_options
 @click.option("--all-rejected", is_flag=True, help="List every rejected alternative.")
 @json_option
 def plan(
     machine_file: Path | None,
+    from_file: str | None,
     flags: MachineFlags,
     constraints: Constraints,
     all_rejected: bool,
@@ -90,19 +96,66 @@ def plan(
         bnb-provision plan
         bnb-provision plan --gpu "GTX 1080 Ti" --driver 550.54.14 --python 3.11
         bnb-provision plan --machine machine.json --torch 2.8 --json
+        bnb-provision plan --from issue.txt      # pasted nvidia-smi, collect_env, pip list...
     """
     from bnb_provision.db.load import load_db
-    from bnb_provision.plan.inputs import plan_for
+    from bnb_provision.plan.inputs import apply_flags, plan_for
     from bnb_provision.plan.model import plan_to_dict
 
+    if machine_file is not None and from_file is not None:
+        raise click.UsageError("give --machine or --from, not both")
     db = load_db()
-    result = plan_for(_plan_machine(machine_file, flags, db), db, constraints)
+    if from_file is None:
+        result = plan_for(_plan_machine(machine_file, flags, db), db, constraints)
+        report = None
+    else:
+        report = _read_report(from_file, flags)
+        result = _explained(
+            report, lambda: plan_for(apply_flags(report.machine(), flags, db), db, constraints)
+        )
     if as_json:
-        emit_json(plan_to_dict(result))
+        data = plan_to_dict(result)
+        if report is not None:
+            data["assumptions"] = list(report.assumptions)
+            data["report"] = report.summary()
+        emit_json(data)
         return
-    from bnb_provision.cli.render import render_plan
+    from bnb_provision.cli.render import render_plan, render_report
 
+    if report is not None:
+        click.echo(render_report(report))
     click.echo(render_plan(result, all_rejected=all_rejected))
+
+
+def _read_report(from_file: str, flags: MachineFlags) -> Report:
+    """The report, read for the flags' Python and driver (this interpreter's Python when
+    neither the report nor --python gives one)."""
+    from bnb_provision.detect.host import detect_python
+    from bnb_provision.detect.reports import load_report
+
+    python = flags.python or detect_python().minor
+    given = flags.python is not None
+    return load_report(from_file, python=python, python_given=given, driver=flags.driver)
+
+
+def _explained(report: Report, make: Callable[[], Plan]) -> Plan:
+    """``make()``; when no plan fits, the report's assumptions go to stderr before the
+    error, since they may be why (a GPU named without its driver is the usual one)."""
+    from bnb_provision.cli.render import render_report
+    from bnb_provision.errors import NoPlanError
+
+    try:
+        if report.unplaced_gpus:
+            raise NoPlanError(
+                f"{report.label} names GPU(s) ({', '.join(dict.fromkeys(report.unplaced_gpus))}) "
+                "but not the NVIDIA driver, which decides the CUDA builds that run: give "
+                "--driver VERSION (the 'Driver Version' nvidia-smi prints), or paste "
+                "nvidia-smi's output into the report"
+            )
+        return make()
+    except NoPlanError:
+        click.echo(render_report(report), err=True)
+        raise
 
 
 def _plan_machine(machine_file: Path | None, flags: MachineFlags, db: CompatDB) -> Machine:

@@ -8,11 +8,12 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from bnb_provision.cli.app import emit_json, json_option, options
+from bnb_provision.cli.app import emit_json, from_option, json_option, options
 from bnb_provision.vocab import QUANTS, Quant
 
 if TYPE_CHECKING:
     from bnb_provision.detect.machine import Machine
+    from bnb_provision.detect.reports import Report
     from bnb_provision.doctor.findings import Finding
     from bnb_provision.fit.model import ModelSpec
 
@@ -33,6 +34,7 @@ _doctor_options = options(
         type=click.Path(path_type=Path),
         help="A snapshot (detect --json --python ...) taken where the environment is.",
     ),
+    from_option,
     click.option(
         "--model-params", metavar="N", help="Model size for the memory check: 7B, 7e9, 70b."
     ),
@@ -65,6 +67,7 @@ def doctor(
     python: str | None,
     env_dir: str | None,
     machine_file: Path | None,
+    from_file: str | None,
     model_params: str | None,
     config_path: Path | None,
     quant: Quant,
@@ -80,13 +83,17 @@ def doctor(
         bnb-provision doctor --python .venv/bin/python
         bnb-provision doctor --env .venv --model-params 70e9 --quant nf4
         bnb-provision doctor --machine snapshot.json --json
+        bnb-provision doctor --from issue.txt    # a pasted collect_env, pip list...
     """
     from bnb_provision.db.load import load_db
     from bnb_provision.doctor.diagnose import DoctorOptions, diagnose
     from bnb_provision.env.stamp import read_stamp
     from bnb_provision.errors import FindingsError
 
-    machine = _target_machine(python, env_dir, machine_file)
+    if sum(x is not None for x in (python, env_dir, machine_file, from_file)) > 1:
+        raise click.UsageError("give one of --python, --env, --machine, --from")
+    pasted = _report(from_file) if from_file is not None else None
+    machine = pasted.machine() if pasted else _target_machine(python, env_dir, machine_file)
     if machine.env is None:
         raise click.UsageError(
             "doctor needs an environment: --python PATH, --env DIR, or a "
@@ -95,18 +102,39 @@ def doctor(
     model = _model_shape(config_path, model_params)
     stamp = read_stamp(machine.env.prefix) if machine.env.prefix and machine_file is None else None
     findings = diagnose(machine, load_db(), DoctorOptions(model=model, quant=quant, stamp=stamp))
-    header = f"bnb-provision doctor: {machine.env.python.executable or 'snapshot'}"
-    _emit_findings(findings, machine=machine, as_json=as_json, report=report, header=header)
+    what = f"report {pasted.label}" if pasted else machine.env.python.executable or "snapshot"
+    _emit_findings(
+        findings,
+        machine=machine,
+        as_json=as_json,
+        report=report,
+        header=f"bnb-provision doctor: {what}",
+        pasted=pasted,
+    )
     if any(f.severity == "error" for f in findings):
         raise FindingsError(f"{sum(f.severity == 'error' for f in findings)} error(s) found")
+
+
+def _report(from_file: str) -> Report:
+    """The pasted report; one without any Python environment is refused (exit 4)."""
+    from bnb_provision.detect.host import detect_python
+    from bnb_provision.detect.reports import load_report
+    from bnb_provision.errors import SnapshotError
+
+    pasted = load_report(from_file, python=detect_python().minor)
+    if pasted.snapshot.get("env") is None:
+        raise SnapshotError(
+            f"{pasted.label}: the report shows no Python environment (no torch, "
+            "bitsandbytes or package versions) for doctor to check; paste the output of "
+            "pip list or python -m torch.utils.collect_env too"
+        )
+    return pasted
 
 
 def _target_machine(python: str | None, env_dir: str | None, machine_file: Path | None) -> Machine:
     from bnb_provision.detect.machine import detect_machine
     from bnb_provision.detect.snapshot import load_machine
 
-    if sum(x is not None for x in (python, env_dir, machine_file)) > 1:
-        raise click.UsageError("give one of --python, --env, --machine")
     if machine_file is not None:
         return load_machine(machine_file)
     if python is None and env_dir is None:
@@ -165,15 +193,22 @@ def _emit_findings(
     as_json: bool,
     report: bool,
     header: str,
+    pasted: Report | None = None,
 ) -> None:
-    from bnb_provision.cli.render import render_findings
+    from bnb_provision.cli.render import render_findings, render_report
     from bnb_provision.doctor.findings import findings_to_dict
 
     if as_json:
         subject: dict[str, Any] = {} if machine is None else {"machine": machine.to_dict()}
-        emit_json(findings_to_dict(findings, subject=subject))
+        data = findings_to_dict(findings, subject=subject)
+        if pasted is not None:
+            data["assumptions"] = list(pasted.assumptions)
+            subject["report"] = pasted.summary()
+        emit_json(data)
         return
     text = render_findings(findings, header)
+    if pasted is not None:
+        text = render_report(pasted) + "\n" + text
     if report and machine is not None:
         text = _issue_report(machine, text)
     click.echo(text)

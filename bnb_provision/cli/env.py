@@ -7,6 +7,7 @@ Both take the same options; :func:`build_options` turns them into the library's
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 from collections.abc import Callable
@@ -73,6 +74,12 @@ _env_options = options(
         show_envvar=True,
         help="PyTorch index template, {variant} replaced (a mirror of download.pytorch.org).",
     ),
+    click.option(
+        "--cuda-without-gpu",
+        is_flag=True,
+        help="On a machine without NVIDIA GPU, take a CUDA lock anyway (to build an image "
+        "for GPU hosts); by default such a machine takes only a CPU lock.",
+    ),
     click.option("--no-verify", is_flag=True, help="Skip the kernel checks (not advised)."),
     click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing."),
     click.option("--json", "as_json", is_flag=True, help=JSON_HELP),
@@ -94,7 +101,14 @@ def build_options(*, keep: bool) -> Callable[[Callable[..., None]], Callable[...
     def decorate(f: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(f)
         def command(*, as_json: bool, **kw: Any) -> None:
-            f(opts=_to_build_options(as_json=as_json, **kw), as_json=as_json)
+            ctx = click.get_current_context()
+            left = frozenset(
+                name
+                for name in ("stack", "profile")
+                if ctx.get_parameter_source(name) == click.core.ParameterSource.DEFAULT
+            )
+            opts = _to_build_options(as_json=as_json, **kw)
+            f(opts=dataclasses.replace(opts, defaults=left), as_json=as_json)
 
         return options(_env_options, *([_keep_option] if keep else []))(command)
 
@@ -116,6 +130,7 @@ def _to_build_options(
     find_links: tuple[Path, ...],
     index_url: str,
     torch_index: str | None,
+    cuda_without_gpu: bool,
     no_verify: bool,
     dry_run: bool,
     as_json: bool,
@@ -141,6 +156,7 @@ def _to_build_options(
         index_url=index_url,
         torch_index_template=torch_index,
         verify=not no_verify,
+        cuda_without_gpu=cuda_without_gpu,
         keep=keep,
         dry_run=dry_run,
         # uv draws its own progress when a person watches; --json stays quiet

@@ -22,7 +22,7 @@ from bnb_provision.cli.app import (
 from bnb_provision.vocab import STACKS, Stack
 
 if TYPE_CHECKING:
-    from bnb_provision.lock.lockset import LockOptions, LockSet
+    from bnb_provision.lock.lockset import LockOptions, LockRequest, LockSet
     from bnb_provision.plan.constraints import Constraints, MachineFlags
 
 __all__ = ["bundle", "lock"]
@@ -70,7 +70,9 @@ _output_options = options(
         help="PyTorch index template, {variant} replaced (a mirror of download.pytorch.org).",
     ),
     click.option(
-        "--force", is_flag=True, help="Replace existing lock files (old ones kept as .bak)."
+        "--force",
+        is_flag=True,
+        help="Replace existing lock files and the manifest (old ones kept as .bak).",
     ),
     click.option(
         "--upgrade",
@@ -83,6 +85,16 @@ _output_options = options(
         "--uv-project", is_flag=True, help="Also write the uv pyproject.toml of each lock."
     ),
 )
+
+
+_NOT_IN_REGENERATE = frozenset({"--force", "--check", "--json", "--upgrade"})
+
+
+def regenerate_command(argv: list[str]) -> str:
+    """The command line that regenerates a lock set, as the files record it: this one less
+    the flags that do not change what is written (so ``lock --check`` and ``lock --force``
+    record the same line)."""
+    return shlex.join(["bnb-provision", *(a for a in argv if a not in _NOT_IN_REGENERATE)])
 
 
 def _lock_options(f: Callable[..., None]) -> Callable[..., None]:
@@ -119,7 +131,7 @@ def _lock_options(f: Callable[..., None]) -> Callable[..., None]:
             upgrade=upgrade,
             dockerfile=dockerfile,
             uv_project=uv_project,
-            regenerate=shlex.join(["bnb-provision", *sys.argv[1:]]),
+            regenerate=regenerate_command(sys.argv[1:]),
         )
         f(opts=opts, **kw)
 
@@ -137,33 +149,73 @@ def _lock_options(f: Callable[..., None]) -> Callable[..., None]:
 )
 @machine_and_pin_options
 @_lock_options
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing: resolve again into a scratch folder and exit 10 with a diff when "
+    "the committed locks or the manifest differ (for CI).",
+)
 @json_option
 def lock(
     machine_files: tuple[Path, ...],
     flags: MachineFlags,
     constraints: Constraints,
     opts: LockOptions,
+    check: bool,
     as_json: bool,
 ) -> None:
     """Write hash-pinned lock files (requirements.txt + pylock.toml) through uv.
 
     Machines that need the same plan share a lock; a manifest maps each machine class
-    to its lock so init can pick it.
+    to its lock so init can pick it. With --check, nothing is written: the same command
+    is resolved again and compared with the committed files (exit 10 when they differ).
 
     \b
     Example:
         bnb-provision lock -o locks
         bnb-provision lock --machine snapshots/ -o locks --dockerfile
         bnb-provision lock --os windows --gpu "RTX 4090" --driver 572.61 --python 3.12
+        bnb-provision lock --machine snapshots/ -o locks --check
     """
     from bnb_provision.lock.lockset import LockRequest, lock_request
 
     request = LockRequest(machine_files=machine_files, flags=flags, constraints=constraints)
+    if check:
+        _check(request, opts, as_json)
+        return
     result = lock_request(request, opts, log=log_to_stderr(as_json))
     if as_json:
         emit_json(result.to_dict())
     else:
         _print_lock(result)
+
+
+def _check(request: LockRequest, opts: LockOptions, as_json: bool) -> None:
+    """lock --check: the report (a diff per file that differs), exit 10 on a difference."""
+    from bnb_provision.errors import LockDriftError
+    from bnb_provision.lock.check import check_lock_set
+
+    report = check_lock_set(request, opts, log=log_to_stderr(as_json))
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for d in report.differences:
+            what = {
+                "changed": "differs from a fresh lock",
+                "missing": "is missing (a fresh lock writes it)",
+                "stale": "is no longer written (a machine or a group went away)",
+            }[d.status]
+            click.echo(f"{opts.output / d.name}: {what}")
+            if d.diff:
+                click.echo(d.diff, nl=False)
+        if report.ok:
+            click.echo(f"{opts.output}: the {len(report.files)} lock files are up to date")
+    if not report.ok:
+        raise LockDriftError(
+            f"{opts.output}: {len(report.differences)} file(s) differ from what the DB and "
+            "the snapshots give now; run the same command without --check (with --force) "
+            "to write them, and commit the result"
+        )
 
 
 def _print_lock(result: LockSet) -> None:
@@ -175,6 +227,8 @@ def _print_lock(result: LockSet) -> None:
         )
         for change in r.changed:
             click.echo(f"  {change}")
+        for warning in r.spec.warnings:
+            click.echo(f"warning: {r.spec.name}: {warning}", err=True)
     for m, why in result.unplanned:
         click.echo(f"not locked: {m}: {why}", err=True)
     click.echo(f"manifest: {result.manifest}")

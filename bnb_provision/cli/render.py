@@ -9,16 +9,18 @@ from bnb_provision.detect.fatbin import describe_archs
 
 if TYPE_CHECKING:
     from bnb_provision.detect.machine import Machine
+    from bnb_provision.detect.reports import Report
     from bnb_provision.detect.target import BnbLibrary, EnvInfo
     from bnb_provision.doctor.findings import Finding
     from bnb_provision.plan.analysis import BnbLoadReport
-    from bnb_provision.plan.model import Plan
+    from bnb_provision.plan.model import Plan, Rung
 
 __all__ = [
     "redact",
     "render_findings",
     "render_machine",
     "render_plan",
+    "render_report",
     "render_verify",
     "table",
 ]
@@ -176,19 +178,26 @@ def render_plan(plan: Plan, *, all_rejected: bool = False) -> str:
 
     t = plan.target
     head = f"Plan for {t.platform}, Python {plan.python}"
+    if t.os == "macos" and t.os_version is not None:
+        head = f"Plan for {t.platform} (macOS {t.os_version}), Python {plan.python}"
     if t.gpus:
         head += ", " + ", ".join(f"{n} (sm_{cc[0]}{cc[1]})" for n, cc in t.gpus)
     if t.accelerators:
         head += ", " + ", ".join(f"{a.name} ({a.target or '?'})" for a in t.accelerators)
     if t.driver:
         head += f", driver {t.driver_text}"
+    elif t.gpus:
+        head += ", no driver given"
     tc = plan.torch
     torch_src = "PyPI" if tc.channel == "pypi" else (tc.index_url or "")
-    rows = [("torch", f"{tc.version}+{tc.variant}", f"from {torch_src}")]
+    rows = [("torch", tc.label, f"from {torch_src}")]
     b = plan.bitsandbytes
-    rows.append(("bitsandbytes", str(b.version), f"loads {b.library}" if b.library else ""))
+    loads = f"loads {b.library}" if b.library else ""
+    if b.index_url:
+        loads += f" (from {b.index_url})"
+    rows.append(("bitsandbytes", str(b.version), loads))
     rows += [(n, v, "") for n, v in plan.packages if n not in ("torch", "bitsandbytes")]
-    out = [head, "", table(rows, ("package", "version", "")), ""]
+    out = [head, "", *_driver_lines(plan), table(rows, ("package", "version", "")), ""]
     if plan.verified:
         out.append(f"Verified: {plan.verified.evidence} ({plan.verified.source})\n")
     out.append("Why")
@@ -197,15 +206,63 @@ def render_plan(plan: Plan, *, all_rejected: bool = False) -> str:
         out.append("\nWarnings")
         out += [f"  - {w}" for w in plan.warnings]
     if plan.rejected:
-        lines = group_rejections(plan.rejected)
-        shown = lines if all_rejected else lines[:8]
+        every = group_rejections(plan.rejected, shown=None)
+        shown = every if all_rejected else group_rejections(plan.rejected)[:8]
         out.append("\nRejected alternatives")
         out += [f"  - {line}" for line in shown]
-        if len(shown) < len(lines):
-            out.append(f"  ({len(lines) - len(shown)} more: --all-rejected)")
-    out.append("\nBitsAndBytesConfig for this machine")
-    out += ["  " + line if line else "" for line in plan.snippet.rstrip().splitlines()]
+        if shown != every:
+            out.append(f"  ({len(plan.rejected)} rejected in all: --all-rejected lists every one)")
+    if plan.snippet:
+        out.append("\nBitsAndBytesConfig for this machine")
+        out += ["  " + line if line else "" for line in plan.snippet.rstrip().splitlines()]
     return "\n".join(out)
+
+
+def _driver_lines(plan: Plan) -> list[str]:
+    """The driver floor first; without a driver version, the ladder of older floors."""
+    if plan.driver_floor is None:
+        return []
+    if plan.target.driver is not None:
+        return [f"Driver floor: this plan runs on driver >= {plan.driver_floor}", ""]
+    from bnb_provision.plan.model import Rung
+
+    top = Rung(driver=plan.driver_floor, torch=plan.torch, bitsandbytes=plan.bitsandbytes)
+    rows = [(f">= {r.driver}", *_rung(r)) for r in (top, *plan.ladder)]
+    rows[0] = (*rows[0][:3], "<- this plan")
+    lowest = (top, *plan.ladder)[-1].driver
+    return [
+        f"Driver floor: this plan needs driver >= {plan.driver_floor} (no driver was given)",
+        "Driver ladder (what each older driver gets instead):",
+        *("  " + line for line in table(rows).splitlines()),
+        f"  below {lowest}: no combination runs",
+        "",
+    ]
+
+
+def _rung(r: Rung) -> tuple[str, str, str]:
+    src = "PyPI" if r.torch.channel == "pypi" else (r.torch.index_url or "")
+    lib = r.bitsandbytes.library or "-"
+    return (f"torch {r.torch.label} ({src})", f"bitsandbytes {r.bitsandbytes.version} ({lib})", "")
+
+
+def render_report(report: Report) -> str:
+    """What ``--from`` read, what it assumed, and where the report disagrees with itself:
+    printed before the plan or the findings."""
+    sections = ", ".join(f"{s.tool} (line {s.line})" for s in report.sections)
+    out = [f"Read from {report.label}: {sections}"]
+    f = report.facts
+    if f.bnb_lib:
+        loaded = f"bitsandbytes' loader picked {f.bnb_lib}"
+        out.append(
+            f"  {loaded}" + (f", then fell back to {f.bnb_fallback}" if f.bnb_fallback else "")
+        )
+    if report.assumptions:
+        out.append("Assumed")
+        out += [f"  - {a}" for a in report.assumptions]
+    if report.conflicts:
+        out.append("The report disagrees with itself")
+        out += [f"  - {c.describe()}" for c in report.conflicts]
+    return "\n".join(out) + "\n"
 
 
 def render_findings(findings: tuple[Finding, ...], header: str) -> str:

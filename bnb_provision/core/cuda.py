@@ -21,6 +21,8 @@ import re
 from collections.abc import Iterable
 from typing import Final, Literal, NamedTuple
 
+from packaging.version import Version
+
 __all__ = [
     "CPU",
     "MPS",
@@ -28,12 +30,14 @@ __all__ = [
     "ComputeCapability",
     "Coverage",
     "CudaVersion",
+    "DriverVersion",
     "covers",
     "cuda_of_variant",
     "cuda_option",
     "is_cuda_tag",
     "is_rocm",
     "normalize_cuda_option",
+    "ptx_blocked",
     "rocm_version",
     "variant_of_cuda",
 ]
@@ -160,6 +164,27 @@ def normalize_cuda_option(text: str) -> str:
         ) from None
 
 
+class DriverVersion(Version):
+    """An NVIDIA driver version that prints as it was written: ``580.159.04`` stays
+    ``580.159.04`` (a plain :class:`~packaging.version.Version` prints ``580.159.4``); it
+    compares as the version it is."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text.strip())
+        self._text = text.strip()
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"<DriverVersion({self._text!r})>"
+
+    def __reduce__(self) -> tuple[type[DriverVersion], tuple[str]]:
+        return (DriverVersion, (self._text,))
+
+
 class ComputeCapability(NamedTuple):
     """A GPU's compute capability ``major.minor``; ordered as a tuple, so it compares with
     the ``(8, 6)`` pairs the DB and the detectors hold."""
@@ -197,16 +222,47 @@ class ComputeCapability(NamedTuple):
         return f"sm_{self.arch}"
 
 
-def covers(cc: tuple[int, int], *, sass: Iterable[int], ptx: Iterable[int]) -> Coverage | None:
+def covers(
+    cc: tuple[int, int],
+    *,
+    sass: Iterable[int],
+    ptx: Iterable[int],
+    toolkit: CudaVersion | None = None,
+    driver_cuda: CudaVersion | None = None,
+) -> Coverage | None:
     """How kernels built for ``sass`` and ``ptx`` architectures run on a GPU of ``cc``.
 
     ``"sass"`` when machine code of the GPU's major with a minor no newer than the GPU's
     is present (``sm_80`` runs on 8.6, never on 9.0); else ``"ptx"`` when PTX no newer
     than the GPU can be JIT-compiled (``compute_80`` runs on 9.0); else None.
+
+    The driver JIT-compiles PTX only when it is at least as new as the toolkit that
+    emitted it: with ``toolkit`` (the CUDA the binary was built with) and ``driver_cuda``
+    (the newest CUDA the driver supports) both given, PTX from a newer toolkit does not
+    count (a 13.0 driver cannot compile 13.2 PTX). Either one unknown: the caller has not
+    asked, and PTX counts by architecture alone.
     """
     major, minor = cc
     if any(a // 10 == major and a % 10 <= minor for a in sass):
         return "sass"
-    if any(a <= major * 10 + minor for a in ptx):
-        return "ptx"
-    return None
+    if not any(a <= major * 10 + minor for a in ptx):
+        return None
+    if toolkit is not None and driver_cuda is not None and driver_cuda < toolkit:
+        return None
+    return "ptx"
+
+
+def ptx_blocked(
+    cc: tuple[int, int],
+    *,
+    sass: Iterable[int],
+    ptx: Iterable[int],
+    toolkit: CudaVersion | None,
+    driver_cuda: CudaVersion | None,
+) -> bool:
+    """Whether the kernels would run on ``cc`` through PTX, but the driver is older than
+    the toolkit that emitted it (what :func:`covers` refuses beyond the architectures)."""
+    sass, ptx = tuple(sass), tuple(ptx)
+    return covers(cc, sass=sass, ptx=ptx) == "ptx" and (
+        covers(cc, sass=sass, ptx=ptx, toolkit=toolkit, driver_cuda=driver_cuda) is None
+    )

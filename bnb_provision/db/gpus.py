@@ -17,15 +17,46 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from bnb_provision.db.rows import GpuEntry
+from bnb_provision.db.rows import GpuVendor
 
-__all__ = ["GpuCatalog", "GpuMatch", "normalize_gpu_name"]
+__all__ = [
+    "GpuCatalog",
+    "GpuEntry",
+    "GpuMatch",
+    "normalize_gpu_name",
+]
 
 _MARKS: Final = re.compile(r"\((?:r|tm)\)|[®™]")
 _WORDS: Final = re.compile(r"\b(?:nvidia|geforce|tesla|amd|radeon|intel|apple|gpu|graphics)\b")
 _SEPARATORS: Final = re.compile(r"[\s_\-.()]+")
 _MEMORY: Final = re.compile(r"(\d{1,4})\s*gi?b\b(?:\s*(?:hbm\d*e?|gddr\d+x?))?", re.IGNORECASE)
 _MIB_PER_GIB: Final = 1024
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GpuEntry:
+    """A GPU model of the catalogue: its names, what the planner needs, its memory sizes.
+
+    Exactly one of ``cc`` (NVIDIA), ``gfx`` (AMD) and ``arch`` (Intel's Xe architecture,
+    Apple's Metal GPU family) is set. ``memory_mib`` is empty when not recorded.
+    """
+
+    vendor: GpuVendor
+    name: str
+    aliases: tuple[str, ...]
+    cc: tuple[int, int] | None
+    gfx: str | None
+    arch: str | None
+    memory_mib: tuple[int, ...]
+    source: str
+    checked: str
+
+    @property
+    def target(self) -> str:
+        """``8.9``, ``gfx1100``, ``Xe-HPG`` or ``Apple9``: what the planner matches on."""
+        if self.cc is not None:
+            return f"{self.cc[0]}.{self.cc[1]}"
+        return self.gfx or self.arch or ""
 
 
 def normalize_gpu_name(name: str) -> str:

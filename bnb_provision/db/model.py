@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from bnb_provision.db.gpus import GpuCatalog
+from bnb_provision.core.cuda import CudaVersion
+from bnb_provision.db.builds import CompanionRelease, LegacyWindowsIndex, XpuFacts
+from bnb_provision.db.gpus import GpuCatalog, GpuEntry
 from bnb_provision.db.rows import (
     ArchChange,
     BnbLibraryRow,
@@ -22,10 +24,10 @@ from bnb_provision.db.rows import (
     Feature,
     FeatureName,
     FloorOs,
-    GpuEntry,
     GpuModel,
     HfConstraint,
     KnownBad,
+    LastBranch,
     LoaderRule,
     OsFloor,
     PackageRelease,
@@ -33,7 +35,6 @@ from bnb_provision.db.rows import (
     TorchIndex,
     TorchRelease,
     Verified,
-    XpuFacts,
 )
 
 __all__ = ["CompatDB"]
@@ -48,6 +49,7 @@ class CompatDB:
     families: tuple[CudaFamily, ...]
     arch_changes: tuple[ArchChange, ...]
     gpu_models: tuple[GpuModel, ...]
+    last_branches: tuple[LastBranch, ...]
     torch_releases: tuple[TorchRelease, ...]
     torch_indexes: tuple[TorchIndex, ...]
     torch_builds: tuple[TorchBuild, ...]
@@ -57,9 +59,11 @@ class CompatDB:
     loader_rules: tuple[LoaderRule, ...]
     bnb_windows_legacy_index: str
     bnb_windows_legacy_versions: tuple[str, ...]
+    bnb_windows_legacy: LegacyWindowsIndex
     os_floors: tuple[OsFloor, ...]  # one per FLOOR_OSES
     features: tuple[Feature, ...]  # one per GPU_FEATURES and BNB_FEATURES
     packages: tuple[PackageRelease, ...]
+    companions: tuple[CompanionRelease, ...]
     hf_constraints: tuple[HfConstraint, ...]
     verified: tuple[Verified, ...]
     known_bad: tuple[KnownBad, ...]
@@ -110,9 +114,21 @@ class CompatDB:
 
     # -- GPUs and drivers ------------------------------------------------------------
 
-    def min_cc(self, feature: FeatureName) -> tuple[int, int]:
-        """The oldest compute capability with ``feature`` (``bf16``, ``llm_int8``, ...)."""
-        return next(f.min_cc for f in self.features if f.feature == feature)
+    def min_cc(self, feature: FeatureName, bnb: Version | None = None) -> tuple[int, int]:
+        """The oldest compute capability with ``feature`` (``bf16``, ``llm_int8``, ...), as
+        bitsandbytes ``bnb`` documents it where its floor changed between releases."""
+        return self.feature_row(feature, bnb).min_cc
+
+    def feature_row(self, feature: FeatureName, bnb: Version | None = None) -> Feature:
+        """The row that states ``feature``'s floor for bitsandbytes ``bnb``: the one whose
+        range holds it; else (no release given, or one no range holds) the row without a
+        range, else the last row, which holds the current documentation."""
+        rows = [f for f in self.features if f.feature == feature]
+        hit = None
+        if bnb is not None:
+            hit = next((f for f in rows if f.bnb is not None and f.bnb.contains(bnb)), None)
+        plain = next((f for f in rows if f.bnb is None), None)
+        return hit or plain or rows[-1]
 
     def gpus(self) -> GpuCatalog:
         """The GPU catalogue (``gpus.toml``), indexed by every name users write."""
@@ -142,6 +158,36 @@ class CompatDB:
             return None, f"no driver floor is known for CUDA {major}.x"
         floor = fam.windows if os_name == "windows" else fam.linux
         return floor, f"CUDA {major}.x minor-version compatibility needs driver >= {floor}"
+
+    def driver_cuda(self, driver: Version, os_name: str) -> CudaVersion | None:
+        """The newest CUDA ``X.Y`` whose toolkit ``driver`` runs without minor-version
+        compatibility: the newest PTX it can JIT-compile (None: older than every toolkit)."""
+        best = self.max_cuda_for_driver(driver, os_name)
+        return None if best is None else CudaVersion(best.major, best.minor)
+
+    def toolkit_driver(self, cuda: CudaVersion, os_name: str) -> Version | None:
+        """The oldest driver NVIDIA names for a toolkit of ``cuda`` (its GA release)."""
+        needs = [
+            t.windows if os_name == "windows" else t.linux
+            for t in self.toolkits
+            if (t.version.major, t.version.minor) == cuda
+        ]
+        return min((n for n in needs if n is not None), default=None)
+
+    def driver_floors(self, os_name: str) -> tuple[Version, ...]:
+        """Every driver version the DB names as a floor on ``os_name`` (the CUDA families'
+        and the toolkits'), oldest first: the drivers at which a plan can change."""
+        floors = {f.windows if os_name == "windows" else f.linux for f in self.families}
+        for t in self.toolkits:
+            need = t.windows if os_name == "windows" else t.linux
+            if need is not None:
+                floors.add(need)
+        return tuple(sorted(floors))
+
+    def last_branch(self, ccs: tuple[tuple[int, int], ...]) -> LastBranch | None:
+        """The legacy driver branch that ends support for the oldest of ``ccs``, if any."""
+        rows = [b for b in self.last_branches if any(cc < b.below_cc for cc in ccs)]
+        return min(rows, key=lambda b: b.branch, default=None)
 
     def max_cuda_for_driver(self, driver: Version, os_name: str) -> Version | None:
         """The newest CUDA toolkit whose own driver minimum ``driver`` meets."""
@@ -182,6 +228,9 @@ class CompatDB:
         return self._builds[key]
 
     # -- Hugging Face ----------------------------------------------------------------
+
+    def companion_releases(self, package: str) -> tuple[CompanionRelease, ...]:
+        return tuple(r for r in self.companions if r.package == package)
 
     def package_releases(self, package: str) -> tuple[PackageRelease, ...]:
         return tuple(r for r in self.packages if r.package == package)

@@ -17,6 +17,7 @@ from packaging.specifiers import SpecifierSet
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.db import row_parsers as rp
 from bnb_provision.db import values
+from bnb_provision.db.builds import LegacyWindowsIndex, XpuFacts
 from bnb_provision.db.consistency import check_arch_support, check_gpu_catalog
 from bnb_provision.db.model import CompatDB
 from bnb_provision.db.rows import (
@@ -25,10 +26,9 @@ from bnb_provision.db.rows import (
     GPU_FEATURES,
     Feature,
     OsFloor,
-    XpuFacts,
 )
 from bnb_provision.errors import CompatDBError
-from bnb_provision.vocab import HF_PACKAGES
+from bnb_provision.vocab import COMPANIONS, HF_PACKAGES
 
 __all__ = ["DB_SCHEMA", "Files", "parse_db"]
 
@@ -66,8 +66,20 @@ def _one_each(table: str, names: list[str], wanted: tuple[str, ...]) -> None:
 def _features(
     d: Fields, make: Callable[[Fields], Feature], wanted: tuple[str, ...]
 ) -> tuple[Feature, ...]:
+    """One row per feature, or several that each name the ``bnb`` releases they hold for
+    (a floor bitsandbytes' documentation changed between releases)."""
     rows = _rows(d, "feature", make)
-    _one_each("feature", [r.feature for r in rows], wanted)
+    for i, r in enumerate(rows):
+        same = [x for x in rows if x.feature == r.feature]
+        if len(same) > 1 and any(x.bnb is None for x in same):
+            raise FieldError(
+                f"feature[{i}]: {r.feature!r} has several rows: each needs its bnb range"
+            )
+    missing = [repr(w) for w in wanted if w not in {r.feature for r in rows}]
+    if missing:
+        raise FieldError(
+            f"feature: no row for {', '.join(missing)} (one row each for {', '.join(wanted)})"
+        )
     return rows
 
 
@@ -127,14 +139,26 @@ def _index_url(d: Fields) -> str:
     return url
 
 
-def _windows_legacy(d: Fields) -> tuple[str, tuple[str, ...]]:
+def _windows_legacy(d: Fields) -> LegacyWindowsIndex:
     win = d.table("windows_legacy")
-    index, versions = win.text("index"), tuple(win.str_list("versions"))
-    values.source(win)
+    added = []
+    for i, item in enumerate(win.str_list("cuda_added", [])):
+        first, _, tag = item.partition("=")
+        if not tag:
+            raise FieldError(f"{win.sub('cuda_added')}[{i}]: expected VERSION=TAG, got {item!r}")
+        added.append((values.parse_version(win, "cuda_added", first), tag))
+    index = LegacyWindowsIndex(
+        url=win.text("index"),
+        versions=tuple(win.str_list("versions")),
+        cuda=tuple(win.str_list("cuda")),
+        cuda_added=tuple(added),
+        min_cc_70=tuple(win.str_list("min_cc_70", [])),
+        source=values.source(win),
+    )
     values.checked(win)
     values.documentary(win, "note")
     win.done()
-    return index, versions
+    return index
 
 
 def _xpu(docs: _Documents) -> XpuFacts:
@@ -174,7 +198,7 @@ def parse_db(files: Files) -> CompatDB:
     """Build the DB from parsed TOML documents keyed by file name."""
     docs = _Documents(files)
     version = docs.read("meta.toml", _meta)
-    legacy_index, legacy_versions = docs.read("bitsandbytes.toml", _windows_legacy)
+    legacy = docs.read("bitsandbytes.toml", _windows_legacy)
     db = CompatDB(
         version=version,
         toolkits=docs.rows("nvidia.toml", "toolkit", rp.toolkit),
@@ -183,13 +207,15 @@ def parse_db(files: Files) -> CompatDB:
         gpu_models=docs.rows("nvidia.toml", "gpu", rp.gpu_model),
         gpu_catalog=docs.rows("gpus.toml", "gpu", rp.gpu_entry),
         xpu=_xpu(docs),
+        last_branches=docs.rows("nvidia.toml", "last_branch", rp.last_branch),
         torch_index_url=docs.read("torch.toml", _index_url),
         torch_indexes=docs.rows("torch.toml", "index", rp.torch_index),
         torch_builds=docs.rows("torch.toml", "build", rp.torch_build),
         torch_releases=docs.rows("derived/torch.toml", "release", rp.torch_release),
         loader_rules=docs.rows("bitsandbytes.toml", "loader_rule", rp.loader_rule),
-        bnb_windows_legacy_index=legacy_index,
-        bnb_windows_legacy_versions=legacy_versions,
+        bnb_windows_legacy_index=legacy.url,
+        bnb_windows_legacy_versions=legacy.versions,
+        bnb_windows_legacy=legacy,
         os_floors=docs.read("bitsandbytes.toml", _os_floors),
         features=(
             *docs.read("nvidia.toml", lambda d: _features(d, rp.gpu_feature, GPU_FEATURES)),
@@ -201,6 +227,11 @@ def parse_db(files: Files) -> CompatDB:
             row
             for pkg in HF_PACKAGES
             for row in docs.rows(f"derived/{pkg}.toml", "release", rp.package_release)
+        ),
+        companions=tuple(
+            row
+            for pkg in COMPANIONS
+            for row in docs.rows(f"derived/{pkg}.toml", "release", rp.companion_release)
         ),
         hf_constraints=docs.rows("huggingface.toml", "constraint", rp.hf_constraint),
         verified=docs.rows("combinations.toml", "verified", rp.verified),

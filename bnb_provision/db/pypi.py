@@ -1,7 +1,8 @@
 """Reading a package index (PyPI) for the derived DB: release files from the PEP 691 JSON
 simple API, each wheel's METADATA (its PEP 658 file, or the zip member read with HTTP
-range requests), and the native libraries inside bitsandbytes wheels with their kernels
-(NVIDIA architectures from CUDA fatbins, AMD gfx targets from HIP offload bundles).
+range requests), a source distribution's PKG-INFO (for packages that ship no wheel), and
+the native libraries inside bitsandbytes wheels with their kernels (NVIDIA architectures
+from CUDA fatbins, AMD gfx targets from HIP offload bundles).
 
 Results per file are cached as JSON under ``cache``, keyed by the file's sha256, so a
 re-run downloads nothing it already has.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import tarfile
 import tempfile
 import zipfile
 import zlib
@@ -134,6 +136,19 @@ class PypiReader:
 
         return dict(self._cached("metadata", file["sha256"], fetch))
 
+    def sdist_metadata(self, file: dict[str, Any]) -> dict[str, Any]:
+        """Requires-Python and Requires-Dist of a source distribution, from the PKG-INFO at
+        the top of the archive (downloaded once, checked against its sha256, cached)."""
+
+        def fetch() -> dict[str, Any]:
+            self.log(f"reading {file['filename']} ({file['size'] // 1000} kB)")
+            with tempfile.TemporaryDirectory(prefix="bnb-derive-") as tmp:
+                archive = Path(tmp) / file["filename"]
+                self._download(file, archive)
+                return _metadata_fields(_pkg_info(archive))
+
+        return dict(self._cached("sdist-metadata", file["sha256"], fetch))
+
     def _range(self, url: str, start: int, end: int) -> bytes:
         r = self.session.get(url, headers={"Range": f"bytes={start}-{end}"}, timeout=TIMEOUT)
         r.raise_for_status()
@@ -199,6 +214,26 @@ class PypiReader:
                 return _libraries_in(whl, Path(tmp))
 
         return list(self._cached(_LIBRARIES, file["sha256"], fetch))
+
+
+def _pkg_info(archive: Path) -> str:
+    """The top-level ``PKG-INFO`` of an sdist (``.tar.gz`` or ``.zip``), as text."""
+    if archive.name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            name = next(
+                (n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO")), None
+            )
+            if name is None:
+                raise ValueError(f"{archive.name}: no PKG-INFO at its top")
+            return zf.read(name).decode("utf-8", "replace")
+    with tarfile.open(archive, "r:gz") as tf:
+        member = next(
+            (m for m in tf if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")), None
+        )
+        fh = tf.extractfile(member) if member is not None and member.isfile() else None
+        if fh is None:
+            raise ValueError(f"{archive.name}: no PKG-INFO at its top")
+        return fh.read().decode("utf-8", "replace")
 
 
 def _libraries_in(whl: Path, scratch: Path) -> list[dict[str, Any]]:

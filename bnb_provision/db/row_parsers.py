@@ -10,6 +10,8 @@ import re
 from bnb_provision.core.cuda import is_rocm
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.db import values
+from bnb_provision.db.builds import CompanionRelease
+from bnb_provision.db.gpus import GpuEntry
 from bnb_provision.db.rows import (
     BNB_FEATURES,
     CHANNELS,
@@ -25,10 +27,10 @@ from bnb_provision.db.rows import (
     ErrorPattern,
     Feature,
     FeatureName,
-    GpuEntry,
     GpuModel,
     HfConstraint,
     KnownBad,
+    LastBranch,
     LoaderRule,
     OsFloor,
     PackageRelease,
@@ -37,13 +39,14 @@ from bnb_provision.db.rows import (
     TorchRelease,
     Verified,
 )
-from bnb_provision.vocab import PLATFORMS, PROFILES, Platform
+from bnb_provision.vocab import COMPANIONS, PLATFORMS, PROFILES, Platform
 
 __all__ = [
     "arch_change",
     "bnb_feature",
     "bnb_library",
     "bnb_release",
+    "companion_release",
     "error_pattern",
     "family",
     "gpu_entry",
@@ -51,6 +54,7 @@ __all__ = [
     "gpu_model",
     "hf_constraint",
     "known_bad",
+    "last_branch",
     "loader_rule",
     "os_floor",
     "package_release",
@@ -68,8 +72,8 @@ def toolkit(r: Fields) -> CudaToolkit:
     values.documentary(r, "label", "branch")  # "12.0 Update 1"; "R615" where no minimum
     return CudaToolkit(
         version=values.version(r, "version"),
-        linux=values.opt_version(r, "linux"),
-        windows=values.opt_version(r, "windows"),
+        linux=values.opt_driver(r, "linux"),
+        windows=values.opt_driver(r, "windows"),
         source=values.source(r),
     )
 
@@ -77,8 +81,8 @@ def toolkit(r: Fields) -> CudaToolkit:
 def family(r: Fields) -> CudaFamily:
     return CudaFamily(
         major=r.integer("major"),
-        linux=values.version(r, "linux"),
-        windows=values.version(r, "windows"),
+        linux=values.driver(r, "linux"),
+        windows=values.driver(r, "windows"),
         source=values.source(r),
     )
 
@@ -184,6 +188,7 @@ def torch_release(r: Fields) -> TorchRelease:
         requires_python=values.spec(r, "requires_python", ""),
         pythons=tuple(r.str_list("pythons")),
         pypi=tuple(pypi),
+        macos=values.macos_floors(r, "macos"),
     )
 
 
@@ -222,6 +227,17 @@ def _feature(r: Fields, names: tuple[FeatureName, ...]) -> Feature:
         min_cc=values.cc(r, "min_cc"),
         source=values.source(r),
         checked=values.opt_checked(r),
+        bnb=values.spec(r, "bnb") if "bnb" in r.data else None,
+    )
+
+
+def last_branch(r: Fields) -> LastBranch:
+    values.documentary(r, "note")
+    return LastBranch(
+        below_cc=values.cc(r, "below_cc"),
+        branch=r.integer("branch"),
+        source=values.source(r),
+        checked=values.checked(r),
     )
 
 
@@ -240,6 +256,7 @@ def bnb_release(r: Fields) -> BnbRelease:
         requires_python=values.spec(r, "requires_python", ""),
         torch=values.spec(r, "torch", ""),
         platforms=values.wheel_platforms(r, "platforms"),
+        macos=values.opt_version(r, "macos"),
     )
 
 
@@ -270,6 +287,17 @@ def package_release(r: Fields) -> PackageRelease:
     )
 
 
+def companion_release(r: Fields) -> CompanionRelease:
+    values.documentary_date(r, "date")  # upload date
+    return CompanionRelease(
+        package=values.choice(r, "package", COMPANIONS, "companion"),
+        version=values.version(r, "version"),
+        requires_python=values.spec(r, "requires_python", ""),
+        torch=values.spec(r, "torch") if "torch" in r.data else None,
+        macos=values.macos_floors(r, "macos"),
+    )
+
+
 def hf_constraint(r: Fields) -> HfConstraint:
     return HfConstraint(
         package=r.text("package"),
@@ -297,7 +325,7 @@ def verified(r: Fields) -> Verified:
         platform=values.platform(r, "platform"),
         cc=values.cc(r, "cc"),
         gpu=r.text("gpu"),
-        driver=values.version(r, "driver"),
+        driver=values.driver(r, "driver"),
         evidence=r.text("evidence"),
         source=values.source(r),
         checked=values.checked(r),

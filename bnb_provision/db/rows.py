@@ -17,7 +17,7 @@ from typing import Final, Literal, get_args
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from bnb_provision.core.cuda import Coverage, covers
+from bnb_provision.core.cuda import Coverage, CudaVersion, covers
 from bnb_provision.vocab import Category, Platform, Profile
 
 __all__ = [
@@ -37,11 +37,11 @@ __all__ = [
     "Feature",
     "FeatureName",
     "FloorOs",
-    "GpuEntry",
     "GpuModel",
     "GpuVendor",
     "HfConstraint",
     "KnownBad",
+    "LastBranch",
     "LoaderRule",
     "OsFloor",
     "PackageRelease",
@@ -50,7 +50,6 @@ __all__ = [
     "TorchRelease",
     "Verified",
     "WheelPlatform",
-    "XpuFacts",
 ]
 
 Channel = Literal["index", "pypi", "any"]
@@ -86,6 +85,18 @@ class Feature:
     min_cc: tuple[int, int]
     source: str
     checked: str | None
+    bnb: SpecifierSet | None = None  # the bitsandbytes releases whose documentation says so
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LastBranch:
+    """GPUs below ``below_cc`` run NVIDIA drivers up to branch ``branch`` only (the
+    legacy branch that keeps them): no newer driver, so no newer CUDA, reaches them."""
+
+    below_cc: tuple[int, int]
+    branch: int  # 580 for R580
+    source: str
+    checked: str
 
 
 # -- nvidia.toml -----------------------------------------------------------------------
@@ -135,35 +146,6 @@ class GpuModel:
         return self.pattern.search(name) is not None
 
 
-# -- gpus.toml -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class GpuEntry:
-    """A GPU model of the catalogue: its names, what the planner needs, its memory sizes.
-
-    Exactly one of ``cc`` (NVIDIA), ``gfx`` (AMD) and ``arch`` (Intel's Xe architecture,
-    Apple's Metal GPU family) is set. ``memory_mib`` is empty when not recorded.
-    """
-
-    vendor: GpuVendor
-    name: str
-    aliases: tuple[str, ...]
-    cc: tuple[int, int] | None
-    gfx: str | None
-    arch: str | None
-    memory_mib: tuple[int, ...]
-    source: str
-    checked: str
-
-    @property
-    def target(self) -> str:
-        """``8.9``, ``gfx1100``, ``Xe-HPG`` or ``Apple9``: what the planner matches on."""
-        if self.cc is not None:
-            return f"{self.cc[0]}.{self.cc[1]}"
-        return self.gfx or self.arch or ""
-
-
 # -- torch.toml and derived/torch.toml -------------------------------------------------
 
 
@@ -175,9 +157,14 @@ class TorchRelease:
     requires_python: SpecifierSet
     pythons: tuple[str, ...]
     pypi: tuple[tuple[Platform, str], ...]  # (platform, variant) PyPI serves
+    macos: tuple[tuple[str, Version], ...] = ()  # (Python, oldest macOS of its arm64 wheel)
 
     def pypi_variant(self, platform: str) -> str | None:
         return next((v for p, v in self.pypi if p == platform), None)
+
+    def macos_floor(self, python: str) -> Version | None:
+        """The oldest macOS release the arm64 wheel for ``python`` installs on."""
+        return next((v for py, v in self.macos if py == python), None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -206,8 +193,19 @@ class TorchBuild:
     checked: str
     unverified_sass: tuple[int, ...] = ()
 
-    def covers(self, cc: tuple[int, int]) -> Coverage | None:
-        return covers(cc, sass=self.sass, ptx=self.ptx)
+    @property
+    def toolkit(self) -> CudaVersion | None:
+        """The CUDA that compiled the build (and emitted its PTX): ``cu132`` -> 13.2."""
+        return CudaVersion.from_variant(self.variant)
+
+    def covers(
+        self, cc: tuple[int, int], driver_cuda: CudaVersion | None = None
+    ) -> Coverage | None:
+        """:func:`~bnb_provision.core.cuda.covers`; with ``driver_cuda`` (the newest CUDA
+        the driver supports) PTX counts only when the driver can JIT it."""
+        return covers(
+            cc, sass=self.sass, ptx=self.ptx, toolkit=self.toolkit, driver_cuda=driver_cuda
+        )
 
 
 # -- bitsandbytes.toml and derived/bitsandbytes.toml -----------------------------------
@@ -221,6 +219,7 @@ class BnbRelease:
     requires_python: SpecifierSet
     torch: SpecifierSet
     platforms: tuple[WheelPlatform, ...]
+    macos: Version | None = None  # the oldest macOS its arm64 wheel installs on
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -237,8 +236,20 @@ class BnbLibraryRow:
     rel_ptx: tuple[int, ...]
     gfx: tuple[str, ...] = ()  # ROCm: the gfx targets of its offload bundles
 
-    def covers(self, cc: tuple[int, int]) -> Coverage | None:
-        return covers(cc, sass=self.sass, ptx=(*self.ptx, *self.rel_ptx))
+    @property
+    def toolkit(self) -> CudaVersion | None:
+        """The CUDA the library was built with (``cuda132`` -> 13.2); None without CUDA."""
+        if not self.backend.startswith("cuda") or not self.version:
+            return None
+        return CudaVersion.from_tag(self.version)
+
+    def covers(
+        self, cc: tuple[int, int], driver_cuda: CudaVersion | None = None
+    ) -> Coverage | None:
+        """:func:`~bnb_provision.core.cuda.covers` (relocatable PTX counts); with
+        ``driver_cuda`` PTX counts only when the driver can JIT it."""
+        ptx = (*self.ptx, *self.rel_ptx)
+        return covers(cc, sass=self.sass, ptx=ptx, toolkit=self.toolkit, driver_cuda=driver_cuda)
 
     def has_gfx(self, target: str) -> bool:
         """Whether the library holds code for an AMD GPU (``gfx90a:xnack-`` counts for
@@ -265,20 +276,6 @@ class OsFloor:
     bnb: Version
     source: str
     checked: str
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class XpuFacts:
-    """Intel GPU builds: torch's ``xpu`` variant (``torch.toml [xpu]``) and the torch that
-    bitsandbytes' XPU build needs (``bitsandbytes.toml [xpu]``)."""
-
-    torch: SpecifierSet
-    platforms: tuple[Platform, ...]
-    validated: tuple[str, ...]  # Xe architectures PyTorch validates
-    linux_only: tuple[str, ...]
-    bnb_torch: SpecifierSet
-    source: str
-    bnb_source: str
 
 
 # -- huggingface.toml and derived/{transformers,accelerate,peft,trl}.toml --------------

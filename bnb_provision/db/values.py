@@ -16,6 +16,7 @@ from typing import Final, TypeVar
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from bnb_provision.core.cuda import DriverVersion
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.db.rows import WheelPlatform
 from bnb_provision.vocab import CATEGORIES, PLATFORMS, Category, Platform
@@ -27,10 +28,12 @@ __all__ = [
     "choice",
     "documentary",
     "documentary_date",
+    "macos_floors",
     "opt_cc",
     "opt_checked",
     "opt_version",
     "optional_choices",
+    "parse_version",
     "platform",
     "platforms",
     "regex",
@@ -51,6 +54,11 @@ _REQUIREMENT_RE: Final = re.compile(r"([A-Za-z0-9_.-]+)\s*(.*)")
 S = TypeVar("S", bound=str)
 
 
+def parse_version(f: Fields, key: str, text: str) -> Version:
+    """``text`` (a value found under ``key``) as a version; a FieldError naming it if not."""
+    return _parse_version(f, key, text)
+
+
 def _parse_version(f: Fields, key: str, text: str) -> Version:
     try:
         return Version(text)
@@ -61,6 +69,18 @@ def _parse_version(f: Fields, key: str, text: str) -> Version:
 def version(f: Fields, key: str) -> Version:
     """A required version (``"12.8"``, ``"0.45.5"``)."""
     return _parse_version(f, key, f.text(key))
+
+
+def driver(f: Fields, key: str) -> DriverVersion:
+    """A required NVIDIA driver version, kept as written (``"450.80.02"``)."""
+    text = f.text(key)
+    _parse_version(f, key, text)
+    return DriverVersion(text)
+
+
+def opt_driver(f: Fields, key: str) -> DriverVersion | None:
+    """An optional driver version: None when the key is absent."""
+    return driver(f, key) if f.text(key, None) is not None else None
 
 
 def opt_version(f: Fields, key: str) -> Version | None:
@@ -76,6 +96,18 @@ def spec(f: Fields, key: str, default: str | None = None) -> SpecifierSet:
         return SpecifierSet(text)
     except InvalidSpecifier:
         raise FieldError(f"{f.sub(key)}: not a version specifier: {text!r}") from None
+
+
+def macos_floors(f: Fields, key: str) -> tuple[tuple[str, Version], ...]:
+    """``["3.12=11.0", "py3=14.0"]``: the oldest macOS release of the arm64 wheel for each
+    Python (``py3`` for a wheel every Python takes); empty when the key is absent."""
+    out = []
+    for i, item in enumerate(f.str_list(key, [])):
+        python, _, macos = item.partition("=")
+        if not python or not macos:
+            raise FieldError(f"{f.sub(key)}[{i}]: expected PYTHON=MACOS, got {item!r}")
+        out.append((python, _parse_version(f, f"{key}[{i}]", macos)))
+    return tuple(out)
 
 
 def cc(f: Fields, key: str) -> tuple[int, int]:

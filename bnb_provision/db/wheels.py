@@ -13,7 +13,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from bnb_provision.db.rows import WheelPlatform
 from bnb_provision.vocab import Platform
 
-__all__ = ["MARKER_ENVS", "cuda_from_requires", "platform_of_wheel", "python_tags"]
+__all__ = ["MARKER_ENVS", "cuda_from_requires", "macos_floors", "platform_of_wheel", "python_tags"]
 
 MARKER_ENVS: Final[dict[str, dict[str, str]]] = {
     "linux-x86_64": {
@@ -95,6 +95,28 @@ def python_tags(filenames: Iterable[str]) -> list[str]:
             if m:
                 out.add(f"{m.group(1)}.{m.group(2)}{m.group(3)}")
     return sorted(out, key=lambda s: (int(s.split(".")[1].rstrip("t")), s.endswith("t")))
+
+
+_MACOS_RE: Final = re.compile(r"macosx_(\d+)_(\d+)_(arm64|universal2)")
+
+
+def macos_floors(filenames: Iterable[str]) -> list[str]:
+    """``PYTHON=MACOS`` per Python of the macOS arm64 wheels: the oldest macOS release each
+    installs on, from the platform tag (``macosx_14_0_arm64`` -> ``14.0``). ``py3`` stands
+    for a wheel every Python takes; free-threaded builds are left out. Sorted by Python."""
+    floors: dict[str, tuple[int, int]] = {}
+    for fn in filenames:
+        _, _, _, tags = parse_wheel_filename(fn)
+        for t in tags:
+            m = _MACOS_RE.fullmatch(t.platform)
+            py = re.fullmatch(r"cp(\d)(\d+)|(py3)", t.interpreter)
+            if m is None or py is None or t.abi.endswith("t"):
+                continue
+            key = py.group(3) or f"{py.group(1)}.{py.group(2)}"
+            release = (int(m.group(1)), int(m.group(2)))
+            floors[key] = min(floors.get(key, release), release)
+    order = sorted(floors, key=lambda k: (k != "py3", int(k.split(".")[-1]) if "." in k else 0))
+    return [f"{k}={floors[k][0]}.{floors[k][1]}" for k in order]
 
 
 def _applies(req: Requirement, platform: str, python: str) -> bool:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from bnb_provision.core.cuda import Coverage, covers
+from bnb_provision.core.cuda import Coverage, CudaVersion, covers
 
 __all__ = [
     "FATBIN_MAGIC",
@@ -96,10 +96,21 @@ class KernelInventory:
     def has_device_code(self) -> bool:
         return bool(self.sass or self.ptx or self.rel_ptx)
 
-    def covers(self, major: int, minor: int) -> Coverage | None:
+    def covers(
+        self,
+        major: int,
+        minor: int,
+        *,
+        toolkit: CudaVersion | None = None,
+        driver_cuda: CudaVersion | None = None,
+    ) -> Coverage | None:
         """How this binary runs on a GPU of compute capability ``major.minor``
-        (:func:`bnb_provision.core.cuda.covers`; relocatable PTX counts)."""
-        return covers((major, minor), sass=self.sass, ptx=(*self.ptx, *self.rel_ptx))
+        (:func:`bnb_provision.core.cuda.covers`; relocatable PTX counts, where the driver
+        (``driver_cuda``) is as new as the ``toolkit`` that built it)."""
+        ptx = (*self.ptx, *self.rel_ptx)
+        return covers(
+            (major, minor), sass=self.sass, ptx=ptx, toolkit=toolkit, driver_cuda=driver_cuda
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {

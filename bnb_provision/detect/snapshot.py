@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from bnb_provision.core.fields import FieldError, Fields
+from bnb_provision.core.text import TextDecodeError, decode_text
 from bnb_provision.detect.accelerators import ACCELERATOR_VENDORS, Accelerator, Runtime
 from bnb_provision.detect.fatbin import KernelInventory
 from bnb_provision.detect.host import OSInfo, PythonInfo, normalize_arch, normalize_system
@@ -294,12 +295,12 @@ def machine_from_dict(data: object, *, label: str | None = None) -> Machine:
 
 
 def decode_snapshot(raw: bytes, where: str) -> object:
-    """JSON from bytes in UTF-8 (with or without a BOM) or UTF-16 (a BOM says which),
-    nested at most 64 deep. Raises :class:`SnapshotError` naming what is wrong."""
-    encoding = "utf-16" if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    """JSON from bytes in UTF-8 (with or without a BOM) or UTF-16 (see
+    :func:`~bnb_provision.core.text.decode_text`), nested at most 64 deep. Raises
+    :class:`SnapshotError` naming what is wrong."""
     try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError as exc:
+        text = decode_text(raw)
+    except TextDecodeError as exc:
         raise SnapshotError(
             f"{where}: not UTF-8 or UTF-16 text (byte {exc.start}: {exc.reason}). "
             "Write it with `bnb-provision detect --json > FILE`."

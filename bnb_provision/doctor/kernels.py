@@ -16,7 +16,7 @@ from bnb_provision.detect.target import BnbLibrary, EnvInfo, TorchInfo
 from bnb_provision.doctor.check import REBUILD, DoctorOptions
 from bnb_provision.doctor.check import version_or_none as _v
 from bnb_provision.doctor.findings import Finding
-from bnb_provision.plan.analysis import bnb_load_report
+from bnb_provision.plan.analysis import bnb_load_report, machine_driver_cuda
 
 __all__ = ["check_arch"]
 
@@ -98,11 +98,12 @@ def _torch_arch(m: Machine, db: CompatDB, torch: TorchInfo) -> list[Finding]:
     build = db.torch_build(torch.variant, base, plat, "pypi") or db.torch_build(
         torch.variant, base, plat, "index"
     )
+    driver_cuda = machine_driver_cuda(m, db)
     for gpu in m.gpus:
         cc = gpu.compute_capability
         if build is None or cc is None:
             continue
-        if build.covers(cc) is None:
+        if build.covers(cc, driver_cuda) is None:
             out.append(
                 Finding(
                     id="torch-arch-not-compiled",

@@ -19,8 +19,9 @@ from bnb_provision.env import store
 from bnb_provision.env.make import env_python, installed, make_env
 from bnb_provision.env.options import BuildOptions, BuildResult, Log, default_env_path
 from bnb_provision.env.planning import Context, Inputs, context_for, resolve_lock
+from bnb_provision.env.request import honour_request, lock_changes
 from bnb_provision.errors import LockfileError, TargetEnvError
-from bnb_provision.lock.pins import read_lock_pins
+from bnb_provision.lock.pins import LockPins, read_lock_pins
 
 if TYPE_CHECKING:
     from bnb_provision.db.model import CompatDB
@@ -75,6 +76,7 @@ def init_env(
             stamp=None,
             action="would-create",
             reasons=(ctx.summary.describe(),),
+            lock=req,
         )
     with _writing(env):
         made = make_env(opts, req, pins, lambda: context_for(inputs, opts, pins), log)
@@ -87,6 +89,7 @@ def init_env(
         report=made.report,
         stamp=made.stamp,
         action="created",
+        lock=req,
     )
 
 
@@ -123,15 +126,20 @@ def _check_managed(env: Path) -> None:
         )
 
 
-def _rebuild_reasons(
-    current: Path, stamp: Stamp | None, ctx: Context, opts: BuildOptions
+def _package_reasons(
+    current: Path, ctx: Context, opts: BuildOptions, pins: LockPins | None
 ) -> list[str]:
-    """Why the environment at ``current`` must be rebuilt; empty when it need not be."""
-    from bnb_provision.env.stamp import machine_drift
-
+    """Where the installed packages differ from the lock's pins (every one), or else from
+    the plan."""
     plan = ctx.plan
-    reasons = []
     have_torch, have_bnb, packages = installed(current, opts.torch_system)
+    if pins is not None and pins.packages and opts.torch_system is None:
+        return [
+            f"{name} {packages.get(name) or 'missing'} -> {version}"
+            for name, version in pins.packages
+            if packages.get(name) != version and not (name == "torch" and have_torch == version)
+        ]
+    reasons = []
     if have_torch is None or not have_torch.startswith(str(plan.torch.version)):
         reasons.append(
             f"torch {have_torch or 'missing'} -> {plan.torch.version}+{plan.torch.variant}"
@@ -143,6 +151,16 @@ def _rebuild_reasons(
             have = packages.get(name)
             if name not in ("torch", "bitsandbytes") and have != version:
                 reasons.append(f"{name} {have or 'missing'} -> {version}")
+    return reasons
+
+
+def _rebuild_reasons(
+    current: Path, stamp: Stamp | None, ctx: Context, opts: BuildOptions, pins: LockPins | None
+) -> list[str]:
+    """Why the environment at ``current`` must be rebuilt; empty when it need not be."""
+    from bnb_provision.env.stamp import machine_drift
+
+    reasons = _package_reasons(current, ctx, opts, pins)
     if stamp is not None:
         reasons += machine_drift(stamp, ctx.machine)
     if not reasons and opts.verify:
@@ -170,10 +188,13 @@ def rebuild_env(
     inputs = Inputs(machine, db)
     current = env.resolve()
     stamp = read_stamp(current)
+    opts, notes = honour_request(opts, stamp)
+    for note in notes:
+        log(note)
     req = resolve_lock(opts, inputs, log)
     pins = read_lock_pins(req) if req is not None else None
     ctx = context_for(inputs, opts, pins)
-    reasons = tuple(_rebuild_reasons(current, stamp, ctx, opts))
+    reasons = tuple(lock_changes(stamp, req) + _rebuild_reasons(current, stamp, ctx, opts, pins))
     if not reasons or opts.dry_run:
         return BuildResult(
             env=env,
@@ -184,6 +205,7 @@ def rebuild_env(
             stamp=stamp,
             action="would-rebuild" if reasons else "unchanged",
             reasons=reasons,
+            lock=req,
         )
     log("rebuilding: " + "; ".join(reasons))
     with _writing(env):
@@ -200,6 +222,7 @@ def rebuild_env(
         action="rebuilt",
         reasons=reasons,
         backups=backups,
+        lock=req,
     )
 
 

@@ -28,7 +28,7 @@ from bnb_provision.errors import ExternalToolError, FindingsError, TargetEnvErro
 if TYPE_CHECKING:
     from bnb_provision.db.model import CompatDB
     from bnb_provision.detect.machine import Machine
-    from bnb_provision.env.stamp import Stamp
+    from bnb_provision.env.stamp import Request, Stamp
     from bnb_provision.env.verify import VerifyReport
     from bnb_provision.lock.pins import LockPins
     from bnb_provision.plan.model import Plan
@@ -88,7 +88,7 @@ def _sync_step(real: Path, req: Path, opts: BuildOptions) -> list[str]:
     return uv.sync_step(real, req, sources=sources, quiet=not opts.progress)
 
 
-def _lock_for_plan(real: Path, plan: Plan, opts: BuildOptions, db: CompatDB) -> Path:
+def _lock_for_plan(real: Path, plan: Plan, opts: BuildOptions, db: CompatDB, log: Log) -> Path:
     """No lock given: compile one for this machine's plan into the new environment."""
     from bnb_provision.lock.lockset import LockOptions, as_stack, compile_spec, spec_for
 
@@ -104,6 +104,8 @@ def _lock_for_plan(real: Path, plan: Plan, opts: BuildOptions, db: CompatDB) -> 
         regenerate="bnb-provision init",
     )
     spec = spec_for(plan, ("this machine",), None, db, lock_opts)
+    for warning in spec.warnings:  # what the stack's library needs or is (nvcc, archived)
+        log(f"warning: {warning}")
     return compile_spec(spec, lock_opts).requirements
 
 
@@ -142,7 +144,7 @@ def _plan_then_install(
         return adopt_system_torch(slot.partial, ctx.plan, opts, ctx.db, log, ctx.system_env)
     process.run(uv.venv_step(interpreter_for(ctx.plan.python), slot.partial), timeout=600)
     if req is None:
-        req = _lock_for_plan(slot.partial, ctx.plan, opts, ctx.db)
+        req = _lock_for_plan(slot.partial, ctx.plan, opts, ctx.db, log)
     log(f"installing {req.name} into {slot.real}")
     process.run(
         _sync_step(slot.partial, req, opts), timeout=uv.UV_TIMEOUT, capture=not opts.progress
@@ -156,10 +158,11 @@ def _write_stamp(
     summary: PlanSummary,
     report: VerifyReport | None,
     req: Path | None,
-    system: Path | None,
+    request: Request,
 ) -> Stamp:
     from bnb_provision.env.stamp import STAMP_FILE, Stamp, gpu_ids
 
+    system = Path(request.torch_system) if request.torch_system else None
     torch, bnb, _ = installed(real, system)
     stamp = Stamp(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -171,6 +174,7 @@ def _write_stamp(
         lock_sha256=hashlib.sha256(req.read_bytes()).hexdigest() if req and req.exists() else None,
         db_version=summary.db_version,
         verified=bool(report and report.ok),
+        request=request,
     )
     write_atomic(real / STAMP_FILE, json.dumps(stamp.to_dict(), indent=2))
     return stamp
@@ -195,8 +199,11 @@ def _verify_and_stamp(
 
         log("verifying")
         report = run_verify(str(env_python(real)))
+    from bnb_provision.env.request import request_of
+
     lock = req if req.suffix == ".txt" else None
-    stamp = _write_stamp(real, ctx.machine, ctx.summary, report, lock, opts.torch_system)
+    request = request_of(opts, req)
+    stamp = _write_stamp(real, ctx.machine, ctx.summary, report, lock, request)
     return report, stamp
 
 

@@ -50,6 +50,10 @@ class BuildOptions:
     keep: int = 2  # old environments kept as backups; failed ones kept for inspection
     dry_run: bool = False
     progress: bool = False  # let uv draw its progress on this terminal
+    cuda_without_gpu: bool = False  # a machine without GPU may take a CUDA lock
+    # options the command line left at their default ("stack", "profile"): rebuild takes
+    # them from the environment's stamp (what init was asked)
+    defaults: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -90,6 +94,7 @@ class BuildResult:
     action: BuildAction
     reasons: tuple[str, ...] = ()
     backups: tuple[Path, ...] = ()
+    lock: Path | None = None  # the requirements file installed, when a lock was given
 
     def to_dict(self) -> dict[str, Any]:
         """The ``bnb-provision.env/1`` JSON."""
@@ -105,6 +110,7 @@ class BuildResult:
             "verify": self.report.to_dict() if self.report else None,
             "stamp": self.stamp.to_dict() if self.stamp else None,
             "backups": [str(b) for b in self.backups],
+            "lock": str(self.lock) if self.lock else None,
         }
 
 

@@ -1,4 +1,7 @@
-"""bundle: every file of a lock in a wheelhouse, hash-checked, for air-gapped machines."""
+"""bundle: every file a lock installs in a wheelhouse, hash-checked, for air-gapped machines.
+
+A package's source distribution is fetched only when none of its wheels installs on the
+lock's platform (nothing would ever install it otherwise)."""
 
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ class BundleResult:
     directory: Path
     downloaded: tuple[str, ...]
     present: tuple[str, ...]
+    skipped: tuple[str, ...] = ()  # listed in the lock, never installed from it
 
     def to_dict(self) -> dict[str, Any]:
         """The ``bnb-provision.bundle/1`` JSON document."""
@@ -38,6 +42,7 @@ class BundleResult:
             "directory": str(self.directory),
             "downloaded": list(self.downloaded),
             "present": list(self.present),
+            "skipped": list(self.skipped),
         }
 
 
@@ -57,17 +62,35 @@ def _entry(pkg: Fields, e: Fields) -> tuple[str, str, str]:
     return url, name, sha
 
 
-def _files(pylock: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(url, file name, sha256) of every wheel and sdist in a pylock.toml. Raises
-    FieldError naming a bad entry."""
-    out = []
+def _target(pylock: dict[str, Any]) -> tuple[str, str] | None:
+    """(platform, Python) of a lock bnb-provision wrote (its ``[tool.bnb-provision]``)."""
+    tool = pylock.get("tool")
+    meta = tool.get("bnb-provision") if isinstance(tool, dict) else None
+    if isinstance(meta, dict):
+        platform, python = meta.get("platform"), meta.get("python")
+        if isinstance(platform, str) and isinstance(python, str):
+            return platform, python
+    return None
+
+
+def _files(pylock: dict[str, Any]) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """(url, file name, sha256) of every file the lock installs, and the names of those it
+    lists but never installs. A package's sdist is installed only when none of its wheels
+    fits; in a lock bnb-provision wrote, a wheel for another platform or Python neither.
+    Raises FieldError naming a bad entry."""
+    from bnb_provision.plan.wheelhouse import wheel_fits
+
+    target = _target(pylock)
+    out, skipped = [], []
     for pkg in Fields(pylock, "").tables("packages", []):
-        entries = pkg.tables("wheels", [])
-        sdist = pkg.table("sdist", None)
-        if sdist is not None:
-            entries.append(sdist)
-        out += [_entry(pkg, e) for e in entries]
-    return out
+        wheels = [_entry(pkg, e) for e in pkg.tables("wheels", [])]
+        sdist_entry = pkg.table("sdist", None)
+        sdist = _entry(pkg, sdist_entry) if sdist_entry is not None else None
+        fits = [w for w in wheels if target is None or wheel_fits(w[1], *target)]
+        take = fits or ([sdist] if sdist else wheels)
+        out += take
+        skipped += [f[1] for f in (*wheels, *([sdist] if sdist else [])) if f not in take]
+    return out, skipped
 
 
 def _sha256(path: Path) -> str:
@@ -111,7 +134,7 @@ def bundle_lock(
 ) -> BundleResult:
     """Fetch the files of ``lock`` (a pylock.toml) into ``directory``; verify each sha256."""
     try:
-        files = _files(toml_loads(lock.read_text(encoding="utf-8")))
+        files, skipped = _files(toml_loads(lock.read_text(encoding="utf-8")))
     except (OSError, ValueError, RecursionError) as exc:  # FieldError is a ValueError
         raise LockfileError(f"{lock}: cannot read it as a pylock.toml ({exc})") from exc
     s = session or requests.Session()
@@ -128,4 +151,9 @@ def bundle_lock(
             if digest != sha:
                 raise LockfileError(f"{name}: sha256 {digest} does not match the lock's {sha}")
         downloaded.append(name)
-    return BundleResult(directory=directory, downloaded=tuple(downloaded), present=tuple(present))
+    return BundleResult(
+        directory=directory,
+        downloaded=tuple(downloaded),
+        present=tuple(present),
+        skipped=tuple(skipped),
+    )

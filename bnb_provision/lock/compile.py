@@ -129,10 +129,17 @@ def _with_meta(uv_text: str, spec: LockSpec, opts: LockOptions) -> str:
         "python": spec.python,
         "torch": f"{spec.torch}+{spec.variant}",
         "torch-index": spec.torch_index or "PyPI",
-        "bitsandbytes": spec.bitsandbytes,
-        "bitsandbytes-library": spec.bitsandbytes_library,
+        **(
+            {"bitsandbytes": spec.bitsandbytes, "bitsandbytes-library": spec.bitsandbytes_library}
+            if spec.bitsandbytes
+            else {}
+        ),
+        **({"holds": f"{spec.holds[0]}=={spec.holds[1]}"} if spec.holds[0] else {}),
+        "driver-floor": spec.driver_floor,
+        "gpu-archs": list(spec.gpu_archs),
         "machines": list(spec.machines),
         "regenerate": opts.regenerate,
+        **({"warnings": list(spec.warnings)} if spec.warnings else {}),
     }
     if re.search(r"^\[+\s*tool\b", uv_text, re.MULTILINE):
         import tomlkit  # rare: uv wrote a tool table of its own; merge into it properly
@@ -198,12 +205,27 @@ def explain_uv_failure(
 ) -> ExternalToolError:
     """uv's failure with what it means for this group and what to do next."""
     url = network_failure(exc.output)
-    if url is not None:
+    if spec.unverified and url is None and "torch" in exc.output:
+        message = (
+            f"{spec.name}: uv could not lock torch {spec.torch}+{spec.variant} from "
+            f"{spec.torch_index}. The plan honoured --torch on a fact the DB could not "
+            f"verify: {spec.unverified}. The index may not have it.\n{exc.output.strip()}\n"
+            "Pin a torch whose listing is verified (bnb-provision plan without --torch "
+            "names the newest), or pass --cuda for another variant."
+        )
+    elif url is not None:
+        torch_index = ""
+        if spec.torch_index:
+            torch_index = (
+                f", PyTorch index {spec.torch_index}: a mirror of it is given with "
+                "--torch-index-url URL, where {variant} stands for cu126, cpu, ..."
+            )
         message = (
             f"{spec.name}: could not reach {url} (index {opts.default_index}"
-            + (f", PyTorch index {spec.torch_index}" if spec.torch_index else "")
-            + "). On a machine without network, lock from a wheelhouse: "
-            "--offline --find-links DIR (bnb-provision bundle fills one)."
+            + torch_index
+            + "). A PyPI mirror is given with --index-url URL. On a machine without "
+            "network, lock from a wheelhouse: --offline --find-links DIR (bnb-provision "
+            "bundle fills one)."
         )
     elif "No solution found" in exc.output or "unsatisfiable" in exc.output:
         message = (

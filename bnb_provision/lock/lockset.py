@@ -41,6 +41,7 @@ __all__ = [
     "lock_machines",
     "lock_request",
     "plan_specs",
+    "render_set",
     "spec_for",
     "stack_requirements",
 ]
@@ -70,6 +71,7 @@ class LockResult:
             "packages": dict(self.packages),
             "changed": list(self.changed),
             "seconds": round(self.seconds, 3),
+            "warnings": list(self.spec.warnings),
         }
 
 
@@ -149,16 +151,32 @@ def _in_parallel(specs: Sequence[LockSpec], opts: LockOptions) -> list[Compiled]
         return [f.result() for f in futures]
 
 
-def _compile_all(
+Rendered = list[tuple[Compiled, dict[str, tuple[Path, str]]]]
+
+
+def render_set(
     specs: Sequence[LockSpec], unplanned: Sequence[tuple[str, str]], opts: LockOptions
-) -> LockSet:
-    """Run uv for every spec (in parallel), then write every file of the set together."""
+) -> tuple[Rendered, Path, dict[Path, str]]:
+    """Run uv for every spec (in parallel) and render every file of the set in memory:
+    (each group with its files, the manifest's path, {path: text} of them all)."""
     compiled = sorted(_in_parallel(specs, opts), key=lambda c: c.spec.name)
     groups = [(c, writers.render_group(c, opts)) for c in compiled]
     manifest, text = writers.manifest_for(groups, unplanned, opts)
     files = {path: body for _, rendered in groups for path, body in rendered.values()}
     files[manifest] = text
-    writers.write_files(files, force=opts.force, replace=frozenset({manifest}))
+    return groups, manifest, files
+
+
+def _compile_all(
+    specs: Sequence[LockSpec], unplanned: Sequence[tuple[str, str]], opts: LockOptions
+) -> LockSet:
+    """Run uv for every spec (in parallel), then write every file of the set together."""
+    groups, manifest, files = render_set(specs, unplanned, opts)
+    stale = writers.stale_outputs(opts.output, files)
+    # the manifest too is replaced only with --force (an unchanged file is left alone)
+    writers.write_files(files, force=opts.force, replace=frozenset())
+    # the old set's files the new one does not write (with --force: the manifest changed)
+    writers.retire(stale)
     return LockSet(
         results=tuple(_result(c, rendered) for c, rendered in groups),
         manifest=manifest,
@@ -179,12 +197,17 @@ def lock_machines(
     return _compile_all(specs, unplanned, opts)
 
 
-def lock_request(request: LockRequest, opts: LockOptions, log: Log = lambda _m: None) -> LockSet:
+def lock_request(
+    request: LockRequest,
+    opts: LockOptions,
+    log: Log = lambda _m: None,
+    db: CompatDB | None = None,
+) -> LockSet:
     """lock as the command line runs it: plan the request's machines, then lock every
-    group in parallel."""
+    group in parallel (with the shipped DB unless ``db`` is given)."""
     from bnb_provision.db.load import load_db
     from bnb_provision.plan.inputs import load_machines
 
-    db = load_db()
+    db = db or load_db()
     machines = load_machines(request.machine_files, request.flags, db)
     return lock_machines(machines, db, request.constraints, opts, log)

@@ -56,17 +56,22 @@ class LockClass:
     gpu_archs: tuple[str, ...]
     torch: str  # public version, "2.13.0"
     variant: str  # "cu128", "cpu"
-    bitsandbytes: str
+    bitsandbytes: str  # "" in a lock of another stack
     lock_sha256: str  # of the pylock file
     machines: tuple[str, ...]
     requirements_sha256: str | None = None  # None in manifests written before it was kept
+    stack: str = "bnb"
+    holds: str = ""  # the stack's own library: "gptqmodel==7.7.0" ("" in older manifests)
 
     def to_dict(self) -> dict[str, object]:
         shas = {"lock-sha256": self.lock_sha256}
         if self.requirements_sha256:
             shas["requirements-sha256"] = self.requirements_sha256
+        extra = {"holds": self.holds} if self.holds else {}
         return {
             "name": self.name,
+            "stack": self.stack,
+            **extra,
             "requirements": self.requirements,
             "pylock": self.pylock,
             "os": self.os,
@@ -76,7 +81,7 @@ class LockClass:
             "gpu-archs": list(self.gpu_archs),
             "torch": self.torch,
             "variant": self.variant,
-            "bitsandbytes": self.bitsandbytes,
+            **({"bitsandbytes": self.bitsandbytes} if self.bitsandbytes else {}),
             **shas,
             "machines": list(self.machines),
         }
@@ -92,6 +97,7 @@ class Manifest:
     classes: tuple[LockClass, ...]
     unplanned: tuple[str, ...] = ()
     schema: str = MANIFEST_SCHEMA
+    regenerate: str = ""  # the command line that writes the set again ("" in older ones)
 
     def to_toml(self) -> str:
         top: dict[str, object] = {
@@ -99,6 +105,8 @@ class Manifest:
             "generator": self.generator,
             "db-version": self.db_version,
         }
+        if self.regenerate:
+            top["regenerate"] = self.regenerate
         if self.unplanned:
             top["unplanned"] = list(self.unplanned)
         parts = [toml_pairs(top)]
@@ -183,7 +191,8 @@ def _lock_class(f: Fields) -> LockClass:
     driver_floor: str = f.text("driver-floor", "")
     gpu_archs = tuple(f.str_list("gpu-archs", []))
     torch, variant = _version(f, "torch"), f.text("variant")
-    bitsandbytes = _version(f, "bitsandbytes")
+    stack: str = f.text("stack", "bnb")
+    bitsandbytes = _version(f, "bitsandbytes") if stack == "bnb" else f.text("bitsandbytes", "")
     sha = _sha256(f, "lock-sha256") or ""
     requirements_sha = _sha256(f, "requirements-sha256", required=False)
     return LockClass(
@@ -201,6 +210,8 @@ def _lock_class(f: Fields) -> LockClass:
         lock_sha256=sha,
         machines=tuple(f.str_list("machines", [])),
         requirements_sha256=requirements_sha,
+        stack=stack,
+        holds=f.text("holds", ""),
     )
 
 
@@ -222,6 +233,7 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> Manifest:
         classes=classes,
         unplanned=tuple(top.str_list("unplanned", [])),
         schema=schema,
+        regenerate=top.text("regenerate", ""),
     )
 
 

@@ -29,13 +29,16 @@ __all__ = ["index_lines", "pylock_to_requirements"]
 
 def index_lines(spec: LockSpec, opts: LockOptions) -> list[str]:
     """The requirements file's source lines: the default index, and a find-links line per
-    package taken from the PyTorch index (its project page there). None when offline."""
+    package taken from the PyTorch index (its project page there) or, for bitsandbytes,
+    from a third-party index. None when offline."""
     if opts.offline:
         return []
     lines = [f"--index-url {opts.default_index}"]
     if spec.torch_index:
         base = spec.torch_index.rstrip("/")
         lines += [f"--find-links {base}/{name}/" for name in spec.index_packages]
+    if spec.bnb_index:
+        lines.append(f"--find-links {spec.bnb_index.rstrip('/')}/bitsandbytes/")
     return lines
 
 

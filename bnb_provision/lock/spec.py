@@ -66,9 +66,18 @@ class LockSpec:
     torch_index: str | None  # None: PyPI serves the chosen build
     index_packages: tuple[str, ...]  # what comes from torch_index (torch), nothing else does
     requirements: tuple[str, ...]  # the pins uv resolves
-    bitsandbytes: str
+    bitsandbytes: str  # "" in a lock of another stack
     bitsandbytes_library: str
     driver_floor: str  # "" when the build needs no driver
-    gpu_archs: tuple[str, ...]  # "8.0", ...
+    gpu_archs: tuple[str, ...]  # "8.0", ...: every GPU architecture of its machines
     db_version: str
     uv_input: str  # the pyproject.toml uv compiles
+    bnb_index: str | None = None  # a third-party index bitsandbytes alone comes from
+    unverified: str | None = None  # the unverified fact the plan's torch rests on
+    holds: tuple[str, str] = ("", "")  # the stack's own library: ("gptqmodel", "7.7.0")
+    warnings: tuple[str, ...] = ()  # what the stack's library needs or is (archived, nvcc)
+
+    @property
+    def cuda(self) -> bool:
+        """Whether its torch is a CUDA build (it needs an NVIDIA driver and GPU)."""
+        return self.variant.startswith("cu")

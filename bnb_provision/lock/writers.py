@@ -25,14 +25,19 @@ from bnb_provision.errors import LockfileError
 from bnb_provision.lock.compile import Compiled
 from bnb_provision.lock.manifest import LockClass, Manifest
 from bnb_provision.lock.names import MANIFEST_FILE, pylock_file, requirements_file
+from bnb_provision.lock.pins import Needs
 from bnb_provision.lock.requirements import index_lines, pylock_to_requirements
 from bnb_provision.lock.spec import LockOptions, LockSpec
 
 __all__ = [
     "OUTPUTS",
     "Output",
+    "holds_text",
     "manifest_for",
+    "needs_of",
     "render_group",
+    "retire",
+    "stale_outputs",
     "write_files",
 ]
 
@@ -52,6 +57,17 @@ def _render(template: str, **values: str) -> str:
     return string.Template(text).substitute(values)
 
 
+def holds_text(spec: LockSpec) -> str:
+    """``bitsandbytes 0.50.2`` / ``gptqmodel 7.7.0``: the stack's own library."""
+    name, version = spec.holds
+    return f"{name} {version}" if name else f"bitsandbytes {spec.bitsandbytes}"
+
+
+def needs_of(spec: LockSpec) -> Needs:
+    """What the lock needs of a machine: a driver and GPUs for a CUDA build."""
+    return Needs(cuda=spec.cuda, driver_floor=spec.driver_floor, gpu_archs=spec.gpu_archs)
+
+
 def _requirements(c: Compiled, opts: LockOptions) -> str:
     spec = c.spec
     header = _render(
@@ -60,12 +76,14 @@ def _requirements(c: Compiled, opts: LockOptions) -> str:
         db_version=spec.db_version,
         torch=spec.torch,
         variant=spec.variant,
-        bnb=spec.bitsandbytes,
+        holds=holds_text(spec),
         python=spec.python,
         platform=spec.platform,
+        needs=needs_of(spec).line(),
         machines=", ".join(spec.machines),
         regenerate=opts.regenerate,
     )
+    header += "".join(f"# Warning: {w}\n" for w in spec.warnings)
     return pylock_to_requirements(c.pylock, header, index_lines(spec, opts))
 
 
@@ -148,6 +166,8 @@ def manifest_for(
                 lock_sha256=_sha256(pylock_text),
                 machines=s.machines,
                 requirements_sha256=_sha256(requirements_text),
+                stack=s.stack,
+                holds=f"{s.holds[0]}=={s.holds[1]}" if s.holds[0] else "",
             )
         )
     manifest = Manifest(
@@ -156,6 +176,7 @@ def manifest_for(
         db_version=groups[0][0].spec.db_version if groups else "",
         classes=tuple(classes),
         unplanned=tuple(f"{m}: {why}" for m, why in unplanned),
+        regenerate=opts.regenerate,
     )
     return opts.output / MANIFEST_FILE, manifest.to_toml()
 
@@ -199,3 +220,37 @@ def write_files(files: Mapping[Path, str], *, force: bool, replace: frozenset[Pa
             f"could not write the lock files ({exc}); nothing was changed: the previous "
             "files are all as they were"
         ) from exc
+
+
+def stale_outputs(folder: Path, written: Mapping[Path, str]) -> list[Path]:
+    """The files of the classes the manifest in ``folder`` lists that the new set no longer
+    writes (a machine left, a group changed its name): what ``lock --force`` retires."""
+    from bnb_provision.lock.manifest import read_manifest
+
+    try:
+        old = read_manifest(folder / MANIFEST_FILE)
+    except LockfileError:
+        return []
+    keep = {p.name for p in written}
+    out = []
+    for c in old.classes:
+        for name in (c.pylock, c.requirements, f"Dockerfile.{c.name}", f"uv-project.{c.name}.toml"):
+            path = folder / name
+            if name not in keep and (path.is_file() or path.is_symlink()):
+                out.append(path)
+    return out
+
+
+def retire(paths: Sequence[Path]) -> tuple[Path, ...]:
+    """Move each of ``paths`` aside as a dated .bak (never deleted); returns the backups."""
+    from bnb_provision.core.files import backup_name
+
+    out = []
+    for path in paths:
+        target = backup_name(path)
+        try:
+            path.replace(target)
+        except OSError as exc:
+            raise LockfileError(f"{path}: cannot move it aside as {target.name} ({exc})") from exc
+        out.append(target)
+    return tuple(out)

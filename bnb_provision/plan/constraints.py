@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from bnb_provision.vocab import Profile
+from bnb_provision.vocab import Companion, Profile
 
 __all__ = ["Constraints", "MachineFlags", "contains", "pin_matches"]
 
@@ -26,6 +26,8 @@ class Constraints:
     cuda: str | None = None  # "12.6" or "cpu"
     python: str | None = None
     profile: Profile = "inference"
+    companions: tuple[Companion, ...] = ()  # --with torchvision,torchaudio
+    legacy_windows_index: bool = False  # --allow-legacy-windows-index
 
     def describe(self) -> list[str]:
         out = []
@@ -43,17 +45,18 @@ class Constraints:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MachineFlags:
-    """``--os/--arch/--driver/--gpu/--python`` given on the command line."""
+    """``--os/--os-version/--arch/--driver/--gpu/--python`` given on the command line."""
 
     os: str | None = None
     arch: str | None = None
     driver: str | None = None
     gpus: tuple[str, ...] = ()
     python: str | None = None
+    os_version: str | None = None  # --os-version: the macOS release
 
     @property
     def any_machine_flag(self) -> bool:
-        return bool(self.os or self.arch or self.driver or self.gpus)
+        return bool(self.os or self.arch or self.driver or self.gpus or self.os_version)
 
 
 def pin_matches(pin: str | None, version: Version) -> bool:

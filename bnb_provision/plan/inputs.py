@@ -10,7 +10,7 @@ from typing import Final
 
 from packaging.version import Version
 
-from bnb_provision.core.cuda import ComputeCapability
+from bnb_provision.core.cuda import ComputeCapability, DriverVersion
 from bnb_provision.db.model import CompatDB
 from bnb_provision.detect.accelerators import ACCELERATOR_VENDORS, Accelerator
 from bnb_provision.detect.host import (
@@ -113,11 +113,7 @@ def apply_flags(base: Machine | None, flags: MachineFlags, db: CompatDB) -> Mach
             nvidia=None,
             gpus=(),
         )
-    m = base
-    if flags.os:
-        m = replace(m, os=replace(m.os, system=normalize_system(flags.os)))
-    if flags.arch:
-        m = replace(m, os=replace(m.os, arch=normalize_arch(flags.arch)))
+    m = _os_flags(base, flags)
     if flags.driver:
         if not re.fullmatch(r"\d+(\.\d+){0,2}", flags.driver):
             raise SnapshotError(f"--driver {flags.driver!r}: expected a version such as 580.95.05")
@@ -133,11 +129,29 @@ def apply_flags(base: Machine | None, flags: MachineFlags, db: CompatDB) -> Mach
         if not re.fullmatch(r"3\.\d+", flags.python):
             raise SnapshotError(f"--python {flags.python!r}: expected X.Y such as 3.12")
         m = replace(m, python=PythonInfo(version=flags.python), env=None)
-    if m.gpus and m.nvidia is None:
-        raise NoPlanError(
-            "--gpu was given without --driver: pass the driver version too "
-            "(e.g. --driver 570.133.07), since it decides which CUDA builds run"
-        )
+    return m
+
+
+def _os_flags(m: Machine, flags: MachineFlags) -> Machine:
+    """``--os``, ``--arch`` and ``--os-version`` on top of ``m``. ``--os macos`` means Apple
+    silicon (arm64, spelled aarch64 here) unless ``--arch`` says otherwise."""
+    if flags.os:
+        system = normalize_system(flags.os)
+        arch = "aarch64" if system == "macos" and m.os.system != "macos" else m.os.arch
+        m = replace(m, os=replace(m.os, system=system, arch=arch))
+    if flags.arch:
+        m = replace(m, os=replace(m.os, arch=normalize_arch(flags.arch)))
+    if flags.os_version:
+        if not re.fullmatch(r"\d+(\.\d+){0,2}", flags.os_version):
+            raise SnapshotError(
+                f"--os-version {flags.os_version!r}: expected a release such as 13 or 14.5"
+            )
+        if m.os.system != "macos":
+            raise SnapshotError(
+                "--os-version is the macOS release (it decides which macOS wheels install); "
+                f"this machine is {m.os.system}: pass --os macos too"
+            )
+        m = replace(m, os=replace(m.os, release=flags.os_version))
     return m
 
 
@@ -194,13 +208,14 @@ def target_from_machine(machine: Machine, db: CompatDB, python: str | None = Non
         os=machine.os.system,
         arch=machine.os.arch,
         python=python or machine.python.minor,
-        driver=Version(machine.nvidia.driver) if machine.nvidia is not None else None,
+        driver=DriverVersion(machine.nvidia.driver) if machine.nvidia is not None else None,
         driver_label=machine.nvidia.driver if machine.nvidia else None,
         gpus=tuple(gpus),
         jetson=jetson,
         wsl=machine.os.wsl,
         msvc_runtime=machine.os.msvc_runtime,
         accelerators=accelerators if not gpus else (),  # NVIDIA GPUs decide the build
+        os_version=_macos_release(machine),
     )
 
 
@@ -213,6 +228,15 @@ def _with_target(a: Accelerator, db: CompatDB) -> Accelerator:
     if match is None or match.entry.vendor != a.vendor:
         return a
     return replace(a, target=match.entry.target)
+
+
+def _macos_release(machine: Machine) -> Version | None:
+    """The macOS release (``14.5``) of a macOS machine, when its snapshot or a flag says."""
+    release = machine.os.release
+    if machine.os.system != "macos" or not release:
+        return None
+    m = re.match(r"\d+(\.\d+)?", release.strip())
+    return Version(m.group(0)) if m else None
 
 
 def plan_for(machine: Machine, db: CompatDB, constraints: Constraints) -> Plan:

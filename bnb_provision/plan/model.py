@@ -1,5 +1,5 @@
 """A plan and its parts: the machine as the resolver sees it, the torch and bitsandbytes
-it chose, why, what it turned down, and the plan's JSON (schema ``bnb-provision.plan/1``)."""
+it chose, why, what it turned down, and the plan's JSON (schema ``bnb-provision.plan/2``)."""
 
 from __future__ import annotations
 
@@ -20,12 +20,18 @@ __all__ = [
     "BnbChoice",
     "Plan",
     "Rejection",
+    "Rung",
     "Target",
     "TorchChoice",
     "plan_to_dict",
 ]
 
-PLAN_SCHEMA: Final = "bnb-provision.plan/1"
+PLAN_SCHEMA: Final = "bnb-provision.plan/2"
+"""/2: ``verified`` is the verified row this exact combination matches (no longer the row
+that chose it: the newest safe torch wins); ``evidence`` lists verified rows of the same
+platform and GPUs; ``driver_floor`` and ``ladder`` (a plan made without a driver version);
+``torch.build`` (``mps`` on macOS), ``torch.unverified``, ``bitsandbytes.index_url``,
+``companions``; ``machine.os_version``."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -42,6 +48,7 @@ class Target:
     driver_label: str | None = None  # as the driver reports it: 580.159.04
     msvc_runtime: bool | None = None
     accelerators: tuple[Accelerator, ...] = ()  # AMD, Intel, Apple GPUs
+    os_version: Version | None = None  # the macOS release (13.6): it decides the wheels
 
     @property
     def platform(self) -> str:
@@ -51,6 +58,7 @@ class Target:
 
     @property
     def driver_text(self) -> str:
+        """The driver as it was written (``580.159.04``), or ``none``."""
         return self.driver_label or (str(self.driver) if self.driver else "none")
 
     @property
@@ -65,10 +73,22 @@ class TorchChoice:
     channel: str  # pypi | index
     index_url: str | None
     coverage: tuple[tuple[str, Coverage], ...] = ()  # (gpu cc, how its kernels run)
+    mps: bool = False  # macOS: the build runs on the Apple GPU through Metal (MPS)
+    unverified: str | None = None  # a listing the DB records as announced, not verified
 
     @property
     def cuda(self) -> str | None:
         return cuda_of_variant(self.variant)
+
+    @property
+    def build(self) -> str:
+        """What the build is: ``cu132``, ``cpu``, or ``mps`` (macOS, where it has no tag)."""
+        return "mps" if self.mps else self.variant
+
+    @property
+    def label(self) -> str:
+        """``2.15.0+cu132``; ``2.15.0 (MPS)`` on macOS, whose wheels carry no variant."""
+        return f"{self.version} (MPS)" if self.mps else f"{self.version}+{self.variant}"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -78,6 +98,7 @@ class BnbChoice:
     rule: str
     fallback: bool = False
     coverage: tuple[tuple[str, Coverage], ...] = ()
+    index_url: str | None = None  # a third-party index (legacy Windows wheels); None: PyPI
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -86,6 +107,15 @@ class Rejection:
 
     what: str
     why: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Rung:
+    """One step of a driver ladder: from driver ``driver`` on, this combination."""
+
+    driver: Version
+    torch: TorchChoice
+    bitsandbytes: BnbChoice
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -103,13 +133,17 @@ class Plan:
     constraints: Constraints
     db_version: str
     snippet: str = ""
+    driver_floor: Version | None = None  # the oldest driver this plan runs on
+    ladder: tuple[Rung, ...] = ()  # no driver given: what older driver floors get instead
+    evidence: tuple[Verified, ...] = ()  # verified rows of this platform and these GPUs
+    companions: tuple[tuple[str, str], ...] = ()  # (torchvision, 0.29.2): also in packages
 
     def package(self, name: str) -> str | None:
         return next((v for n, v in self.packages if n == name), None)
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    """The plan as JSON data, schema ``bnb-provision.plan/1``."""
+    """The plan as JSON data, schema ``bnb-provision.plan/2``."""
     v = plan.verified
     return {
         "schema": PLAN_SCHEMA,
@@ -118,36 +152,64 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "machine": _target_dict(plan.target),
         "python": plan.python,
         "profile": plan.profile,
-        "torch": {
-            "version": str(plan.torch.version),
-            "variant": plan.torch.variant,
-            "cuda": plan.torch.cuda,
-            "channel": plan.torch.channel,
-            "index_url": plan.torch.index_url,
-            "coverage": dict(plan.torch.coverage),
-        },
-        "bitsandbytes": {
-            "version": str(plan.bitsandbytes.version),
-            "library": plan.bitsandbytes.library,
-            "loader_rule": plan.bitsandbytes.rule,
-            "fallback": plan.bitsandbytes.fallback,
-            "coverage": dict(plan.bitsandbytes.coverage),
-        },
+        "driver_floor": str(plan.driver_floor) if plan.driver_floor else None,
+        "ladder": [
+            {
+                "driver": str(r.driver),
+                "torch": _torch_dict(r.torch),
+                "bitsandbytes": _bnb_dict(r.bitsandbytes),
+            }
+            for r in plan.ladder
+        ],
+        "torch": _torch_dict(plan.torch),
+        "bitsandbytes": _bnb_dict(plan.bitsandbytes),
         "packages": dict(plan.packages),
-        "verified": None
-        if v is None
-        else {
-            "gpu": v.gpu,
-            "driver": str(v.driver),
-            "evidence": v.evidence,
-            "source": v.source,
-            "checked": v.checked,
-        },
+        "companions": dict(plan.companions),
+        "verified": None if v is None else _verified_dict(v),
+        "evidence": [_verified_dict(e) for e in plan.evidence],
         "reasons": list(plan.reasons),
         "warnings": list(plan.warnings),
         "rejected": [{"what": r.what, "why": r.why} for r in plan.rejected],
         "constraints": _constraints_dict(plan.constraints),
         "bnb_config_snippet": plan.snippet,
+    }
+
+
+def _torch_dict(t: TorchChoice) -> dict[str, Any]:
+    return {
+        "version": str(t.version),
+        "variant": t.variant,
+        "build": t.build,
+        "cuda": t.cuda,
+        "channel": t.channel,
+        "index_url": t.index_url,
+        "coverage": dict(t.coverage),
+        "unverified": t.unverified,
+    }
+
+
+def _bnb_dict(b: BnbChoice) -> dict[str, Any]:
+    return {
+        "version": str(b.version),
+        "library": b.library,
+        "loader_rule": b.rule,
+        "fallback": b.fallback,
+        "coverage": dict(b.coverage),
+        "index_url": b.index_url,
+    }
+
+
+def _verified_dict(v: Verified) -> dict[str, Any]:
+    return {
+        "torch": f"{v.torch}+{v.variant}",
+        "bitsandbytes": str(v.bnb),
+        "platform": v.platform,
+        "compute_capability": str(ComputeCapability(*v.cc)),
+        "gpu": v.gpu,
+        "driver": str(v.driver),
+        "evidence": v.evidence,
+        "source": v.source,
+        "checked": v.checked,
     }
 
 
@@ -166,6 +228,7 @@ def _nvidia_target_dict(t: Target) -> dict[str, Any]:
         "os": t.os,
         "arch": t.arch,
         "driver": t.driver_label or (str(t.driver) if t.driver else None),
+        "os_version": str(t.os_version) if t.os_version else None,
         "gpus": [
             {"name": n, "compute_capability": str(ComputeCapability(*cc))} for n, cc in t.gpus
         ],

@@ -42,7 +42,7 @@ def backend_plan(
         rejected=dedupe(s.rejected),
         constraints=s.cons,
         db_version=s.db.version,
-        snippet=snippet(t, torch, s.db.min_cc("bf16")),
+        snippet=snippet(t, s.db, torch, bnb),
     )
 
 

@@ -22,8 +22,10 @@ Retry = Callable[[Target, Constraints], Plan | None]
 """Plan again for a changed target or changed pins; None when that fails too."""
 
 
-def group_rejections(items: Iterable[Rejection]) -> list[str]:
-    """One line per distinct reason: ``torch 2.14.1+cu126, 2.13.0+cu126: driver ... too old``."""
+def group_rejections(items: Iterable[Rejection], shown: int | None = _SHOWN) -> list[str]:
+    """One line per distinct reason: ``torch 2.14.1+cu126, 2.13.0+cu126: driver ... too old``;
+    at most ``shown`` candidates a line (None: every one)."""
+    limit = shown
     order: list[str] = []
     groups: dict[str, list[str]] = {}
     for r in items:
@@ -34,10 +36,9 @@ def group_rejections(items: Iterable[Rejection]) -> list[str]:
             groups[r.why].append(r.what)
     out = []
     for why in order:
-        whats = groups[why]
-        extra = len(whats) - _SHOWN
-        shown = ", ".join(whats[:_SHOWN]) + (f" and {extra} more" if extra > 0 else "")
-        out.append(f"{shown}: {why}")
+        whats = groups[why] if limit is None else groups[why][:limit]
+        extra = len(groups[why]) - len(whats)
+        out.append(", ".join(whats) + (f" and {extra} more" if extra > 0 else "") + f": {why}")
     return out
 
 
@@ -52,8 +53,17 @@ def no_plan_message(
     cons: Constraints,
     rejected: Iterable[Rejection],
     retry: Retry,
+    assumed: str | None = None,
 ) -> str:
-    """Why no combination runs on ``target`` under ``cons``, and what would make one run."""
+    """Why no combination runs on ``target`` under ``cons``, and what would make one run.
+    ``assumed``: no driver was given, and ``target``'s is the newest the GPUs can have
+    (this says why)."""
+    driver = f", driver {target.driver_text}" if target.driver else ""
+    if assumed is not None:
+        driver = (
+            ", no driver given: not even the newest driver these GPUs can have runs one, "
+            f"{target.driver_text} ({assumed})"
+        )
     head = (
         f"no known combination runs on this machine ({target.platform}, Python "
         f"{cons.python or target.python}"
@@ -62,7 +72,7 @@ def no_plan_message(
             if target.gpus
             else ""
         )
-        + (f", driver {target.driver_text}" if target.driver else "")
+        + driver
         + ")"
     )
     if cons.describe():
@@ -79,15 +89,15 @@ def no_plan_message(
 
 def _ways_out(db: CompatDB, target: Target, cons: Constraints, retry: Retry) -> list[str]:
     outs = []
-    newer = _newer_driver(db, target, cons, retry)
+    newer = _newer_driver(db, target, cons, retry) or _newer_macos(db, target, cons, retry)
     if newer is not None:
         outs.append(newer)
-    if cons.describe():
-        plan = retry(target, Constraints(profile=cons.profile, python=cons.python))
+    pins = [c for c in cons.describe() if not c.startswith("--python")]
+    if pins:
+        plan = retry(target, replace(cons, torch=None, bnb=None, cuda=None))
         if plan is not None:
             outs.append(
-                f"drop {' '.join(c for c in cons.describe() if not c.startswith('--python'))}"
-                f": torch {plan.torch.version}+{plan.torch.variant} with bitsandbytes "
+                f"drop {' '.join(pins)}: torch {plan.torch.label} with bitsandbytes "
                 f"{plan.bitsandbytes.version} fits"
             )
     if cons.python:
@@ -106,18 +116,48 @@ def _ways_out(db: CompatDB, target: Target, cons: Constraints, retry: Retry) -> 
     return outs
 
 
+def _newer_macos(db: CompatDB, target: Target, cons: Constraints, retry: Retry) -> str | None:
+    """The oldest macOS release above the target's whose wheels make a plan."""
+    if target.os != "macos" or target.os_version is None:
+        return None
+    floors = {r.macos for r in db.bnb_releases if r.macos is not None}
+    floors |= {v for r in db.torch_releases for _, v in r.macos}
+    for release in sorted(f for f in floors if f > target.os_version):
+        plan = retry(replace(target, os_version=release), cons)
+        if plan is not None:
+            return (
+                f"upgrade to macOS {release}: then torch {plan.torch.label} with bitsandbytes "
+                f"{plan.bitsandbytes.version} fits (their macOS wheels need it)"
+            )
+    return None
+
+
 def _newer_driver(db: CompatDB, target: Target, cons: Constraints, retry: Retry) -> str | None:
-    """The oldest driver floor above the target's under which a plan exists."""
+    """The oldest driver floor above the target's under which a plan exists (never past the
+    last branch of these GPUs). A newer driver only adds builds, so a bisection finds it."""
     if target.driver is None or not target.gpus:
         return None
-    floors = sorted(f.windows if target.os == "windows" else f.linux for f in db.families)
-    for drv in floors:
-        if drv > target.driver:
-            plan = retry(replace(target, driver=drv, driver_label=None), cons)
-            if plan is not None:
-                return (
-                    f"install NVIDIA driver >= {drv}: then torch {plan.torch.version}+"
-                    f"{plan.torch.variant} with bitsandbytes "
-                    f"{plan.bitsandbytes.version} fits"
-                )
-    return None
+    last = db.last_branch(target.ccs)
+    floors = [
+        f
+        for f in db.driver_floors(target.os)
+        if f > target.driver and (last is None or f.major <= last.branch)
+    ]
+
+    def attempt(i: int) -> Plan | None:
+        return retry(replace(target, driver=floors[i], driver_label=None), cons)
+
+    if not floors or (best := attempt(len(floors) - 1)) is None:
+        return None
+    low, high = 0, len(floors) - 1  # a plan at high; find the lowest index with one
+    while low < high:
+        mid = (low + high) // 2
+        plan = attempt(mid)
+        if plan is None:
+            low = mid + 1
+        else:
+            high, best = mid, plan
+    return (
+        f"install NVIDIA driver >= {floors[high]}: then torch {best.torch.label} with "
+        f"bitsandbytes {best.bitsandbytes.version} fits"
+    )

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from typing import Final
 
 from bnb_provision.core.cuda import MPS, XPU
+from bnb_provision.db.builds import XpuFacts
 from bnb_provision.db.model import CompatDB
-from bnb_provision.db.rows import BnbRelease, TorchRelease, XpuFacts
+from bnb_provision.db.rows import BnbRelease, TorchRelease
 from bnb_provision.errors import NoPlanError
 from bnb_provision.plan.constraints import Constraints, contains
 from bnb_provision.plan.hf import HfStack

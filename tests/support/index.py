@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote
 
-from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 
 def make_wheel(
@@ -54,6 +54,28 @@ def make_wheel(
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         for path, data in contents.items():
             zf.writestr(path, data)
+    return out
+
+
+def make_sdist(directory: Path, name: str, version: str, *, requires: tuple[str, ...] = ()) -> Path:
+    """Write a source distribution (``.tar.gz``) whose top folder holds a PKG-INFO (metadata
+    2.2, so its fields are static) and a pyproject.toml."""
+    import tarfile
+
+    dist = name.replace("-", "_")
+    top = f"{dist}-{version}"
+    meta = ["Metadata-Version: 2.2", f"Name: {name}", f"Version: {version}"]
+    meta += [f"Requires-Dist: {r}" for r in requires]
+    members = {
+        f"{top}/PKG-INFO": ("\n".join(meta) + "\n").encode(),
+        f"{top}/pyproject.toml": f'[project]\nname = "{name}"\nversion = "{version}"\n'.encode(),
+    }
+    out = directory / f"{top}.tar.gz"
+    with tarfile.open(out, "w:gz") as tf:
+        for path, data in members.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
     return out
 
 
@@ -95,17 +117,17 @@ class _Handler(BaseHTTPRequestHandler):
             entries: list[dict[str, Any]] = []
             for w in wheels:
                 sha = hashlib.sha256(w.read_bytes()).hexdigest()
-                entries.append(
-                    {
-                        "filename": w.name,
-                        "url": f"/files/{w.name}",
-                        "hashes": {"sha256": sha},
-                        "size": w.stat().st_size,
-                        "core-metadata": {"sha256": hashlib.sha256(_metadata(w)).hexdigest()},
-                        "upload-time": "2026-01-01T00:00:00Z",
-                        "yanked": False,
-                    }
-                )
+                entry: dict[str, Any] = {
+                    "filename": w.name,
+                    "url": f"/files/{w.name}",
+                    "hashes": {"sha256": sha},
+                    "size": w.stat().st_size,
+                    "upload-time": "2026-01-01T00:00:00Z",
+                    "yanked": False,
+                }
+                if w.name.endswith(".whl"):  # PEP 658: wheels only, as on PyPI
+                    entry["core-metadata"] = {"sha256": hashlib.sha256(_metadata(w)).hexdigest()}
+                entries.append(entry)
             if "application/vnd.pypi.simple.v1+json" in (self.headers.get("Accept") or ""):
                 body = json.dumps(
                     {"meta": {"api-version": "1.1"}, "name": project, "files": entries}
@@ -113,9 +135,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, body, "application/vnd.pypi.simple.v1+json")
             else:
                 links = "".join(
-                    f'<a href="{html.escape(e["url"])}#sha256={e["hashes"]["sha256"]}" '
-                    f'data-dist-info-metadata="sha256={e["core-metadata"]["sha256"]}">'
-                    f"{html.escape(e['filename'])}</a><br/>"
+                    f'<a href="{html.escape(e["url"])}#sha256={e["hashes"]["sha256"]}"'
+                    + (
+                        f' data-dist-info-metadata="sha256={e["core-metadata"]["sha256"]}"'
+                        if "core-metadata" in e
+                        else ""
+                    )
+                    + f">{html.escape(e['filename'])}</a><br/>"
                     for e in entries
                 )
                 self._send(200, f"<html><body>{links}</body></html>".encode(), "text/html")
@@ -155,7 +181,12 @@ def serve_index(wheels: list[Path]) -> Iterator[tuple[str, list[str]]]:
     """Serve ``wheels`` at http://127.0.0.1:PORT/simple/; yields (url, requests seen)."""
     by_project: dict[str, list[Path]] = {}
     for w in wheels:
-        by_project.setdefault(canonicalize_name(parse_wheel_filename(w.name)[0]), []).append(w)
+        name = (
+            parse_wheel_filename(w.name)[0]
+            if w.name.endswith(".whl")
+            else parse_sdist_filename(w.name)[0]
+        )
+        by_project.setdefault(canonicalize_name(name), []).append(w)
     seen: list[str] = []
     handler = type(
         "Handler",
@@ -172,4 +203,4 @@ def serve_index(wheels: list[Path]) -> Iterator[tuple[str, list[str]]]:
         server.server_close()
 
 
-__all__ = ["io", "make_wheel", "serve_index"]
+__all__ = ["io", "make_sdist", "make_wheel", "serve_index"]
