@@ -1,9 +1,10 @@
 """The one exception module.
 
 Every error the library raises is a :class:`ProvisionError`. Each subclass has
-its own ``exit_code`` so scripts can tell failures apart; ``cli.py`` is the only
-place that turns them into ``Error: ...`` and an exit status. Messages say what
-is wrong, then what to do next.
+its own ``exit_code`` so scripts can tell failures apart; ``cli/app.py`` is the only
+place that turns them into ``Error: ...`` and an exit status (and, under ``--json``, a
+``bnb-provision.error/1`` object), an ``OSError`` that escapes the library included (as
+:meth:`LockfileError.cannot_write`). Messages say what is wrong, then what to do next.
 
 Exit codes (also in README.md):
 
@@ -18,7 +19,7 @@ code  class                    meaning
 5     CompatDBError            the compatibility database failed validation
 6     NoPlanError              no combination runs on the machine (with reasons)
 7     ExternalToolError        uv / nvidia-smi / a target interpreter failed
-8     LockfileError            a lockfile or output exists / cannot be written
+8     LockfileError            an output exists / cannot be written (disk, rights)
 9     FindingsError            doctor/verify found an error-severity problem
 10    FitInputError            a model, GPU or workload given to ``fit`` is invalid
 11    LockDriftError           ``lock --check``: the committed locks differ
@@ -26,6 +27,9 @@ code  class                    meaning
 """
 
 from __future__ import annotations
+
+import errno
+import os
 
 __all__ = [
     "CompatDBError",
@@ -110,6 +114,19 @@ class LockfileError(ProvisionError):
 
     exit_code = 8
 
+    @classmethod
+    def cannot_write(
+        cls, exc: OSError, path: str | os.PathLike[str] | None = None
+    ) -> LockfileError:
+        """A write the operating system refused (a full disk, a read-only folder, a missing
+        permission): the path, the reason, and what to do about it."""
+        target = path if path is not None else exc.filename
+        reason = exc.strerror or str(exc)
+        name = errno.errorcode.get(exc.errno or 0, "")
+        advice = _WRITE_ADVICE.get(name, "check the path, then run again")
+        where = f" {os.fsdecode(target)}" if target is not None else ""
+        return cls(f"cannot write{where}: {reason}; {advice}")
+
 
 class FindingsError(ProvisionError):
     """A check found at least one error-severity problem."""
@@ -128,3 +145,21 @@ class LockDriftError(ProvisionError):
     snapshots give now (the diff is printed before)."""
 
     exit_code = 11
+
+
+_WRITE_ADVICE = {
+    "ENOSPC": "the disk is full: free some space there (df -h shows how much is left), "
+    "or write somewhere else",
+    "EDQUOT": "the disk quota is used up: free some space, or write somewhere else",
+    "EFBIG": "the file is too large for that file system: write somewhere else",
+    "EROFS": "the file system is read-only: write somewhere else (--output, --env)",
+    "EACCES": "permission denied: write to a folder you own (--output, --env), or "
+    "change the folder's permissions",
+    "EPERM": "not permitted: write to a folder you own (--output, --env), or change "
+    "the folder's permissions",
+    "ENAMETOOLONG": "the name is too long for the file system: choose a shorter path",
+    "ENOENT": "a folder on the way does not exist: create it, or choose another path",
+    "ENOTDIR": "a part of the path is a file, not a folder: choose another path",
+    "EISDIR": "a folder is in the way: choose another path",
+}
+"""What to do about each refused write, by its ``errno`` name (the same on every OS)."""

@@ -375,3 +375,49 @@ def test_ptx_is_counted_only_where_the_driver_can_jit_it() -> None:
     assert report is not None and report.coverage == ((0, None),)
     findings = diagnose(old, db, DoctorOptions())
     assert "bnb-arch-not-compiled" in {f.id for f in findings}
+
+
+# -- an environment without the stack, and bad model configs (issue 12) -----------------
+
+
+def test_an_environment_without_torch_or_bitsandbytes_is_a_finding_each() -> None:
+    assert H100.env is not None
+    bare_env = replace(H100.env, torch=None, bitsandbytes=None, packages=())
+    bare = replace(H100, env=bare_env)
+    found = {f.id: f for f in diagnose(bare, load_db())}
+    assert found["torch-not-installed"].severity == "error"
+    assert found["bnb-not-installed"].severity == "error"
+    assert "bnb-provision init --python 3.12" in (found["torch-not-installed"].fix or "")
+    torch_only = replace(bare, env=replace(bare_env, torch=H100.env.torch))
+    only = {f.id: f for f in diagnose(torch_only, load_db())}
+    assert "torch-not-installed" not in only
+    assert "--torch 2.11.0" in (only["bnb-not-installed"].fix or "")
+    assert not {"torch-not-installed", "bnb-not-installed"} & {
+        f.id for f in diagnose(H100, load_db())
+    }
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"[" * 3000 + b"]" * 3000,
+        b'{"hidden_size": 1' + b"0" * 400 + b', "num_hidden_layers": 2, "vocab_size": 9}',
+        b"\xff\xfe\x00\xd8",
+        b"[1, 2]",
+    ],
+    ids=["deep", "huge-int", "bad-utf16", "array"],
+)
+def test_a_bad_model_config_is_fits_own_error_naming_it(tmp_path: Path, content: bytes) -> None:
+    """doctor reads a model as fit does: a bad config.json is FitInputError (exit 10) naming
+    the file, never a traceback."""
+    from bnb_provision.errors import FitInputError
+    from bnb_provision.fit import read_model
+
+    path = tmp_path / "config.json"
+    path.write_bytes(content)
+    with pytest.raises(FitInputError, match=r"config\.json"):
+        read_model(path)
+    snap = str(FIX / "snapshots" / "h100-bnb-0.50.2.json")
+    result = CliRunner().invoke(cli, ["doctor", "--machine", snap, "--config", str(path)])
+    assert result.exit_code == 10 and "config.json" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)

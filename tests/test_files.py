@@ -145,3 +145,23 @@ def test_atomic_output_streams_and_drops_on_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="bad hash"):
         bad_download()
     assert target.read_bytes() == b"chunk1chunk2" and _leftovers(tmp_path) == []
+
+
+def test_a_failed_write_names_the_file_asked_for_not_its_staging_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from bnb_provision.errors import LockfileError
+
+    def full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    target = tmp_path / "locks" / "pylock.x.toml"
+    with pytest.raises(OSError, match="No space left") as info:
+        write_atomic(target, "data")
+    assert info.value.filename == str(target)
+    assert _leftovers(target.parent) == [] and not target.exists()
+    message = str(LockfileError.cannot_write(info.value))
+    assert message.startswith(f"cannot write {target}: No space left on device; the disk is full")

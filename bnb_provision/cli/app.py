@@ -1,12 +1,15 @@
-"""The click group: the one place library errors become ``Error: ...`` and an exit code,
+"""The click group: the one place errors become ``Error: ...`` and an exit code,
 ``--json`` printing, and the option sets several commands share.
 
 Library errors become ``Error: ...`` on stderr and their own exit code (see
-``bnb_provision.errors`` and README.md). Usage errors are click's (exit 2).
+``bnb_provision.errors`` and README.md); an ``OSError`` that escapes the library (a full
+disk, a read-only folder) becomes exit 8 naming the path. Usage errors are click's (exit 2).
+Under ``--json`` each of them is also a ``bnb-provision.error/1`` object on stdout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Callable
@@ -15,13 +18,19 @@ from typing import Any, Final, TypeVar
 import click
 
 from bnb_provision import __version__
-from bnb_provision.errors import ProvisionError
+from bnb_provision.cli.params import CUDA_PIN, VERSION_PIN
+from bnb_provision.errors import LockfileError, ProvisionError
 from bnb_provision.vocab import COMPANIONS, PLATFORMS, PROFILES, Companion, Profile
 
 __all__ = [
     "ARCHS",
+    "BNB_HELP",
+    "CUDA_HELP",
+    "ERROR_SCHEMA",
     "JSON_HELP",
     "OS_NAMES",
+    "PLAN_PYTHON_HELP",
+    "TORCH_HELP",
     "cli",
     "emit_json",
     "from_option",
@@ -30,6 +39,8 @@ __all__ = [
     "machine_and_pin_options",
     "main",
     "options",
+    "python_option",
+    "tool",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,20 +53,74 @@ ARCHS: Final = ("x86_64", "aarch64", "arm64")
 arm64 (Apple's, and the one ``macos-arm64`` uses); detect normalizes them to the first two."""
 
 
+ERROR_SCHEMA: Final = "bnb-provision.error/1"
+"""The JSON a command run with ``--json`` prints on stdout when it fails."""
+
+_JSON_ASKED: Final = "bnb_provision.json"  # ctx.meta: --json given (set as it is parsed)
+_JSON_WORD: Final = "bnb_provision.json-word"  # ctx.meta: --json on the command line at all
+_EMITTED: Final = "bnb_provision.emitted"  # ctx.meta: the command printed its JSON already
+
+
 class _Group(click.Group):
-    """Turn library errors into ``Error: ...`` and their exit code, in one place."""
+    """The one catch point: library errors, and operating-system errors that escape it,
+    become ``Error: ...`` on stderr and their exit code (with ``--json``, the same as a
+    JSON error object on stdout); click's usage errors get the JSON object too."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        words = args[: args.index("--")] if "--" in args else args
+        ctx.meta[_JSON_WORD] = "--json" in words  # for errors before --json is parsed
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ProvisionError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            _fail(ctx, exc)
+        except BrokenPipeError:  # `bnb-provision plan | head -1`: the reader is gone
+            _silence_stdout()
+            ctx.exit(1)
+        except OSError as exc:
+            _fail(ctx, LockfileError.cannot_write(exc))
+        except click.ClickException as exc:
+            if _wants_json(ctx):
+                _print_error_object(exc.exit_code, type(exc).__name__, exc.format_message())
+            raise
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """The commands in the order they are added: the pipeline's, not the alphabet's."""
         del ctx
         return list(self.commands)
+
+
+def _fail(ctx: click.Context, exc: ProvisionError) -> None:
+    click.echo(f"Error: {exc}", err=True)
+    if _wants_json(ctx) and not ctx.meta.get(_EMITTED):
+        _print_error_object(exc.exit_code, type(exc).__name__, str(exc))
+    ctx.exit(exc.exit_code)
+
+
+def _wants_json(ctx: click.Context) -> bool:
+    return bool(ctx.meta.get(_JSON_ASKED, ctx.meta.get(_JSON_WORD, False)))
+
+
+def _print_error_object(code: int, error: str, message: str) -> None:
+    click.echo(
+        json.dumps(
+            {"schema": ERROR_SCHEMA, "tool": tool(), "code": code, "error": error,
+             "message": message},
+            indent=2,
+        )
+    )  # fmt: skip
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that Python's exit does not fail flushing it."""
+    import os
+    import sys
+
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,9 +134,19 @@ def main() -> None:
     cli(prog_name="bnb-provision")
 
 
-def emit_json(data: object) -> None:
-    """Print ``data`` as the JSON every ``--json`` prints: indented, one document."""
-    click.echo(json.dumps(data, indent=2))
+def tool() -> dict[str, str]:
+    """The ``tool`` object every JSON output carries."""
+    return {"name": "bnb-provision", "version": __version__}
+
+
+def emit_json(data: dict[str, Any]) -> None:
+    """Print ``data`` as the JSON every ``--json`` prints: indented, one document, its
+    ``schema`` first and the ``tool`` that wrote it next."""
+    head = {"schema": data["schema"], "tool": data.get("tool") or tool()}
+    click.echo(json.dumps({**head, **data}, indent=2))
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_EMITTED] = True
 
 
 def log_to_stderr(as_json: bool) -> Callable[[str], None]:
@@ -92,7 +167,28 @@ def options(*decorators: Callable[[Any], Any]) -> Callable[[F], F]:
     return apply
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def _note_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    ctx.meta[_JSON_ASKED] = value
+    return value
+
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, is_eager=True, callback=_note_json, help=JSON_HELP
+)
+"""``--json``, parsed before the other options: an error in them is a JSON object too."""
+
+
+def python_option(help_text: str) -> Callable[[F], F]:
+    """``--python``, one meaning in every command: a version (3.12) or an interpreter."""
+    return click.option("--python", "python", metavar="X.Y|PATH", help=help_text)
+
+
+PLAN_PYTHON_HELP: Final = (
+    "Plan for this Python: a version (3.12), or an interpreter whose version is read."
+)
+TORCH_HELP: Final = "Pin torch: 2.8, 2.8.0 or a specifier such as '>=2.8,<2.10'{}."
+BNB_HELP: Final = "Pin bitsandbytes: 0.45, 0.45.5 or a specifier such as '>=0.45'."
+CUDA_HELP: Final = "Pin the CUDA build of torch (12.6), or cpu."
 
 from_option = click.option(
     "--from",
@@ -134,10 +230,12 @@ _machine_and_pin_options = options(
         metavar="NAME|X.Y",
         help="A GPU by name ('RTX 3090') or compute capability ('8.6'); repeatable.",
     ),
-    click.option("--python", "python", metavar="X.Y", help="Python version of the environment."),
-    click.option("--torch", "torch", metavar="VERSION", help="Pin torch (2.8 or 2.8.0)."),
-    click.option("--bnb", "bnb", metavar="VERSION", help="Pin bitsandbytes (0.45 or 0.45.5)."),
-    click.option("--cuda", "cuda", metavar="X.Y|cpu", help="Pin the CUDA build (12.6) or cpu."),
+    python_option(PLAN_PYTHON_HELP),
+    click.option(
+        "--torch", "torch", type=VERSION_PIN, metavar="VERSION", help=TORCH_HELP.format("")
+    ),
+    click.option("--bnb", "bnb", type=VERSION_PIN, metavar="VERSION", help=BNB_HELP),
+    click.option("--cuda", "cuda", type=CUDA_PIN, metavar="X.Y|cpu", help=CUDA_HELP),
     click.option(
         "--profile",
         type=click.Choice(PROFILES),
@@ -180,7 +278,7 @@ def machine_and_pin_options(f: Callable[..., None]) -> Callable[..., None]:
     """The machine flags and the plan constraints shared by plan and lock.
 
     The command receives them built: ``flags`` (MachineFlags) and ``constraints``
-    (Constraints); ``--python X.Y`` goes to both.
+    (Constraints); ``--python`` goes to both as ``X.Y`` (an interpreter's own version).
     """
 
     @functools.wraps(f)
@@ -200,8 +298,10 @@ def machine_and_pin_options(f: Callable[..., None]) -> Callable[..., None]:
         legacy_windows_index: bool,
         **kw: Any,
     ) -> None:
+        from bnb_provision.detect.interpreter import version_for_request
         from bnb_provision.plan.constraints import Constraints, MachineFlags
 
+        python = version_for_request(python) if python is not None else None
         flags = MachineFlags(
             os=os_name, os_version=os_version, arch=arch, driver=driver, gpus=gpus, python=python
         )

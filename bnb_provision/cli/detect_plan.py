@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bnb_provision.cli.app import emit_json, from_option, json_option, machine_and_pin_options
+from bnb_provision.cli.app import (
+    emit_json,
+    from_option,
+    json_option,
+    machine_and_pin_options,
+    python_option,
+)
+from bnb_provision.cli.params import UserPath
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,17 +31,12 @@ __all__ = ["detect", "plan"]
 
 
 @click.command(short_help="what this machine and an environment have")
-@click.option(
-    "--python",
-    "python",
-    metavar="PATH",
-    help="Also inspect the environment of this Python interpreter.",
-)
+@python_option("Also inspect this interpreter's environment: a path, or a version (3.12) to find.")
 @click.option(
     "--env",
     "env_dir",
     metavar="DIR",
-    type=click.Path(path_type=str),
+    type=UserPath(path_type=str),
     help="Also inspect this virtual environment (DIR/bin/python).",
 )
 @json_option
@@ -46,11 +48,13 @@ def detect(python: str | None, env_dir: str | None, as_json: bool) -> None:
         bnb-provision detect --python .venv/bin/python
         bnb-provision detect --json > machine.json   # a snapshot for plan/lock --machine
     """
+    from bnb_provision.detect.interpreter import interpreter_for_request
     from bnb_provision.detect.machine import detect_machine
 
     if python and env_dir:
         raise click.UsageError("give --python or --env, not both")
-    machine = detect_machine(python=python, env_dir=env_dir)
+    exe = interpreter_for_request(python) if python is not None else None
+    machine = detect_machine(python=exe, env_dir=env_dir)
     if as_json:
         emit_json(machine.to_dict())
         return
@@ -74,7 +78,7 @@ def _load_report(machine: Machine) -> BnbLoadReport | None:
     "--machine",
     "machine_file",
     metavar="FILE",
-    type=click.Path(path_type=Path),
+    type=UserPath(path_type=Path),
     help="Plan for the machine in this snapshot (bnb-provision detect --json).",
 )
 @from_option
@@ -165,7 +169,7 @@ def _plan_machine(machine_file: Path | None, flags: MachineFlags, db: CompatDB) 
     from bnb_provision.plan.inputs import apply_flags
 
     if machine_file is not None:
-        return apply_flags(load_machine(machine_file), flags, db)
+        return apply_flags(load_machine(machine_file, python=flags.python), flags, db)
     if flags.any_machine_flag:
         return apply_flags(None, flags, db)
     return apply_flags(detect_machine(), flags, db)

@@ -4,45 +4,50 @@ message); both print findings, as a table, a pasteable report or JSON."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import click
 
-from bnb_provision.cli.app import emit_json, from_option, json_option, options
+from bnb_provision.cli.app import emit_json, from_option, json_option, options, python_option
+from bnb_provision.cli.params import MODEL_SIZE, UserFile, UserPath
 from bnb_provision.vocab import QUANTS, Quant
 
 if TYPE_CHECKING:
     from bnb_provision.detect.machine import Machine
     from bnb_provision.detect.reports import Report
     from bnb_provision.doctor.findings import Finding
+    from bnb_provision.doctor.redact import Redactor
     from bnb_provision.fit.model import ModelSpec
 
 __all__ = ["doctor", "explain"]
 
 _doctor_options = options(
-    click.option(
-        "--python",
-        "python",
-        metavar="PATH",
-        help="The environment's Python interpreter (default: python on PATH).",
+    python_option(
+        "The environment's interpreter: a path, or a version (3.12) to find "
+        "(default: python on PATH)."
     ),
-    click.option("--env", "env_dir", metavar="DIR", help="The virtual environment's folder."),
+    click.option(
+        "--env", "env_dir", metavar="DIR", type=UserPath(), help="The virtual environment's folder."
+    ),
     click.option(
         "--machine",
         "machine_file",
         metavar="FILE",
-        type=click.Path(path_type=Path),
+        type=UserPath(path_type=Path),
         help="A snapshot (detect --json --python ...) taken where the environment is.",
     ),
     from_option,
     click.option(
-        "--model-params", metavar="N", help="Model size for the memory check: 7B, 7e9, 70b."
+        "--model-params",
+        type=MODEL_SIZE,
+        metavar="N",
+        help="Model size in parameters: 7e9, 7B, 350M.",
     ),
     click.option(
         "--config",
         "config_path",
         metavar="PATH",
-        type=click.Path(path_type=Path),
+        type=UserPath(path_type=Path),
         help="A model's config.json (or its folder) for the memory check.",
     ),
     click.option(
@@ -68,7 +73,7 @@ def doctor(
     env_dir: str | None,
     machine_file: Path | None,
     from_file: str | None,
-    model_params: str | None,
+    model_params: float | None,
     config_path: Path | None,
     quant: Quant,
     report: bool,
@@ -137,7 +142,11 @@ def _target_machine(python: str | None, env_dir: str | None, machine_file: Path 
 
     if machine_file is not None:
         return load_machine(machine_file)
-    if python is None and env_dir is None:
+    if python is not None:
+        from bnb_provision.detect.interpreter import interpreter_for_request
+
+        python = interpreter_for_request(python)
+    elif env_dir is None:
         # the environment the user is in: an activated venv's python comes first on PATH
         import shutil
 
@@ -145,14 +154,14 @@ def _target_machine(python: str | None, env_dir: str | None, machine_file: Path 
     return detect_machine(python=python, env_dir=env_dir)
 
 
-def _model_shape(config_path: Path | None, model_params: str | None) -> ModelSpec | None:
+def _model_shape(config_path: Path | None, model_params: float | None) -> ModelSpec | None:
     """The model for the memory check, read as ``fit`` reads it (errors exit 10)."""
-    from bnb_provision.fit import model_from_params, parse_params, read_model
+    from bnb_provision.fit import model_from_params, read_model
 
     if config_path is not None:
         return read_model(config_path)
     if model_params is not None:
-        return model_from_params(parse_params(model_params))
+        return model_from_params(model_params)
     return None
 
 
@@ -162,7 +171,7 @@ def _model_shape(config_path: Path | None, model_params: str | None) -> ModelSpe
     "log_file",
     metavar="FILE",
     default="-",
-    type=click.File("r", encoding="utf-8", errors="replace"),
+    type=UserFile("r", encoding="utf-8", errors="replace"),
     help="Read the error text from FILE (default: standard input).",
 )
 @json_option
@@ -195,39 +204,56 @@ def _emit_findings(
     header: str,
     pasted: Report | None = None,
 ) -> None:
+    """The findings as JSON or a table; with ``--report``, both redacted the same way."""
     from bnb_provision.cli.render import render_findings, render_report
     from bnb_provision.doctor.findings import findings_to_dict
 
+    redactor = _redactor(machine) if report else None
     if as_json:
         subject: dict[str, Any] = {} if machine is None else {"machine": machine.to_dict()}
         data = findings_to_dict(findings, subject=subject)
         if pasted is not None:
             data["assumptions"] = list(pasted.assumptions)
             subject["report"] = pasted.summary()
-        emit_json(data)
+        emit_json(data if redactor is None else cast("dict[str, Any]", redactor.data(data)))
         return
     text = render_findings(findings, header)
     if pasted is not None:
         text = render_report(pasted) + "\n" + text
-    if report and machine is not None:
-        text = _issue_report(machine, text)
+    if redactor is not None and machine is not None:
+        text = _issue_report(machine, text, redactor)
     click.echo(text)
 
 
-def _issue_report(machine: Machine, findings_text: str) -> str:
-    """The machine and the findings in a folded block, safe to paste into a public issue."""
+def _redactor(machine: Machine | None) -> Redactor:
+    """What this process knows about the user: home, names, host, secret variables."""
     import getpass
+    import os
+    import platform
+    import socket
 
-    from bnb_provision.cli.render import redact, render_machine
+    from bnb_provision.doctor.redact import redactor_for
 
-    env_values = tuple(v for _, v in machine.env.variables) if machine.env else ()
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # pragma: no cover - no passwd entry
         user = ""
+    return redactor_for(
+        machine,
+        environ=os.environ,
+        home=str(Path.home()),
+        user=user,
+        hosts=(socket.gethostname(), platform.node()),
+    )
+
+
+def _issue_report(machine: Machine, findings_text: str, redactor: Redactor) -> str:
+    """The machine and the findings in a folded block, safe to paste into a public issue."""
+    from bnb_provision.cli.render import render_machine
+
     body = render_machine(machine) + "\n\n" + findings_text
     return (
         "<details><summary>bnb-provision doctor report</summary>\n\n```\n"
-        + redact(body, home=str(Path.home()), user=user, secrets=env_values)
+        + redactor.text(body)
         + "\n```\n</details>"
     )

@@ -16,7 +16,24 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from bnb_provision.cli.app import JSON_HELP, emit_json, log_to_stderr, options
+from bnb_provision.cli.app import (
+    BNB_HELP,
+    CUDA_HELP,
+    PLAN_PYTHON_HELP,
+    TORCH_HELP,
+    emit_json,
+    json_option,
+    log_to_stderr,
+    options,
+    python_option,
+)
+from bnb_provision.cli.params import (
+    CUDA_PIN,
+    INDEX_TEMPLATE,
+    VERSION_PIN,
+    UserPath,
+    VersionPin,
+)
 from bnb_provision.vocab import PROFILES, STACKS, Profile, Stack
 
 if TYPE_CHECKING:
@@ -28,35 +45,53 @@ _env_options = options(
     click.option(
         "--env",
         "env_dir",
-        type=click.Path(path_type=Path),
+        type=UserPath(path_type=Path),
         help="The environment's path (default .venv-<stack>).",
     ),
-    click.option("--stack", type=click.Choice(STACKS), default="bnb", show_default=True),
+    click.option(
+        "--stack",
+        type=click.Choice(STACKS),
+        default="bnb",
+        show_default=True,
+        help="Which quantization stack the environment is for.",
+    ),
     click.option(
         "--lock",
         "lock_path",
-        type=click.Path(path_type=Path, exists=True),
+        type=UserPath(path_type=Path, exists=True),
         help="Install this lock (requirements.txt, pylock.toml, or a lock folder "
         "with its manifest) instead of planning.",
     ),
     click.option(
         "--torch",
         "torch",
+        type=VersionPin("system"),
         metavar="VERSION|system",
-        help="Pin torch, or 'system' to adopt the torch already installed.",
+        help=TORCH_HELP.format(", or 'system' to adopt the torch already installed"),
     ),
     click.option(
         "--system-python",
-        type=click.Path(path_type=Path),
+        type=UserPath(path_type=Path),
         help="With --torch system: the interpreter holding torch (default: python3).",
     ),
-    click.option("--bnb", "bnb", metavar="VERSION"),
-    click.option("--cuda", "cuda", metavar="X.Y|cpu"),
-    click.option("--python", "python", metavar="X.Y"),
-    click.option("--profile", type=click.Choice(PROFILES), default="inference", show_default=True),
+    click.option("--bnb", "bnb", type=VERSION_PIN, metavar="VERSION", help=BNB_HELP),
+    click.option("--cuda", "cuda", type=CUDA_PIN, metavar="X.Y|cpu", help=CUDA_HELP),
+    python_option(PLAN_PYTHON_HELP),
+    click.option(
+        "--profile",
+        type=click.Choice(PROFILES),
+        default="inference",
+        show_default=True,
+        help="inference, or qlora (adds peft and trl).",
+    ),
     click.option("--offline", is_flag=True, help="Install from --find-links only."),
     click.option(
-        "--find-links", "find_links", multiple=True, type=click.Path(path_type=Path), metavar="DIR"
+        "--find-links",
+        "find_links",
+        multiple=True,
+        type=UserPath(path_type=Path),
+        metavar="DIR",
+        help="A wheelhouse (bnb-provision bundle writes one); repeatable.",
     ),
     click.option(
         "--index-url",
@@ -69,6 +104,7 @@ _env_options = options(
     click.option(
         "--torch-index-url",
         "torch_index",
+        type=INDEX_TEMPLATE,
         metavar="URL",
         envvar="BNB_PROVISION_TORCH_INDEX_URL",
         show_envvar=True,
@@ -82,12 +118,12 @@ _env_options = options(
     ),
     click.option("--no-verify", is_flag=True, help="Skip the kernel checks (not advised)."),
     click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing."),
-    click.option("--json", "as_json", is_flag=True, help=JSON_HELP),
+    json_option,
 )
 
 _keep_option = click.option(
     "--keep",
-    type=int,
+    type=click.IntRange(min=0),
     default=2,
     show_default=True,
     help="How many old environments to keep as backups.",
@@ -136,8 +172,11 @@ def _to_build_options(
     as_json: bool,
     keep: int = 2,
 ) -> BuildOptions:
+    from bnb_provision.detect.interpreter import version_for_request
     from bnb_provision.env.build import BuildOptions, default_env_path
     from bnb_provision.plan.constraints import Constraints
+
+    python = version_for_request(python) if python is not None else None
 
     system = None
     if torch == "system":

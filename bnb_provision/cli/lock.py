@@ -19,6 +19,7 @@ from bnb_provision.cli.app import (
     machine_and_pin_options,
     options,
 )
+from bnb_provision.cli.params import INDEX_TEMPLATE, UserPath
 from bnb_provision.vocab import STACKS, Stack
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ _output_options = options(
     click.option(
         "-o",
         "--output",
-        type=click.Path(path_type=Path),
+        type=UserPath(path_type=Path),
         default=Path("locks"),
         show_default=True,
         help="Folder for the lock files and the manifest.",
@@ -48,7 +49,7 @@ _output_options = options(
         "--find-links",
         "find_links",
         multiple=True,
-        type=click.Path(path_type=Path),
+        type=UserPath(path_type=Path),
         metavar="DIR",
         help="A wheelhouse (bnb-provision bundle writes one).",
     ),
@@ -64,6 +65,7 @@ _output_options = options(
     click.option(
         "--torch-index-url",
         "torch_index",
+        type=INDEX_TEMPLATE,
         metavar="URL",
         envvar="BNB_PROVISION_TORCH_INDEX_URL",
         show_envvar=True,
@@ -144,7 +146,7 @@ def _lock_options(f: Callable[..., None]) -> Callable[..., None]:
     "machine_files",
     multiple=True,
     metavar="FILE|DIR",
-    type=click.Path(path_type=Path, exists=True),
+    type=UserPath(path_type=Path, exists=True),
     help="A detect snapshot, or a folder of them; repeatable.",
 )
 @machine_and_pin_options
@@ -235,11 +237,11 @@ def _print_lock(result: LockSet) -> None:
 
 
 @click.command(short_help="a wheelhouse of a lock, for air-gapped machines")
-@click.argument("lock_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("lock_file", type=UserPath(path_type=Path, exists=True, dir_okay=False))
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
+    type=UserPath(path_type=Path),
     default=Path("wheelhouse"),
     show_default=True,
     help="The wheelhouse folder.",

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from bnb_provision.plan.model import Plan, Rung
 
 __all__ = [
-    "redact",
     "render_findings",
     "render_machine",
     "render_plan",
@@ -281,19 +280,6 @@ def render_findings(findings: tuple[Finding, ...], header: str) -> str:
     errors = sum(1 for f in findings if f.severity == "error")
     out.append(f"{errors} error(s), {len(findings) - errors} other finding(s)")
     return "\n".join(out)
-
-
-def redact(text: str, *, home: str, user: str, secrets: tuple[str, ...] = ()) -> str:
-    """Make text safe for a public issue: home paths, the user name, variable values, UUIDs."""
-    import re
-
-    for value in sorted((s for s in secrets if len(s) > 3), key=len, reverse=True):  # noqa: PLR2004
-        text = text.replace(value, "<redacted>")
-    if home and home not in ("/", ""):
-        text = text.replace(home, "~")
-    if user and len(user) > 2:  # noqa: PLR2004 - too short a name would redact everything
-        text = re.sub(rf"\b{re.escape(user)}\b", "<user>", text)
-    return re.sub(r"GPU-[0-9a-f]{8}-[0-9a-f-]{27}", "GPU-<uuid>", text)
 
 
 def render_verify(data: dict[str, Any]) -> str:

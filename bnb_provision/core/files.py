@@ -99,7 +99,10 @@ def _staged_file(path: Path, mode: int | None) -> Iterator[tuple[BinaryIO, Path]
     ends; removed if the block raises."""
     path.parent.mkdir(parents=True, exist_ok=True)
     final_mode = _mode_for(path, mode)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _naming(exc, path) from None
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -107,9 +110,20 @@ def _staged_file(path: Path, mode: int | None) -> Iterator[tuple[BinaryIO, Path]
             fh.flush()
             os.fsync(fh.fileno())
         tmp.chmod(final_mode)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _naming(exc, path, tmp) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _naming(exc: OSError, path: Path, tmp: Path | None = None) -> OSError:
+    """``exc`` naming the file the user asked for, not the hidden name it was staged under
+    (a failed write or fsync names no file at all). Other names (a folder) are kept."""
+    if tmp is None or exc.filename is None or os.fspath(exc.filename) == str(tmp):
+        exc.filename = str(path)  # tmp None: mkstemp failed, naming its own random name
+    return exc
 
 
 def _stage(path: Path, data: Data, mode: int | None) -> Path:

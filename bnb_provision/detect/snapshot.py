@@ -7,14 +7,13 @@ UTF-16 (what Windows PowerShell's ``>`` writes) are read; size and nesting are b
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 from typing import Final
 
 from bnb_provision.core.fields import FieldError, Fields
-from bnb_provision.core.text import TextDecodeError, decode_text
+from bnb_provision.core.jsonio import JsonInputError, decode_json, max_depth
 from bnb_provision.detect.accelerators import ACCELERATOR_VENDORS, Accelerator, Runtime
 from bnb_provision.detect.fatbin import KernelInventory
 from bnb_provision.detect.host import OSInfo, PythonInfo, normalize_arch, normalize_system
@@ -23,7 +22,13 @@ from bnb_provision.detect.nvidia import Gpu, NvidiaInfo
 from bnb_provision.detect.target import BnbInfo, BnbLibrary, EnvInfo, TorchInfo
 from bnb_provision.errors import SnapshotError
 
-__all__ = ["MAX_SNAPSHOT_BYTES", "decode_snapshot", "load_machine", "machine_from_dict"]
+__all__ = [
+    "MAX_SNAPSHOT_BYTES",
+    "decode_snapshot",
+    "load_machine",
+    "machine_from_dict",
+    "max_depth",
+]
 
 MAX_SNAPSHOT_BYTES: Final = 16 * 1024 * 1024  # a real snapshot is a few KiB
 _MAX_DEPTH: Final = 64
@@ -128,6 +133,18 @@ def _python(f: Fields) -> PythonInfo:
     )
     f.done()
     return python
+
+
+def _python_or(pyf: Fields | None, given: str | None) -> PythonInfo:
+    """The snapshot's ``python``, or the version given with ``--python`` where it has none."""
+    if pyf is not None:
+        return _python(pyf)
+    if given is None:
+        raise FieldError(
+            'python: required field is missing (give at least {"version": "3.12"}, '
+            "or plan with --python X.Y)"
+        )
+    return PythonInfo(version=given)
 
 
 def _torch(tf: Fields | None) -> TorchInfo | None:
@@ -242,8 +259,12 @@ def _nvidia(nf: Fields | None) -> NvidiaInfo | None:
     return nvidia
 
 
-def machine_from_dict(data: object, *, label: str | None = None) -> Machine:
-    """Build a :class:`Machine` from a snapshot dict. Raises :class:`SnapshotError`."""
+def machine_from_dict(
+    data: object, *, label: str | None = None, python: str | None = None
+) -> Machine:
+    """Build a :class:`Machine` from a snapshot dict. Raises :class:`SnapshotError`.
+
+    ``python`` (``X.Y``, from ``--python``) stands in for a snapshot without ``python``."""
     where = label or "snapshot"
     try:
         f = Fields(data, "")
@@ -259,19 +280,14 @@ def machine_from_dict(data: object, *, label: str | None = None) -> Machine:
         if tool is not None:
             tool._seen.update(tool.data)  # noqa: SLF001 - informational only
         os_info = _os(f.table("os"))
-        pyf = f.table("python", None)
-        if pyf is None:
-            raise FieldError(
-                'python: required field is missing (give at least {"version": "3.12"})'
-            )
-        python = _python(pyf)
+        python_info = _python_or(f.table("python", None), python)
         nvidia = _nvidia(f.table("nvidia", None))
         gpus = tuple(_gpu(g, i) for i, g in enumerate(f.tables("gpus", [])))
         env_f = f.table("env", None)
         env = _env(env_f) if env_f is not None else None
         machine = Machine(
             os=os_info,
-            python=python,
+            python=python_info,
             nvidia=nvidia,
             gpus=gpus,
             env=env,
@@ -295,54 +311,22 @@ def machine_from_dict(data: object, *, label: str | None = None) -> Machine:
 
 
 def decode_snapshot(raw: bytes, where: str) -> object:
-    """JSON from bytes in UTF-8 (with or without a BOM) or UTF-16 (see
-    :func:`~bnb_provision.core.text.decode_text`), nested at most 64 deep. Raises
-    :class:`SnapshotError` naming what is wrong."""
+    """JSON from bytes in UTF-8 (with or without a BOM) or UTF-16 (a BOM says which),
+    nested at most 64 deep. Raises :class:`SnapshotError` naming what is wrong."""
     try:
-        text = decode_text(raw)
-    except TextDecodeError as exc:
-        raise SnapshotError(
-            f"{where}: not UTF-8 or UTF-16 text (byte {exc.start}: {exc.reason}). "
-            "Write it with `bnb-provision detect --json > FILE`."
-        ) from exc
-    depth = max_depth(text)
-    if depth > _MAX_DEPTH:
-        raise SnapshotError(f"{where}: nested {depth} levels deep; a snapshot is at most a few")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SnapshotError(
-            f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}). "
-            "Write it with `bnb-provision detect --json > FILE`."
-        ) from exc
-    except (ValueError, RecursionError) as exc:  # e.g. an integer of 5,000 digits
-        raise SnapshotError(f"{where}: not a snapshot ({exc})") from exc
+        return decode_json(raw, max_depth_allowed=_MAX_DEPTH)
+    except JsonInputError as exc:
+        hint = {
+            "depth": "; a snapshot is at most a few",
+            "value": "",
+        }.get(exc.kind, ". Write it with `bnb-provision detect --json > FILE`.")
+        text = f"not a snapshot ({exc})" if exc.kind == "value" else str(exc)
+        raise SnapshotError(f"{where}: {text}{hint}") from exc
 
 
-def max_depth(text: str) -> int:
-    """How deeply ``[`` and ``{`` nest in JSON text (strings skipped), in one pass."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
-
-
-def load_machine(path: str | os.PathLike[str]) -> Machine:
-    """Read a snapshot file written by ``bnb-provision detect --json`` (or by hand)."""
+def load_machine(path: str | os.PathLike[str], *, python: str | None = None) -> Machine:
+    """Read a snapshot file written by ``bnb-provision detect --json`` (or by hand);
+    ``python`` (``X.Y``) stands in for a snapshot without ``python``."""
     p = Path(path)
     where = f"--machine {p}"
     try:
@@ -350,6 +334,8 @@ def load_machine(path: str | os.PathLike[str]) -> Machine:
             raw = f.read(MAX_SNAPSHOT_BYTES + 1)
     except OSError as exc:
         raise SnapshotError(f"{where}: cannot read it ({exc.strerror or exc})") from exc
+    except ValueError as exc:  # a NUL in the name
+        raise SnapshotError(f"{where}: cannot read it ({exc})") from exc
     if len(raw) > MAX_SNAPSHOT_BYTES:
         raise SnapshotError(f"{where}: larger than {MAX_SNAPSHOT_BYTES >> 20} MiB; not a snapshot")
-    return machine_from_dict(decode_snapshot(raw, where), label=p.name)
+    return machine_from_dict(decode_snapshot(raw, where), label=p.name, python=python)

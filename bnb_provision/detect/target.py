@@ -20,6 +20,7 @@ from bnb_provision.core import process
 from bnb_provision.core.cuda import variant_of_cuda
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.detect.host import PythonInfo
+from bnb_provision.detect.interpreter import resolve_interpreter
 from bnb_provision.errors import ExternalToolError, TargetEnvError
 
 if TYPE_CHECKING:  # fatbin loads when binaries are read (init's stamp reads none)
@@ -192,7 +193,11 @@ def parse_torch_version_py(text: str) -> TorchInfo:
 def find_env_python(env_dir: str | os.PathLike[str]) -> Path:
     """The interpreter of a virtual or conda environment directory."""
     root = Path(env_dir)
-    if not root.is_dir():
+    try:
+        is_dir = root.is_dir()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL
+        is_dir = False
+    if not is_dir:
         raise TargetEnvError(
             f"--env {root}: no such directory. Give the environment's folder "
             "(the one holding bin/python or Scripts\\python.exe), or use --python PATH."
@@ -207,29 +212,9 @@ def find_env_python(env_dir: str | os.PathLike[str]) -> Path:
     )
 
 
-def _interpreter(python: str) -> str:
-    """``python`` as an absolute path: a relative path is the user's, relative to the
-    current folder (the probe itself runs elsewhere); a bare name is looked up on PATH."""
-    if os.sep in python or (os.altsep and os.altsep in python):
-        exe = Path(python).expanduser()
-        if not exe.exists():
-            raise TargetEnvError(
-                f"--python {python}: no such file. Give the path of a Python interpreter."
-            )
-        return str(exe.absolute())
-    found = process.find_program(python)
-    if found is None:
-        if Path(python).exists():  # a file in the current folder, named without ./
-            return str(Path(python).absolute())
-        raise TargetEnvError(
-            f"--python {python}: not found on PATH. Give the path of a Python interpreter."
-        )
-    return found
-
-
 def _run_probe(python: str) -> dict[str, Any]:
     script = (Path(__file__).parent / "_probe_script.py").read_text(encoding="utf-8")
-    exe = _interpreter(python)
+    exe = resolve_interpreter(python)
     try:
         # run from the home folder, so that nothing in the current folder shadows a module
         done = process.run(

@@ -1,6 +1,7 @@
 """diagnose: every doctor check on a machine snapshot with its ``env`` part (what
 ``detect --python`` reads), in the order failures happen in practice:
 
+0. torch and bitsandbytes installed at all (:mod:`.installed`);
 1. bitsandbytes' native library against torch's CUDA runtime (:mod:`.runtime`);
 2. Windows installs (:mod:`.platform`);
 3. compute capability against the kernels really present (:mod:`.kernels`);
@@ -21,6 +22,7 @@ from bnb_provision.db.model import CompatDB
 from bnb_provision.detect.machine import Machine
 from bnb_provision.doctor.check import Check, DoctorOptions
 from bnb_provision.doctor.findings import Finding
+from bnb_provision.doctor.installed import check_installed
 from bnb_provision.doctor.kernels import check_arch
 from bnb_provision.doctor.memory_check import check_memory
 from bnb_provision.doctor.platform import check_cpu_only, check_driver, check_macos, check_windows
@@ -30,6 +32,7 @@ from bnb_provision.doctor.stack import check_drift, check_dtype, check_hf, check
 __all__ = ["CHECKS", "DoctorOptions", "diagnose"]
 
 CHECKS: Final[tuple[Check, ...]] = (
+    check_installed,
     check_runtime,
     check_windows,
     check_arch,

@@ -18,7 +18,7 @@ from bnb_provision.doctor.check import version_or_none as _v
 from bnb_provision.doctor.findings import Finding
 from bnb_provision.plan.analysis import bnb_load_report, machine_driver_cuda
 
-__all__ = ["check_arch"]
+__all__ = ["check_arch", "plan_for_gpu"]
 
 
 def check_arch(m: Machine, db: CompatDB, _o: DoctorOptions) -> list[Finding]:
@@ -52,7 +52,7 @@ def _bnb_arch(m: Machine, db: CompatDB, env: EnvInfo) -> list[Finding]:
             continue
         archs = describe_archs(lib.kernels.sass, lib.kernels.ptx + lib.kernels.rel_ptx)
         if how is None:
-            out.append(_bnb_not_compiled(lib, gpu, archs))
+            out.append(_bnb_not_compiled(m, lib, gpu, archs))
         elif how == "ptx":
             out.append(
                 Finding(
@@ -73,7 +73,13 @@ def _bnb_arch(m: Machine, db: CompatDB, env: EnvInfo) -> list[Finding]:
     return out
 
 
-def _bnb_not_compiled(lib: BnbLibrary, gpu: Gpu, archs: str) -> Finding:
+def plan_for_gpu(m: Machine, gpu: Gpu) -> str:
+    """The plan command for this GPU on this driver (a plan for a GPU needs the driver)."""
+    driver = m.nvidia.driver if m.nvidia is not None else "VERSION"
+    return f"bnb-provision plan --gpu {gpu.cc_text} --driver {driver}"
+
+
+def _bnb_not_compiled(m: Machine, lib: BnbLibrary, gpu: Gpu, archs: str) -> Finding:
     return Finding(
         id="bnb-arch-not-compiled",
         category="arch_not_compiled",
@@ -83,7 +89,7 @@ def _bnb_not_compiled(lib: BnbLibrary, gpu: Gpu, archs: str) -> Finding:
             f"{lib.file} (read from the binary): {archs}",
             f"GPU {gpu.index}: {gpu.name}, compute capability {gpu.cc_text}",
         ),
-        fix=REBUILD + f" (bnb-provision plan --gpu {gpu.cc_text} shows which builds cover it)",
+        fix=REBUILD + f" ({plan_for_gpu(m, gpu)} shows which builds cover it)",
         source="https://github.com/bitsandbytes-foundation/bitsandbytes/issues/223",
     )
 
@@ -116,7 +122,7 @@ def _torch_arch(m: Machine, db: CompatDB, torch: TorchInfo) -> list[Finding]:
                         + describe_archs(build.sass, build.ptx),
                         f"source: {build.source}",
                     ),
-                    fix=REBUILD + f" (bnb-provision plan --gpu {gpu.cc_text})",
+                    fix=REBUILD + f" ({plan_for_gpu(m, gpu)} shows which builds cover it)",
                     source=build.source,
                 )
             )

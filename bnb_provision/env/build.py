@@ -56,7 +56,11 @@ def init_env(
     """
     opts = dataclasses.replace(opts, env=opts.env.absolute())
     env = opts.env
-    _refuse_a_file(env)
+    _refuse_a_file(
+        env,
+        "init makes a new environment at a path where nothing is yet; give --env another "
+        "path, or move the file away",
+    )
     if env.exists() or env.is_symlink():
         raise TargetEnvError(
             f"{env} already exists: use bnb-provision rebuild --env {env} "
@@ -93,12 +97,10 @@ def init_env(
     )
 
 
-def _refuse_a_file(env: Path) -> None:
+def _refuse_a_file(env: Path, need: str) -> None:
+    """``--env`` at a file: what the command needs there instead (init and rebuild differ)."""
     if env.is_file() and not env.is_symlink():
-        raise TargetEnvError(
-            f"{env} is a file, not an environment: give --env the folder path the "
-            "environment should have (a new one for init)"
-        )
+        raise TargetEnvError(f"--env {env} is a file, not an environment: {need}")
 
 
 @contextlib.contextmanager
@@ -115,7 +117,11 @@ def _writing(env: Path) -> Iterator[None]:
 
 
 def _check_managed(env: Path) -> None:
-    _refuse_a_file(env)
+    _refuse_a_file(
+        env,
+        "rebuild needs an environment bnb-provision init made (the --env path given to "
+        "init); give that path",
+    )
     if not (env.exists() or env.is_symlink()):
         raise TargetEnvError(f"{env} does not exist: create it with bnb-provision init")
     if not env.is_symlink():

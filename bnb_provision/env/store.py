@@ -24,7 +24,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TextIO
 
 __all__ = [
     "Slot",
@@ -81,7 +81,13 @@ def new_build(env: Path) -> Iterator[Slot]:
     made = not store.is_dir()
     store.mkdir(parents=True, exist_ok=True)
     remove_abandoned(store)
-    slot = _reserve(store)
+    try:
+        slot = _reserve(store)
+    except OSError:
+        if made:
+            with contextlib.suppress(OSError):
+                store.rmdir()
+        raise
     try:
         yield slot
         slot.partial.rename(slot.real)  # a finished environment never has .partial in its name
@@ -104,10 +110,20 @@ def _reserve(store: Path) -> Slot:
         owner = partial.with_name(partial.name + OWNER)
         try:
             with owner.open("x", encoding="utf-8") as fh:
-                fh.write(_owner_line(os.getpid()))
+                _write_owner(fh, owner)
         except FileExistsError:  # another build started in the same microsecond
             continue
         return Slot(partial=partial, real=store / name, owner=owner)
+
+
+def _write_owner(fh: TextIO, owner: Path) -> None:
+    """Write this process's line; a file that cannot be written (a full disk) is removed."""
+    try:
+        fh.write(_owner_line(os.getpid()))
+        fh.flush()
+    except OSError:
+        owner.unlink(missing_ok=True)
+        raise
 
 
 def _owner_line(pid: int) -> str:

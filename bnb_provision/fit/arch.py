@@ -75,10 +75,15 @@ class ArchInfo:
         return self.kv_heads * self.head_dim
 
 
+_MAX_DIM = 2**40  # no model dimension comes near; beyond it a config is not a model's
+
+
 def _int(cfg: dict[str, Any], *keys: str, default: int | None = None) -> int | None:
     for key in keys:
         value = cfg.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            if value > _MAX_DIM:
+                raise FitInputError(f"config.json: {key} is larger than 2**40; not a model's")
             return value
     return default
 

@@ -7,12 +7,12 @@ count (``--model-params 7B``), for which the shape of the nearest Llama 3 size i
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from bnb_provision.core.jsonio import JsonInputError, read_json
 from bnb_provision.errors import FitInputError
 from bnb_provision.fit.arch import ArchInfo, arch_from_config
 from bnb_provision.fit.safetensors import TensorInfo, read_header, read_index
@@ -51,13 +51,11 @@ class ModelSpec:
 
 def _read_config(path: Path) -> dict[str, Any]:
     try:
-        if path.stat().st_size > MAX_CONFIG:
-            raise FitInputError(f"{path}: larger than 16 MiB; not a model config")
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path, max_bytes=MAX_CONFIG)
     except OSError as exc:
         raise FitInputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FitInputError(f"{path}: not JSON ({exc})") from None
+    except JsonInputError as exc:
+        raise FitInputError(f"{path}: not a model config: {exc}") from None
     if not isinstance(data, dict):
         raise FitInputError(f"{path}: not a JSON object")
     return data

@@ -8,13 +8,13 @@ file's size so a truncated or foreign file is reported, not trusted.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from bnb_provision.core.jsonio import JsonInputError, decode_json, read_json
 from bnb_provision.errors import FitInputError
 
 __all__ = ["DTYPE_BYTES", "TensorInfo", "read_header", "read_index"]
@@ -103,8 +103,8 @@ def read_header(path: Path) -> tuple[TensorInfo, ...]:
     except OSError as exc:
         raise FitInputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        header = decode_json(raw)
+    except JsonInputError as exc:
         raise FitInputError(f"{path}: header is not JSON ({exc})") from None
     if not isinstance(header, dict):
         raise FitInputError(f"{path}: header is not a JSON object")
@@ -119,12 +119,10 @@ def read_header(path: Path) -> tuple[TensorInfo, ...]:
 def read_index(path: Path) -> dict[str, str]:
     """``model.safetensors.index.json``: tensor name -> shard file name."""
     try:
-        if path.stat().st_size > MAX_INDEX:
-            raise FitInputError(f"{path}: larger than {MAX_INDEX // 1024 // 1024} MiB")
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path, max_bytes=MAX_INDEX)
     except OSError as exc:
         raise FitInputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except JsonInputError as exc:
         raise FitInputError(f"{path}: not JSON ({exc})") from None
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not all(

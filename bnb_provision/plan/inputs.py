@@ -22,7 +22,7 @@ from bnb_provision.detect.host import (
 )
 from bnb_provision.detect.machine import Machine
 from bnb_provision.detect.nvidia import Gpu, NvidiaInfo
-from bnb_provision.errors import NoPlanError, SnapshotError
+from bnb_provision.errors import SnapshotError
 from bnb_provision.plan.constraints import Constraints, MachineFlags
 from bnb_provision.plan.model import Plan, Target
 from bnb_provision.plan.resolve import make_plan
@@ -170,9 +170,9 @@ def load_machines(paths: tuple[Path, ...], flags: MachineFlags, db: CompatDB) ->
                     f"--machine {path}: the folder holds no *.json snapshot "
                     "(bnb-provision detect --json > NAME.json writes one)"
                 )
-            machines += [load_machine(p) for p in found]
+            machines += [load_machine(p, python=flags.python) for p in found]
         else:
-            machines.append(load_machine(path))
+            machines.append(load_machine(path, python=flags.python))
     if machines:
         return [apply_flags(m, flags, db) for m in machines]
     if flags.any_machine_flag:
@@ -187,11 +187,12 @@ def target_from_machine(machine: Machine, db: CompatDB, python: str | None = Non
     for g in machine.gpus:
         model = db.gpu_cc(g.name)
         cc = g.compute_capability or (model.cc if model else None)
-        if cc is None:
-            raise NoPlanError(
-                f"GPU {g.index} ({g.name}): its compute capability is unknown (the driver did "
-                "not report it and the DB does not know the name). Pass it as --gpu X.Y, "
-                "e.g. --gpu 8.6."
+        if cc is None:  # a machine's description is wrong, not the plan: a snapshot error
+            raise SnapshotError(
+                f"{machine.label or 'this machine'}: GPU {g.index} ({g.name}): its compute "
+                "capability is unknown (the driver did not report it and the DB does not know "
+                'the name). Add it to the snapshot ("compute_capability": "8.6") or pass it as '
+                "--gpu X.Y, e.g. --gpu 8.6."
             )
         jetson = jetson or bool(model and model.jetson)
         gpus.append((g.name, cc))
