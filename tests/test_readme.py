@@ -231,15 +231,26 @@ EXPECTED: dict[str, Expect] = {
     "bnb-provision doctor --python .venv/bin/python --report  # safe to paste into a public issue": (
         Expect(lines=("<details><summary>bnb-provision doctor report</summary>", "</details>"))
     ),
-    # -- explain
-    "python train.py 2>&1 | bnb-provision explain": Expect(
-        lines=(
-            "ERROR  [arch_not_compiled] the installed torch has no kernels for this GPU",
-            "first bitsandbytes with sm_120 SASS: 0.45.3 (libbitsandbytes_cuda128.so)",
-        ),
+    # -- explain and triage (error.txt: a real sm_120 report; issue.md: a real issue body)
+    "bnb-provision explain --log error.txt": Expect(
+        code=9,
+        why="the text names an error (no kernels for the GPU): explain exits 9, as doctor does",
+        lines=("[arch_not_compiled]",),
     ),
-    "bnb-provision explain --log error.txt --json": Expect(
+    'python train.py 2>&1 | bnb-provision explain --json       # schema bnb-provision.doctor/1, facts in "subject"': Expect(
+        code=9,
+        why="the same error text, piped",
         lines=('"category": "arch_not_compiled"',),
+    ),
+    "bnb-provision triage issue.md": Expect(
+        code=9,
+        why="the issue's error stands: triage exits 9 like explain",
+        lines=("bnb-provision triage",),
+    ),
+    "bnb-provision triage --json < issue.md   # schema bnb-provision.triage/1 (stdin: a pasted issue body)": Expect(
+        code=9,
+        why="the same issue body on standard input",
+        lines=('"schema": "bnb-provision.triage/1"',),
     ),
     # -- fit
     "bnb-provision fit ./Llama-3.1-8B --mode qlora --seq 2048 --gpu-memory 12GB": Expect(
@@ -434,6 +445,20 @@ EXPECTED: dict[str, Expect] = {
         lines=("file(s) ",),
         timeout=1800,
     ),
+    "python scripts/update_messages.py             # the message catalog: diff, and the messages no curated row maps": Expect(
+        marker="network",
+        why="reads the libraries' release files on PyPI",
+        folder="checkout",
+        setup=SETUP_CHECKOUT,
+        timeout=3600,
+    ),
+    "python scripts/update_messages.py --write": Expect(
+        marker="network",
+        why="reads PyPI (the files are cached by the run before)",
+        folder="checkout",
+        setup=SETUP_CHECKOUT,
+        timeout=3600,
+    ),
     "python scripts/update_compat_db.py --write    # and write it": Expect(
         marker="network",
         why="reads PyPI (the wheels are cached by the run before)",
@@ -574,6 +599,12 @@ def _error_text() -> str:
     return str(case["text"])
 
 
+def _issue_text() -> str:
+    """A real issue body as posted (the explain corpus's first whole issue)."""
+    corpus = toml_loads((FIXTURES / "explain" / "corpus.toml").read_text())
+    return str(next(c for c in corpus["case"] if c.get("kind") == "issue")["text"])
+
+
 def _json_block(text: str) -> str:
     """The README's hand-written partial snapshot (its one JSON block)."""
     start = text.index("```json\n") + len("```json\n")
@@ -675,6 +706,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     _venv(root / "system", house, "torch==2.13.0+cpu")
     _system_python3(root / "bin", root / "system")
     (root / "error.txt").write_text(_error_text() + "\n")
+    (root / "issue.md").write_text(_issue_text() + "\n")
     (root / "train.py").write_text(
         "import sys\n\n"
         "# what a training run that hit the error prints on stderr\n"
