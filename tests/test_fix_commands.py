@@ -2,8 +2,8 @@
 
 The fixes are collected from where they are written, not from a list kept by hand: each
 ``fix=`` expression in ``bnb_provision/doctor/*.py`` (both branches of a conditional),
-evaluated with the values of a fixture machine, and each pattern's fix in
-``compat_db/errors.toml`` with its placeholders filled. Each ``bnb-provision ...`` command
+evaluated with the values of a fixture machine, and each variant of each cause's fix in
+``compat_db/explain.toml`` filled with the fixture machine's facts. Each ``bnb-provision ...`` command
 in them is parsed with the command's own click options, its placeholder values (``PATH``,
 ``X.Y``, ``VERSION``, ``N``) filled from the fixture machine, and run through the CLI:
 none may be a usage error (exit 2) or end in a traceback, and a plan must be made. init and rebuild run with
@@ -26,10 +26,12 @@ from click.testing import CliRunner
 
 from bnb_provision.cli import cli
 from bnb_provision.detect.snapshot import load_machine
+from bnb_provision.explain import load_catalog
+from bnb_provision.explain.names import DERIVED, FACTS
+from bnb_provision.explain.values import fill, plan_command
 
 ROOT = Path(__file__).parent.parent
 DOCTOR = ROOT / "bnb_provision" / "doctor"
-CORPUS = ROOT / "tests" / "fixtures" / "explain" / "corpus.toml"
 SNAP = ROOT / "tests" / "fixtures" / "snapshots" / "h100-bnb-0.50.2.json"
 MACHINE = load_machine(SNAP)
 assert MACHINE.env is not None and MACHINE.env.torch is not None and MACHINE.nvidia is not None
@@ -49,6 +51,14 @@ FIXTURE_NAMES: dict[str, Any] = {
     "config_fix": "BitsAndBytesConfig(llm_int8_enable_fp32_cpu_offload=True)",
     "split": True,
     "advice": "a max_memory map of 20GiB per GPU",
+}
+# the facts an error text about the fixture machine gives explain; any other name a fix
+# uses gets a neutral word (it never sits inside a bnb-provision command)
+FIXTURE_FACTS = {
+    "os": "linux",
+    "compute_capability": MACHINE.gpus[0].cc_text or "9.0",
+    "driver": MACHINE.nvidia.driver,
+    "python": MACHINE.env.python.minor,
 }
 # placeholder values in fix texts, by the option they follow
 FIXTURE_VALUES: dict[tuple[str, str], str] = {
@@ -83,7 +93,7 @@ def doctor_fixes() -> list[tuple[str, str]]:
             if not (isinstance(node, ast.keyword) and node.arg == "fix"):
                 continue
             if isinstance(node.value, ast.Name) and node.value.id == "fix":
-                continue  # explain passes the errors.toml fix through: collected below
+                continue  # a fix passed through: collected where it is written
             for expr in _alternatives(node.value):
                 where = f"{path.name}:{expr.lineno}"
                 try:
@@ -98,18 +108,17 @@ def doctor_fixes() -> list[tuple[str, str]]:
 
 
 def explain_fixes() -> list[tuple[str, str]]:
-    """The fixes explain prints for the real error texts of the corpus (every cause the
-    curated file maps is reached by some of them), as printed."""
-    from bnb_provision.core.tomlio import toml_loads
-    from bnb_provision.explain import explain_text
-
-    corpus = toml_loads(CORPUS.read_text(encoding="utf-8"))["case"]
-    return [
-        (f"explain {case['id']} {f.id}", f.fix)
-        for case in corpus
-        for f in explain_text(case["text"]).findings
-        if f.fix
-    ]
+    """Every variant of every curated fix, filled as explain fills it: with the fixture's
+    facts, and without the driver (plan's ladder) or any fact at all."""
+    out = []
+    neutral = dict.fromkeys([*FACTS, *DERIVED], "x")
+    partial = {k: v for k, v in FIXTURE_FACTS.items() if k != "driver"}
+    for cause in load_catalog().curated.causes.values():
+        for i, variant in enumerate(cause.fix):
+            for facts in (FIXTURE_FACTS, partial, {}):
+                values = {**neutral, **facts, "plan_command": plan_command(facts)}
+                out.append((f"explain.toml {cause.id} fix[{i}]", fill((variant,), values)))
+    return out
 
 
 def _clean(word: str) -> tuple[str, bool]:
@@ -163,6 +172,8 @@ def test_the_collection_finds_the_fixes_the_issue_names() -> None:
     lines = {" ".join(a) for a in FIX_COMMANDS}
     driver = MACHINE.nvidia.driver  # type: ignore[union-attr]
     assert f"plan --gpu 9.0 --driver {driver}" in lines  # was `plan --gpu 6.1`, no driver
+    assert "doctor" in lines  # explain: "bnb-provision doctor names the missing architecture"
+    assert f"plan --gpu 9.0 --python {MACHINE.env.python.minor}" in lines  # type: ignore[union-attr]
     assert "rebuild --dry-run" in lines
     assert f"init --python {MACHINE.env.python.minor} --dry-run" in lines  # type: ignore[union-attr]
     assert len(FIX_COMMANDS) >= 8, FIX_COMMANDS

@@ -9,9 +9,8 @@ libraries' own release files.
 * :mod:`~.text`, :mod:`~.match`, :mod:`~.facts`, :mod:`~.engine`, :mod:`~.values` - a text
   read: messages and signatures matched in linear time, facts, causes ranked;
 * :mod:`~.explanation` - :func:`explain_text` (findings, schema ``bnb-provision.doctor/1``);
-* :mod:`~.triage` - :func:`~bnb_provision.explain.triage.triage` (an issue body: causes,
-  machine, plan, commands; schema
-  ``bnb-provision.triage/1``).
+* :mod:`~.triage` - its ``triage`` (an issue body: causes, machine, plan, commands;
+  schema ``bnb-provision.triage/1``).
 """
 
 from __future__ import annotations

@@ -58,9 +58,7 @@ FACTS: Final[Mapping[str, str]] = MappingProxyType(
         "xformers": "the xformers version",
         "bnb_windows_wheel": "no: every bitsandbytes release the text fits predates Windows wheels",
         "bnb_macos_wheel": "no: every bitsandbytes release the text fits predates macOS wheels",
-        "driver_vs_torch": (
-            "older when the driver's CUDA is older than the major torch was built for"
-        ),
+        "driver_vs_torch": "older: the driver's CUDA is older than the major torch is built for",
         "lib_vs_torch": "other when bitsandbytes' library is for another CUDA major than torch's",
     }
 )

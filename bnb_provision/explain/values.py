@@ -89,22 +89,25 @@ def _supported_python(version: str) -> bool:
 
 
 def plan_command(facts: Mapping[str, str]) -> str:
-    """``bnb-provision plan`` with every machine flag the facts give. A GPU is passed only
-    with a driver (the plan needs both); without a driver the command is run on the
-    machine itself, where plan reads the driver and the GPUs."""
+    """``bnb-provision plan`` with every machine flag the facts give. Without a driver
+    version plan prints the ladder of what each driver gets; without a GPU either, the
+    command is run on the machine itself, where plan reads the driver and the GPUs."""
     flags = []
     if facts.get("os") in {"windows", "macos"}:
         flags.append(f"--os {facts['os']}")
+    if facts.get("compute_capability"):
+        flags.append(f"--gpu {facts['compute_capability']}")
     if facts.get("driver"):
-        gpu = facts.get("compute_capability")
-        if gpu:
-            flags.append(f"--gpu {gpu}")
         flags.append(f"--driver {facts['driver']}")
     python = ".".join(facts.get("python", "").split(".")[:2])
     if python and _supported_python(python):  # an old Python gets the plan for a current one
         flags.append(f"--python {python}")
     command = " ".join(["bnb-provision plan", *flags])
-    return command if facts.get("driver") else f"{command} on that machine"
+    if facts.get("driver"):
+        return command
+    if facts.get("compute_capability"):
+        return f"{command} (with --driver and the version nvidia-smi prints, one plan)"
+    return f"{command} on that machine"
 
 
 def _driver_floor(db: CompatDB, cuda: str, os_name: str) -> str | None:
