@@ -69,7 +69,7 @@ def test_json_errors_carry_the_exit_code_and_the_class(tmp_path: Path) -> None:
     [
         ["plan", "--torch", "~", "--json"],
         ["plan", "--json", "--no-such-flag"],  # refused before --json is parsed
-        ["init", "--json", "--cuda", "cu128"],
+        ["init", "--json", "--cuda", "foo"],
     ],
     ids=["bad-value", "unknown-option", "init"],
 )
@@ -224,7 +224,7 @@ def test_model_params_refuse_what_is_not_a_size(size: str) -> None:
         ("init", "--torch", "~"),
         ("rebuild", "--bnb", "=>0.45"),
         ("lock", "--torch", "2.8.0+cu128"),
-        ("plan", "--cuda", "cu128"),
+        ("plan", "--cuda", "foo"),
         ("init", "--torch", ""),
         ("lock", "--torch-index-url", "{"),
         ("init", "--torch-index-url", "https://m/{variant:>999999999}"),
@@ -274,3 +274,12 @@ def test_every_option_has_help_text() -> None:
         if isinstance(p, click.Option) and not p.help
     ]
     assert missing == []
+
+
+def test_a_script_making_constraints_gets_the_same_refusal() -> None:
+    from bnb_provision.errors import NoPlanError
+    from bnb_provision.plan.constraints import Constraints
+
+    with pytest.raises(NoPlanError, match="--torch '~': not a version specifier"):
+        Constraints(torch="~")
+    assert Constraints(bnb=">=0.45,<0.50").bnb == ">=0.45,<0.50"

@@ -21,7 +21,7 @@ from bnb_provision.cli import cli
 pytestmark = pytest.mark.fuzz
 
 SNAP = Path(__file__).parent / "fixtures" / "snapshots"
-DOCUMENTED_EXIT_CODES = {0, 2, 3, 4, 5, 6, 7, 8, 9}
+DOCUMENTED_EXIT_CODES = {0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
 # commands that install or download: only fuzzed offline, against an empty wheelhouse
 _HEAVY = {"lock", "init", "rebuild", "bundle", "fleet"}
 

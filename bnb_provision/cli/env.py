@@ -97,6 +97,8 @@ _env_options = options(
         "--index-url",
         default="https://pypi.org/simple",
         show_default=True,
+        envvar="BNB_PROVISION_INDEX_URL",
+        show_envvar=True,
         help="The default index (a PyPI mirror).",
     ),
     click.option(
@@ -104,6 +106,8 @@ _env_options = options(
         "torch_index",
         type=INDEX_TEMPLATE,
         metavar="URL",
+        envvar="BNB_PROVISION_TORCH_INDEX_URL",
+        show_envvar=True,
         help="PyTorch index template, {variant} replaced (a mirror of download.pytorch.org).",
     ),
     click.option(

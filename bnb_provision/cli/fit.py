@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from bnb_provision.vocab import QUANTS
+
 __all__ = ["fit"]
 
 _ROWS = (
@@ -88,7 +90,11 @@ _OPTIONS: list[Any] = [
         help="Load only, an inference prefill, or a QLoRA training step.",
     ),
     click.option(
-        "--quant", type=click.Choice(["nf4", "fp4", "int8"]), default="nf4", show_default=True
+        "--quant",
+        type=click.Choice(QUANTS),
+        default="nf4",
+        show_default=True,
+        help="bitsandbytes weight format: 4-bit nf4 or fp4, or 8-bit int8.",
     ),
     click.option(
         "--double-quant/--no-double-quant",
@@ -113,13 +119,17 @@ _OPTIONS: list[Any] = [
     click.option("--batch", type=int, default=1, show_default=True, help="Batch size."),
     click.option("--lora-r", type=int, default=16, show_default=True, help="LoRA rank (qlora)."),
     click.option(
-        "--gradient-checkpointing/--no-gradient-checkpointing", default=True, show_default=True
+        "--gradient-checkpointing/--no-gradient-checkpointing",
+        default=True,
+        show_default=True,
+        help="Recompute activations in the backward pass (qlora): less memory, more time.",
     ),
     click.option(
         "--optimizer",
         type=click.Choice(["paged_adamw_8bit", "adamw_8bit", "adamw"]),
         default="paged_adamw_8bit",
         show_default=True,
+        help="The optimizer of the QLoRA step (its state counts in the peak).",
     ),
     click.option(
         "--gpu",

@@ -82,6 +82,12 @@ def first_bnb_for_os(db: CompatDB, os_name: str) -> Version | None:
     return db.bnb_os_floor(os_name)
 
 
+def _supported_python(version: str) -> bool:
+    """Whether some current torch release supports ``version`` (3.9 and later)."""
+    major, _, minor = version.partition(".")
+    return major.isdigit() and minor.isdigit() and (int(major), int(minor)) >= (3, 9)
+
+
 def plan_command(facts: Mapping[str, str]) -> str:
     """``bnb-provision plan`` with every machine flag the facts give. Without a driver
     version plan prints the ladder of what each driver gets; without a GPU either, the
@@ -93,8 +99,9 @@ def plan_command(facts: Mapping[str, str]) -> str:
         flags.append(f"--gpu {facts['compute_capability']}")
     if facts.get("driver"):
         flags.append(f"--driver {facts['driver']}")
-    if facts.get("python"):
-        flags.append(f"--python {'.'.join(facts['python'].split('.')[:2])}")
+    python = ".".join(facts.get("python", "").split(".")[:2])
+    if python and _supported_python(python):  # an old Python gets the plan for a current one
+        flags.append(f"--python {python}")
     command = " ".join(["bnb-provision plan", *flags])
     if facts.get("driver"):
         return command

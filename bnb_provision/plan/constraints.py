@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from packaging.specifiers import SpecifierSet
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
+from bnb_provision.errors import NoPlanError
 from bnb_provision.vocab import Companion, Profile
 
 __all__ = ["Constraints", "MachineFlags", "contains", "pin_matches"]
+
+_SPECIFIER_CHARS = "<>=!~,"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -28,6 +31,19 @@ class Constraints:
     profile: Profile = "inference"
     companions: tuple[Companion, ...] = ()  # --with torchvision,torchaudio
     legacy_windows_index: bool = False  # --allow-legacy-windows-index
+
+    def __post_init__(self) -> None:
+        """A pin that is neither a version prefix nor a specifier is refused where it is
+        made (the CLI refuses it earlier, as a usage error naming the flag)."""
+        for flag, pin in (("--torch", self.torch), ("--bnb", self.bnb)):
+            if pin and any(op in pin for op in _SPECIFIER_CHARS):
+                try:
+                    SpecifierSet(pin)
+                except InvalidSpecifier:
+                    raise NoPlanError(
+                        f"{flag} {pin!r}: not a version specifier; give a version such as "
+                        "2.8 or a specifier such as '>=2.8,<2.10'"
+                    ) from None
 
     def describe(self) -> list[str]:
         out = []
@@ -64,7 +80,7 @@ def pin_matches(pin: str | None, version: Version) -> bool:
     or a specifier (``>=2.8,<2.10``); no pin allows every version."""
     if not pin:
         return True
-    if any(op in pin for op in "<>=!~,"):
+    if any(op in pin for op in _SPECIFIER_CHARS):
         return SpecifierSet(pin).contains(version, prereleases=True)
     want = pin.split(".")
     have = str(version.public).split(".")
