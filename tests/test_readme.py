@@ -231,6 +231,9 @@ EXPECTED: dict[str, Expect] = {
     "bnb-provision doctor --python .venv/bin/python --report  # safe to paste into a public issue": (
         Expect(lines=("<details><summary>bnb-provision doctor report</summary>", "</details>"))
     ),
+    "bnb-provision plan --from issue.md": Expect(
+        lines=("Read from issue.md:", "Assumed", "OS assumed linux: the report does not say"),
+    ),
     # -- explain and triage (error.txt: a real sm_120 report; issue.md: a real issue body)
     "bnb-provision explain --log error.txt": Expect(
         code=9,

@@ -6,23 +6,19 @@ the text it prints is here.
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
 from typing import Any
 
 import click
 
+from bnb_provision.cli.app import emit_json
 from bnb_provision.errors import FindingsError
 
 __all__ = ["fleet", "render_fleet"]
 
 _NAMED = 5  # nodes named in the closing error line; the table names them all
 JSON_HELP = "Print machine-readable JSON (schema bnb-provision.fleet/1) instead of a table."
-
-
-def _emit_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2))
 
 
 def render_fleet(report: Any) -> str:
@@ -49,7 +45,7 @@ def render_fleet(report: Any) -> str:
 def _finish(report: Any, as_json: bool) -> None:
     """Print the report; exit 9 when a node is not ok (after printing it)."""
     if as_json:
-        _emit_json(report.to_dict())
+        emit_json(report.to_dict())
     else:
         click.echo(render_fleet(report))
     if not report.ok:

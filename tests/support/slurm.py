@@ -100,16 +100,26 @@ def _config(root: Path, nodes: tuple[str, ...], ports: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _pid(pidfile: Path) -> int | None:
+    """The pid a daemon wrote, or None while the file is missing or not yet written (a
+    daemon creates it first and writes it after: an empty file is read under load)."""
+    try:
+        words = pidfile.read_text().split()
+    except OSError:
+        return None
+    return int(words[0]) if words and words[0].isdigit() else None
+
+
 def _start(cluster: Cluster, name: str, argv: list[str], pidfile: Path) -> None:
     done = subprocess.run(argv, env=cluster.env, capture_output=True, text=True, check=False)
     deadline = time.monotonic() + 10
-    while not pidfile.is_file() and time.monotonic() < deadline:
+    while (pid := _pid(pidfile)) is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    if done.returncode != 0 or not pidfile.is_file():
+    if done.returncode != 0 or pid is None:
         raise ClusterUnavailableError(
             f"{name} did not start: {done.stderr.strip()}\n{cluster.logs()}"
         )
-    cluster.pids[name] = int(pidfile.read_text().split()[0])
+    cluster.pids[name] = pid
 
 
 def _wait_idle(cluster: Cluster, timeout: float) -> None:
