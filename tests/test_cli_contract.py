@@ -263,13 +263,13 @@ def test_env_at_a_file_is_one_clear_error_each(
 def test_help_lists_each_command_once() -> None:
     text = run("--help").stdout
     listed = [line.split()[0] for line in text.split("Commands:")[1].splitlines() if line.strip()]
-    assert listed == list(cli.commands)
+    assert listed == list(cli.all_commands())
 
 
 def test_every_option_has_help_text() -> None:
     missing = [
         f"{name} {p.opts[0]}"
-        for name, command in cli.commands.items()
+        for name, command in cli.all_commands().items()
         for p in command.params
         if isinstance(p, click.Option) and not p.help
     ]

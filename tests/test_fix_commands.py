@@ -131,7 +131,7 @@ def _command_line(words: list[str]) -> list[str]:
     """The arguments of one ``bnb-provision NAME ...`` in prose: its options and their
     values (placeholders filled), up to the first word that is neither."""
     name, ended = _clean(words[0])
-    command = cli.commands.get(name)
+    command = cli.all_commands().get(name)
     assert command is not None, f"bnb-provision {name}: no such command"
     options = {o: p for p in command.params if isinstance(p, click.Option) for o in p.opts}
     args, rest = [name], iter(words[1:])

@@ -99,9 +99,9 @@ def _option_args(param: click.Option, value: st.DrawFn, garbage: Path) -> list[s
 
 @st.composite
 def command_lines(draw: st.DrawFn, garbage: Path) -> list[str]:
-    names = sorted(cli.commands)
+    names = sorted(cli.all_commands())
     path = [draw(st.sampled_from(names))]
-    command = cli.commands[path[0]]
+    command = cli.all_commands()[path[0]]
     while isinstance(command, click.Group):
         sub = draw(st.sampled_from(sorted(command.commands)))
         path.append(sub)

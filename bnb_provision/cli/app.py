@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import json
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
@@ -66,6 +67,10 @@ class _Group(click.Group):
     become ``Error: ...`` on stderr and their exit code (with ``--json``, the same as a
     JSON error object on stdout); click's usage errors get the JSON object too."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy: dict[str, str] = {}
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         words = args[: args.index("--")] if "--" in args else args
         ctx.meta[_JSON_WORD] = "--json" in words  # for errors before --json is parsed
@@ -86,10 +91,27 @@ class _Group(click.Group):
                 _print_error_object(exc.exit_code, type(exc).__name__, exc.format_message())
             raise
 
+    def add_lazy_command(self, name: str, target: str) -> None:
+        """Register command ``name`` as ``"module:attribute"``, imported when it is run or
+        listed: ``plan`` does not pay for importing ``fleet``'s or ``init``'s modules."""
+        self._lazy[name] = target
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         """The commands in the order they are added: the pipeline's, not the alphabet's."""
         del ctx
-        return list(self.commands)
+        return list(dict.fromkeys([*self._lazy, *self.commands]))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self._lazy:
+            module, _, attribute = self._lazy[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def all_commands(self) -> dict[str, click.Command]:
+        """Every command by name, in pipeline order, each imported (help, tests, docs)."""
+        ctx = click.Context(self)
+        found = {name: self.get_command(ctx, name) for name in self.list_commands(ctx)}
+        return {name: command for name, command in found.items() if command is not None}
 
 
 def _fail(ctx: click.Context, exc: ProvisionError) -> None:

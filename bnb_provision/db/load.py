@@ -1,4 +1,5 @@
-"""Loading the compat DB: read ``compat_db/*.toml``, validate, return a :class:`CompatDB`.
+"""Loading the compat DB: read the ``compat_db/`` documents plan needs, validate, return a
+:class:`CompatDB`.
 
 The parsed files are cached as plain JSON in the user's cache (keyed by the code's
 identity and every DB file's path, size and mtime); validation runs on every load, so a
@@ -16,7 +17,7 @@ from bnb_provision.core import cache
 from bnb_provision.core.data import data_dir
 from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.db.model import CompatDB
-from bnb_provision.db.parse import parse_db
+from bnb_provision.db.parse import DB_FILES, parse_db
 from bnb_provision.errors import CompatDBError
 
 __all__ = ["load_db", "read_db_files"]
@@ -25,13 +26,19 @@ _CACHE_KIND = "compat-db"
 
 
 def read_db_files(root: Path) -> dict[str, dict[str, Any]]:
-    """Every ``*.toml`` under ``root``, parsed, keyed by its path (``derived/torch.toml``)."""
+    """The documents of :data:`DB_FILES` under ``root``, parsed, keyed by their path
+    (``derived/torch.toml``); a missing one is left for :func:`parse_db` to name."""
     files: dict[str, dict[str, Any]] = {}
-    for path in sorted(root.rglob("*.toml")):
-        rel = path.relative_to(root).as_posix()
+    for rel in DB_FILES:
         try:
-            files[rel] = toml_loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            text = (root / rel).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise CompatDBError(f"{rel}: cannot be read ({exc})") from exc
+        try:
+            files[rel] = toml_loads(text)
+        except ValueError as exc:
             raise CompatDBError(f"{rel}: cannot be read as TOML ({exc})") from exc
     return files
 
@@ -39,9 +46,13 @@ def read_db_files(root: Path) -> dict[str, dict[str, Any]]:
 def _db_signature(root: Path) -> str:
     """Every DB file's path, size and mtime: a changed DB gets another cache entry."""
     parts = [str(root.resolve())]
-    for path in sorted(root.rglob("*.toml")):
-        st = path.stat()
-        parts.append(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}")
+    for rel in DB_FILES:
+        try:
+            st = (root / rel).stat()
+        except FileNotFoundError:
+            parts.append(f"{rel}\0missing")
+            continue
+        parts.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}")
     return "\0".join(parts)
 
 

@@ -30,9 +30,23 @@ from bnb_provision.db.rows import (
 from bnb_provision.errors import CompatDBError
 from bnb_provision.vocab import COMPANIONS, HF_PACKAGES
 
-__all__ = ["DB_SCHEMA", "Files", "parse_db"]
+__all__ = ["DB_FILES", "DB_SCHEMA", "Files", "parse_db"]
 
 DB_SCHEMA: Final = "bnb-provision.compat-db/1"
+DB_FILES: Final = (
+    "meta.toml",
+    "nvidia.toml",
+    "gpus.toml",
+    "torch.toml",
+    "derived/torch.toml",
+    "bitsandbytes.toml",
+    "derived/bitsandbytes.toml",
+    *(f"derived/{pkg}.toml" for pkg in (*HF_PACKAGES, *COMPANIONS)),
+    "huggingface.toml",
+    "combinations.toml",
+)
+"""The documents :func:`parse_db` reads, under ``compat_db/``; explain's catalogue, the
+fit rules and the stack facts have their own loaders."""
 
 Files = Mapping[str, Mapping[str, Any]]
 """Parsed TOML documents keyed by their path under ``compat_db/`` (``derived/torch.toml``)."""

@@ -8,6 +8,7 @@ or raises :class:`FieldError` whose message starts with the field's path
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import string
 from collections.abc import Collection
@@ -61,9 +62,16 @@ def parse_version(f: Fields, key: str, text: str) -> Version:
 
 def _parse_version(f: Fields, key: str, text: str) -> Version:
     try:
-        return Version(text)
+        return _version(text)
     except InvalidVersion:
         raise FieldError(f"{f.sub(key)}: not a version: {text!r}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _version(text: str) -> Version:
+    """One ``Version`` per spelling: the DB repeats each release's version in every row
+    of its libraries (a thousand rows of the same few dozen strings)."""
+    return Version(text)
 
 
 def version(f: Fields, key: str) -> Version:

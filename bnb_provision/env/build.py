@@ -19,7 +19,6 @@ from bnb_provision.env import store
 from bnb_provision.env.make import env_python, installed, make_env
 from bnb_provision.env.options import BuildOptions, BuildResult, Log, default_env_path
 from bnb_provision.env.planning import Context, Inputs, context_for, resolve_lock
-from bnb_provision.env.request import honour_request, lock_changes
 from bnb_provision.errors import LockfileError, TargetEnvError
 from bnb_provision.lock.pins import LockPins, read_lock_pins
 
@@ -186,6 +185,7 @@ def rebuild_env(
     log: Log = _quiet,
 ) -> BuildResult:
     """Re-plan; if the plan changed or verify fails, build beside, verify, swap atomically."""
+    from bnb_provision.env.request import honour_request, lock_changes
     from bnb_provision.env.stamp import read_stamp
 
     opts = dataclasses.replace(opts, env=opts.env.absolute())

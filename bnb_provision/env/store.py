@@ -20,7 +20,7 @@ import datetime as dt
 import os
 import re
 import shutil
-import socket
+import platform
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,7 +129,7 @@ def _write_owner(fh: TextIO, owner: Path) -> None:
 def _owner_line(pid: int) -> str:
     """``<pid> <start time> <host>``: a pid alone is not enough where pids are reused
     (each container starts from 1) or the store is shared between hosts."""
-    return f"{pid} {_started(pid) or '-'} {socket.gethostname()}\n"
+    return f"{pid} {_started(pid) or '-'} {platform.node()}\n"
 
 
 def _started(pid: int) -> str | None:
@@ -162,7 +162,7 @@ def _abandoned(owner: Path) -> bool:
         pid = int(pid_text)
     except (OSError, ValueError):
         return False
-    if host and host != socket.gethostname():
+    if host and host != platform.node():
         return False
     if not _alive(pid):
         return True
