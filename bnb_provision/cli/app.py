@@ -14,12 +14,13 @@ import functools
 import importlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import click
 
 from bnb_provision import __version__
-from bnb_provision.cli.params import CUDA_PIN, VERSION_PIN
+from bnb_provision.cli.params import CUDA_PIN, INDEX_TEMPLATE, VERSION_PIN, UserPath
 from bnb_provision.errors import LockfileError, ProvisionError
 from bnb_provision.vocab import COMPANIONS, PLATFORMS, PROFILES, Companion, Profile
 
@@ -41,6 +42,7 @@ __all__ = [
     "main",
     "options",
     "python_option",
+    "source_options",
     "tool",
 ]
 
@@ -187,6 +189,40 @@ def options(*decorators: Callable[[Any], Any]) -> Callable[[F], F]:
         return f
 
     return apply
+
+
+def source_options(*, offline_help: str, find_links_help: str) -> Callable[[F], F]:
+    """Where packages come from, as ``lock``, ``init`` and ``rebuild`` take it: ``--offline``,
+    ``--find-links``, ``--index-url`` and ``--torch-index-url``."""
+    return options(
+        click.option("--offline", is_flag=True, help=offline_help),
+        click.option(
+            "--find-links",
+            "find_links",
+            multiple=True,
+            type=UserPath(path_type=Path),
+            metavar="DIR",
+            help=find_links_help,
+        ),
+        click.option(
+            "--index-url",
+            "index_url",
+            default="https://pypi.org/simple",
+            show_default=True,
+            envvar="BNB_PROVISION_INDEX_URL",
+            show_envvar=True,
+            help="The default index (a PyPI mirror).",
+        ),
+        click.option(
+            "--torch-index-url",
+            "torch_index",
+            type=INDEX_TEMPLATE,
+            metavar="URL",
+            envvar="BNB_PROVISION_TORCH_INDEX_URL",
+            show_envvar=True,
+            help="PyTorch index template, {variant} replaced (a mirror of download.pytorch.org).",
+        ),
+    )
 
 
 def _note_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:

@@ -26,10 +26,10 @@ from bnb_provision.cli.app import (
     log_to_stderr,
     options,
     python_option,
+    source_options,
 )
 from bnb_provision.cli.params import (
     CUDA_PIN,
-    INDEX_TEMPLATE,
     VERSION_PIN,
     UserPath,
     VersionPin,
@@ -84,31 +84,9 @@ _env_options = options(
         show_default=True,
         help="inference, or qlora (adds peft and trl).",
     ),
-    click.option("--offline", is_flag=True, help="Install from --find-links only."),
-    click.option(
-        "--find-links",
-        "find_links",
-        multiple=True,
-        type=UserPath(path_type=Path),
-        metavar="DIR",
-        help="A wheelhouse (bnb-provision bundle writes one); repeatable.",
-    ),
-    click.option(
-        "--index-url",
-        default="https://pypi.org/simple",
-        show_default=True,
-        envvar="BNB_PROVISION_INDEX_URL",
-        show_envvar=True,
-        help="The default index (a PyPI mirror).",
-    ),
-    click.option(
-        "--torch-index-url",
-        "torch_index",
-        type=INDEX_TEMPLATE,
-        metavar="URL",
-        envvar="BNB_PROVISION_TORCH_INDEX_URL",
-        show_envvar=True,
-        help="PyTorch index template, {variant} replaced (a mirror of download.pytorch.org).",
+    source_options(
+        offline_help="Install from --find-links only.",
+        find_links_help="A wheelhouse (bnb-provision bundle writes one); repeatable.",
     ),
     click.option(
         "--cuda-without-gpu",

@@ -18,8 +18,9 @@ from bnb_provision.cli.app import (
     log_to_stderr,
     machine_and_pin_options,
     options,
+    source_options,
 )
-from bnb_provision.cli.params import INDEX_TEMPLATE, UserPath
+from bnb_provision.cli.params import UserPath
 from bnb_provision.vocab import STACKS, Stack
 
 if TYPE_CHECKING:
@@ -44,32 +45,9 @@ _output_options = options(
         show_default=True,
         help="Folder for the lock files and the manifest.",
     ),
-    click.option("--offline", is_flag=True, help="Resolve from --find-links only, no index."),
-    click.option(
-        "--find-links",
-        "find_links",
-        multiple=True,
-        type=UserPath(path_type=Path),
-        metavar="DIR",
-        help="A wheelhouse (bnb-provision bundle writes one).",
-    ),
-    click.option(
-        "--index-url",
-        "index_url",
-        default="https://pypi.org/simple",
-        show_default=True,
-        envvar="BNB_PROVISION_INDEX_URL",
-        show_envvar=True,
-        help="The default index (a PyPI mirror).",
-    ),
-    click.option(
-        "--torch-index-url",
-        "torch_index",
-        type=INDEX_TEMPLATE,
-        metavar="URL",
-        envvar="BNB_PROVISION_TORCH_INDEX_URL",
-        show_envvar=True,
-        help="PyTorch index template, {variant} replaced (a mirror of download.pytorch.org).",
+    source_options(
+        offline_help="Resolve from --find-links only, no index.",
+        find_links_help="A wheelhouse (bnb-provision bundle writes one).",
     ),
     click.option(
         "--force",

@@ -18,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import platform
 import re
 import shutil
-import platform
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
