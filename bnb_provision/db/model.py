@@ -112,6 +112,14 @@ class CompatDB:
 
     # -- GPUs and drivers ------------------------------------------------------------
 
+    def known_ccs(self) -> tuple[tuple[int, int], ...]:
+        """Every compute capability the DB knows, oldest first: its GPU names and catalogue
+        rows, and the architectures its CUDA toolkits added."""
+        ccs = {m.cc for m in self.gpu_models} | {e.cc for e in self.gpu_catalog if e.cc}
+        for change in self.arch_changes:
+            ccs |= {(a // 10, a % 10) for a in change.added}
+        return tuple(sorted(ccs))
+
     def min_cc(self, feature: FeatureName, bnb: Version | None = None) -> tuple[int, int]:
         """The oldest compute capability with ``feature`` (``bf16``, ``llm_int8``, ...), as
         bitsandbytes ``bnb`` documents it where its floor changed between releases."""

@@ -10,22 +10,13 @@ from bnb_provision.db.model import CompatDB
 from bnb_provision.errors import NoPlanError
 from bnb_provision.plan.model import Target
 
-__all__ = ["check_ccs", "known_ccs"]
-
-
-def known_ccs(db: CompatDB) -> tuple[tuple[int, int], ...]:
-    """The compute capabilities of the DB's GPU names and of the architectures its CUDA
-    toolkits added, oldest first."""
-    ccs = {m.cc for m in db.gpu_models}
-    for change in db.arch_changes:
-        ccs |= {(a // 10, a % 10) for a in change.added}
-    return tuple(sorted(ccs))
+__all__ = ["check_ccs"]
 
 
 def check_ccs(db: CompatDB, target: Target) -> None:
     """Refuse a GPU whose compute capability is neither known nor newer than every known
     one (a GPU after the DB, planned through PTX where the driver can JIT it)."""
-    known = known_ccs(db)
+    known = db.known_ccs()
     newest = known[-1]
     for name, cc in target.gpus:
         if cc in known or (cc > newest and cc[0] <= newest[0] + 1):

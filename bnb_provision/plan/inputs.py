@@ -78,13 +78,8 @@ def _gpu_from_flag(text: str, index: int, db: CompatDB) -> Gpu | Accelerator:
     )
 
 
-def _known_ccs(db: CompatDB) -> list[ComputeCapability]:
-    ccs = {e.cc for e in db.gpu_catalog if e.cc} | {m.cc for m in db.gpu_models}
-    return sorted(ComputeCapability(*cc) for cc in ccs)
-
-
 def _gpu_of_cc(text: str, cc: ComputeCapability, index: int, db: CompatDB) -> Gpu:
-    known = _known_ccs(db)
+    known = [ComputeCapability(*cc) for cc in db.known_ccs()]
     if cc not in known:
         raise SnapshotError(
             f"--gpu {text}: no GPU with compute capability {cc} is known. Known: "
