@@ -1,8 +1,9 @@
-"""Speed of `plan`: one whole process, and an in-process sweep of every GPU architecture
-x driver branch x OS x Python through the resolver.
+"""Speed of `plan` and `detect` as whole processes, beside Python's own start and the
+import of click (the floor any click command pays), interleaved; then an in-process sweep
+of every GPU architecture x driver branch x OS x Python through the resolver.
 
-    python benchmarks/bench_plan.py --runs 10
-Goals (issue 3): one plan process under 0.3 s; the sweep under 2 s.
+    python benchmarks/bench_plan.py --runs 11
+Goals: `plan` and `detect` under 0.3 s as whole processes (issue 11); the sweep under 2 s.
 """
 
 from __future__ import annotations
@@ -78,32 +79,51 @@ def sweep() -> tuple[int, int, float]:
     return ok, failed, time.perf_counter() - start
 
 
+def _whole_processes(runs: int) -> dict[str, list[float]]:
+    """Each command ``runs`` times, interleaved; a command that fails is dropped."""
+    tool = [sys.executable, "-m", "bnb_provision"]
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "python -c 'import click'": [sys.executable, "-c", "import click"],
+        "plan --gpu 'RTX 3090' --driver --python --json": [
+            *tool,
+            "plan",
+            "--gpu",
+            "RTX 3090",
+            "--driver",
+            "550.54.14",
+            "--python",
+            "3.12",
+            "--json",
+        ],
+        "plan --json (this machine, detected)": [*tool, "plan", "--json"],
+        "detect --json": [*tool, "detect", "--json"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, cmd in commands.items():
+            if name not in times:
+                continue
+            t0 = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, check=False)
+            if done.returncode != 0:
+                del times[name]
+                continue
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=11)
     args = ap.parse_args()
-    cmd = [
-        sys.executable,
-        "-m",
-        "bnb_provision",
-        "plan",
-        "--gpu",
-        "RTX 3090",
-        "--driver",
-        "550.54.14",
-        "--python",
-        "3.12",
-        "--json",
-    ]
-    times = []
-    for _ in range(args.runs):
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-        times.append(time.perf_counter() - t0)
-    print(
-        f"plan, whole process: median {statistics.median(times):.3f} s over {args.runs} runs "
-        f"(min {min(times):.3f}, max {max(times):.3f}); goal < 0.3 s"
-    )
+    times = _whole_processes(args.runs)
+    floor = statistics.median(times["python -c 'import click'"])
+    print(f"{'whole process':50} {'median s':>9} {'min':>7} {'max':>7} {'over click':>11}")
+    for name, ts in times.items():
+        over = f"{(statistics.median(ts) - floor) * 1000:+9.0f} ms"
+        print(f"{name:50} {statistics.median(ts):9.3f} {min(ts):7.3f} {max(ts):7.3f} {over:>11}")
+    print("goal: plan and detect under 0.3 s as whole processes")
     ok, failed, secs = sweep()
     print(
         f"sweep: {ok + failed} machines ({len(GPUS)} GPUs x {len(DRIVERS)} drivers x "
