@@ -8,6 +8,8 @@ under a temporary folder. Quick by default; ``--hypothesis-profile=long`` runs >
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -130,9 +132,11 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_every_command_line_ends_with_a_documented_exit_code(garbage: Path, sandbox: Path) -> None:
     runner = CliRunner()
+    ran: Counter[str] = Counter()
 
     @given(command_lines(garbage))
     def run(args: list[str]) -> None:
+        ran[args[0]] += 1
         result = runner.invoke(cli, args, catch_exceptions=True)
         assert result.exception is None or isinstance(result.exception, SystemExit), (
             args,
@@ -148,3 +152,6 @@ def test_every_command_line_ends_with_a_documented_exit_code(garbage: Path, sand
 
     run()
     assert Path.cwd() == sandbox
+    # the count behind the figures of a long run (seen with -s)
+    counts = ", ".join(f"{n} {c}" for n, c in ran.most_common())
+    sys.stderr.write(f"\n{sum(ran.values())} command lines: {counts}\n")
