@@ -10,7 +10,8 @@
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 PY=$(command -v python3)
-"$PY" -m pip install -q --no-index --no-deps --no-compile .whl/tomlkit-*.whl .whl/uv-*.whl 2>&1 | tail -2
+WHL=${WHL:-.whl}
+"$PY" -m pip install -q --no-index --no-deps --no-compile "$WHL"/tomlkit-*.whl "$WHL"/uv-*.whl 2>&1 | tail -2
 export PYTHONPATH="$PWD" PYTHONUNBUFFERED=1
 "$PY" -m compileall -q bnb_provision tests benchmarks > /dev/null
 nproc; "$PY" --version; "$PY" -c "import click, packaging; print('click', click.__version__, 'packaging', packaging.__version__)"
