@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "scontrol", "sinfo")
+DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "scontrol", "sinfo", "scancel", "squeue")
 SBIN = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -169,7 +169,17 @@ def _daemons(cluster: Cluster) -> None:
         )
 
 
+def _cancel_jobs(cluster: Cluster, timeout: float = 15) -> None:
+    """Cancel every job, batch scripts and steps alike, and wait for the queue to empty:
+    a step still running when the daemons stop leaves its slurmstepd and sruns behind."""
+    cluster.run("scancel", "--full", "--partition", "fleet", timeout=20)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and cluster.run("squeue", "-h").stdout.strip():
+        time.sleep(0.2)
+
+
 def _stop(cluster: Cluster) -> None:
+    _cancel_jobs(cluster)
     cluster.run("scontrol", "shutdown", timeout=20)
     for name in [n for n in cluster.pids if n != "munged"] + ["munged"]:
         pid = cluster.pids.get(name)
