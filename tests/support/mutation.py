@@ -128,11 +128,19 @@ def mutate(doc: Any, mutation: Mutation) -> Any:
     return copy
 
 
+@st.composite
+def _path(draw: st.DrawFn, paths: list[tuple[Key, ...]]) -> tuple[Key, ...]:
+    """A path of the document cut to a random depth, so that a table near the top (one
+    of a few) is changed about as often as a leaf deep inside (one of thousands)."""
+    path = draw(st.sampled_from(paths))
+    return path[: draw(st.integers(1, len(path)))] if path else path
+
+
 def mutations(doc: object) -> st.SearchStrategy[Mutation]:
     """One mutation of ``doc``: a path in it, what to do there and the value to use."""
     paths = paths_of(doc) or [()]
     return st.tuples(
-        st.sampled_from(paths),
+        _path(paths),
         st.sampled_from(["remove", "replace", "retype", "edit"]),
         st.one_of(json_values, tricky_text),
     )
