@@ -39,7 +39,7 @@ __all__ = [
 
 MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
 _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
-_PYTHON: Final = re.compile(r"^3\.\d{1,3}$")
+_PYTHON: Final = re.compile(r"^3\.[0-9]{1,3}$")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

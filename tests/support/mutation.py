@@ -136,11 +136,31 @@ def _path(draw: st.DrawFn, paths: list[tuple[Key, ...]]) -> tuple[Key, ...]:
     return path[: draw(st.integers(1, len(path)))] if path else path
 
 
-def mutations(doc: object) -> st.SearchStrategy[Mutation]:
-    """One mutation of ``doc``: a path in it, what to do there and the value to use."""
+@st.composite
+def _walk(draw: st.DrawFn, doc: object) -> tuple[Key, ...]:
+    """A path walked down from the top, each key as likely as its siblings: a small table
+    beside a large one (a package's version beside a list of a hundred) is reached."""
+    path: list[Key] = []
+    node = doc
+    while isinstance(node, (dict, list)) and node:
+        keys: list[Key] = list(node) if isinstance(node, dict) else list(range(len(node)))
+        key = draw(st.sampled_from(keys))
+        path.append(key)
+        node = node[key]  # type: ignore[index]
+        if draw(st.integers(0, 3)) == 0:
+            break
+    return tuple(path)
+
+
+def mutations(
+    doc: object, focus: tuple[tuple[Key, ...], ...] = ()
+) -> st.SearchStrategy[Mutation]:
+    """One mutation of ``doc``: a path in it, what to do there and the value to use;
+    ``focus`` names paths worth changing more often than chance gives (a version field)."""
     paths = paths_of(doc) or [()]
+    where = st.one_of(_path(paths), _walk(doc), *([st.sampled_from(focus)] if focus else []))
     return st.tuples(
-        _path(paths),
+        where,
         st.sampled_from(["remove", "replace", "retype", "edit"]),
         st.one_of(json_values, tricky_text),
     )
