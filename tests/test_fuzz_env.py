@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from bnb_provision.doctor.diagnose import diagnose
 from bnb_provision.env.options import BuildOptions
 from bnb_provision.env.request import honour_request, lock_changes
 from bnb_provision.env.stamp import STAMP_FILE, Request, Stamp, machine_drift, read_stamp
+from bnb_provision.env.store import OWNER, PARTIAL, remove_abandoned
+from bnb_provision.env.verify import report_from_dict
 from bnb_provision.errors import LockfileError, SnapshotError
 from bnb_provision.plan.constraints import Constraints
 from bnb_provision.plan.inputs import target_from_machine
@@ -222,6 +225,52 @@ def test_dist_info_folders_and_torch_version_py(
     assert torch is None or isinstance(torch.version, str)
 
 
+# -- verify's report from the target interpreter, and the store's pid files ---------------------
+
+_VERIFY = json.loads((FIXTURES / "device" / "verify-ok.json").read_text())
+
+
+@given(st.one_of(mutations(_VERIFY).map(lambda m: mutate(_VERIFY, m)), json_values))
+def test_verify_reports(data: Any) -> None:
+    """What the verify script printed: a report that renders, or the FieldError run_verify
+    turns into a TargetEnvError."""
+    from bnb_provision.cli.render import render_verify
+
+    try:
+        report = report_from_dict(data)
+    except ValueError:  # FieldError
+        return
+    assert all(isinstance(f, str) for f in report.failures())
+    render_verify(report.to_dict())
+    json.dumps(report.to_dict())
+
+
+_pid_lines = st.one_of(
+    st.text(max_size=40),
+    st.builds(
+        "{} {} {}\n".format,
+        st.one_of(
+            st.integers(-(2**70), 2**70),
+            st.sampled_from([0, -1, 1, 2**31, 2**63, 10**30, "x", "", "0x10"]),
+        ),
+        st.sampled_from(["-", "12345", "x"]),
+        st.sampled_from(["", "other-host", socket.gethostname()]),
+    ),
+)
+
+
+@given(st.lists(_pid_lines, min_size=1, max_size=3))
+def test_pid_files_in_the_store(workdir: Path, owners: list[str]) -> None:
+    """Pid files of builds killed mid-way, with anything in them: init and rebuild clean
+    up what they can tell is abandoned and raise nothing."""
+    store = _env_folder(workdir)
+    for i, text in enumerate(owners):
+        partial = store / f"2026-11-24T14-10-3{i}Z-abcd{i}{PARTIAL}"
+        partial.mkdir()
+        (store / f"{partial.name}{OWNER}").write_text(text, errors="surrogateescape")
+    remove_abandoned(store)
+
+
 # -- the shrunk inputs that crashed, kept as examples ------------------------------------------
 
 
@@ -283,3 +332,17 @@ def test_a_glibc_version_of_too_many_digits_is_none() -> None:
     """ValueError (int of more than 4300 digits) from lock before."""
     data = mutate(_SNAPSHOT, (("os", "libc"), "replace", "glibc " + "9" * 5000 + ".1"))
     assert machine_from_dict(data, label="fuzz").os.glibc is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["2147483648 0 " + socket.gethostname(), str(10**30), "-1", "0"],
+    ids=["beyond-a-c-int", "beyond-a-c-long", "every-process", "the-process-group"],
+)
+def test_a_pid_file_no_build_wrote_is_left_alone(tmp_path: Path, line: str) -> None:
+    """OverflowError (os.kill of a pid beyond a C int) from init and rebuild before."""
+    partial = tmp_path / f"20261124T141031000000Z{PARTIAL}"
+    partial.mkdir()
+    (tmp_path / f"{partial.name}{OWNER}").write_text(line)
+    remove_abandoned(tmp_path)
+    assert partial.is_dir()

@@ -29,6 +29,7 @@ from bnb_provision.env.options import BuildOptions
 from bnb_provision.env.planning import Inputs, plan_env, resolve_lock
 from bnb_provision.errors import ExternalToolError, LockfileError, NoPlanError, ProvisionError
 from bnb_provision.lock.bundle import BundleResult, bundle_lock
+from bnb_provision.lock.check import compare_folders
 from bnb_provision.lock.manifest import LockClass, Manifest, parse_manifest, read_manifest
 from bnb_provision.lock.names import MANIFEST_FILE
 from bnb_provision.lock.pins import LockPins, read_lock_pins, requirements_for
@@ -327,6 +328,44 @@ def test_bundle_reads_any_pylock(workdir: Path, pylock: dict[str, Any]) -> None:
         assert isinstance(result, BundleResult)
     for written in (folder / "house").rglob("*") if (folder / "house").exists() else ():
         assert written.parent == folder / "house"
+
+
+# -- lock --check: the committed folder as it is on disk ------------------------------------------
+
+_committed = st.dictionaries(
+    st.sampled_from(
+        [
+            MANIFEST_FILE,
+            f"{_CPU}.requirements.txt",
+            f"pylock.{_CPU}.toml",
+            "Dockerfile.x",
+            "notes.txt",
+        ]
+    ),
+    st.one_of(
+        st.binary(max_size=200),
+        st.sampled_from([b"\xff\xfe", _MANIFEST_TEXT.encode(), b"dir", b"link"]),
+    ),
+    max_size=5,
+)
+
+
+@given(_committed)
+def test_lock_check_compares_any_committed_folder(workdir: Path, files: dict[str, bytes]) -> None:
+    """``lock --check``: every difference between the committed folder (any bytes, a
+    folder or a link where a file was) and a fresh set, never an exception."""
+    committed, fresh = _lock_set(workdir), _lock_set(workdir)
+    for name, raw in files.items():
+        target = committed / name
+        target.unlink(missing_ok=True)
+        if raw == b"dir":
+            target.mkdir()
+        elif raw == b"link":
+            target.symlink_to("/etc/hostname")
+        else:
+            target.write_bytes(raw)
+    diffs = compare_folders(committed, fresh)
+    assert {d.name for d in diffs} <= set(files) | {p.name for p in committed.iterdir()}
 
 
 # -- the shrunk inputs that crashed, kept as examples ------------------------------------------
