@@ -221,7 +221,7 @@ def test_dist_info_folders_and_torch_version_py(
         (site / "torch").mkdir()
         (site / "torch" / "version.py").write_text(version_py, errors="surrogateescape")
     packages, torch = installed_from_files(site)
-    assert all(isinstance(k, str) and isinstance(v, str) for k, v in packages.items())
+    assert all(isinstance(v, str) for v in packages.values())
     assert torch is None or isinstance(torch.version, str)
 
 
@@ -269,6 +269,50 @@ def test_pid_files_in_the_store(workdir: Path, owners: list[str]) -> None:
         partial.mkdir()
         (store / f"{partial.name}{OWNER}").write_text(text, errors="surrogateescape")
     remove_abandoned(store)
+
+
+# -- doctor --from: a pasted report, as the machine doctor checks ---------------------------------
+
+_REPORT_LINES = sorted(
+    {
+        line
+        for path in (FIXTURES / "reports").glob("*.txt")
+        for line in path.read_text(encoding="utf-8").splitlines()
+    }
+)
+_report_values = st.one_of(
+    tricky_text,
+    st.sampled_from(["13.1", "cu131", "13-1", "0.50.2", "0..5", "12.", "sm_5", "gfx", "rocm"]),
+)
+
+
+@st.composite
+def _report_text(draw: st.DrawFn) -> str:
+    """Lines of real reports, with a version-like token replaced here and there."""
+    lines = draw(st.lists(st.sampled_from(_REPORT_LINES), min_size=1, max_size=30))
+    for _ in range(draw(st.integers(0, 4))):
+        at = draw(st.integers(0, len(lines) - 1))
+        words = lines[at].split(" ")
+        words[draw(st.integers(0, len(words) - 1))] = draw(_report_values)
+        lines[at] = " ".join(words)
+    return "\n".join(lines)
+
+
+@given(_report_text())
+def test_doctor_on_a_pasted_report(text: str) -> None:
+    """The machine a pasted report describes, diagnosed and rendered; or the
+    SnapshotError that says the text holds nothing to read."""
+    from bnb_provision.cli.render import render_findings, render_report
+    from bnb_provision.detect.reports import read_report
+
+    try:
+        report = read_report(text, python="3.12")
+    except SnapshotError:
+        return
+    machine = report.machine()
+    render_report(report)
+    if machine.env is not None:
+        render_findings(diagnose(machine, _DB), "doctor")
 
 
 # -- the shrunk inputs that crashed, kept as examples ------------------------------------------

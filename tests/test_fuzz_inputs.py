@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -103,7 +104,7 @@ def test_machine_flags(flags: MachineFlags, snapshot: int | None) -> None:
 
 
 @given(_words, st.sampled_from([VERSION_PIN, CUDA_PIN, INDEX_TEMPLATE, MODEL_SIZE]))
-def test_option_value_types(value: str, kind: click.ParamType) -> None:
+def test_option_value_types(value: str, kind: click.ParamType[Any]) -> None:
     with contextlib.suppress(click.BadParameter):
         kind.convert(value, None, None)
 

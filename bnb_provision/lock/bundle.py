@@ -157,7 +157,8 @@ def bundle_lock(
         raise LockfileError(f"{lock}: cannot read it as a pylock.toml ({exc})") from exc
     s = session or requests.Session()
     directory.mkdir(parents=True, exist_ok=True)
-    downloaded, present = [], []
+    downloaded: list[str] = []
+    present: list[str] = []
     for url, name, sha in files:
         target = directory / name
         try:

@@ -152,9 +152,7 @@ def _walk(draw: st.DrawFn, doc: object) -> tuple[Key, ...]:
     return tuple(path)
 
 
-def mutations(
-    doc: object, focus: tuple[tuple[Key, ...], ...] = ()
-) -> st.SearchStrategy[Mutation]:
+def mutations(doc: object, focus: tuple[tuple[Key, ...], ...] = ()) -> st.SearchStrategy[Mutation]:
     """One mutation of ``doc``: a path in it, what to do there and the value to use;
     ``focus`` names paths worth changing more often than chance gives (a version field)."""
     paths = paths_of(doc) or [()]
