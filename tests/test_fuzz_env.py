@@ -390,3 +390,11 @@ def test_a_pid_file_no_build_wrote_is_left_alone(tmp_path: Path, line: str) -> N
     (tmp_path / f"{partial.name}{OWNER}").write_text(line)
     remove_abandoned(tmp_path)
     assert partial.is_dir()
+
+
+def test_a_verify_check_without_its_bound_renders() -> None:
+    """KeyError: 'bound' from verify's table before."""
+    from bnb_provision.cli.render import render_verify
+
+    data = mutate(_VERIFY, (("devices", 0, "checks", 0, "bound"), "remove", None))
+    assert "(bound none)" in render_verify(report_from_dict(data).to_dict())
