@@ -329,7 +329,11 @@ def render_verify(data: dict[str, Any]) -> str:
             detail = (
                 c.get("skipped")
                 or c.get("error")
-                or (f"rel. error {c['rel_error']} (bound {c['bound']})" if "rel_error" in c else "")
+                or (
+                    f"rel. error {c['rel_error']} (bound {c.get('bound', 'none')})"
+                    if "rel_error" in c
+                    else ""
+                )
             )
             rows.append((c.get("check", "?"), status, f"{c.get('seconds', 0):.3f} s", str(detail)))
         head.append(

@@ -32,10 +32,13 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion
 
+from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.core.files import write_atomic
+from bnb_provision.core.jsonio import JsonInputError, decode_json
 from bnb_provision.detect.fatbin import read_kernels
 from bnb_provision.detect.hipbundle import read_hip_targets
 from bnb_provision.detect.target import parse_bnb_library_name
+from bnb_provision.errors import ExternalToolError
 
 __all__ = ["PYPI", "Log", "PypiReader"]
 
@@ -50,15 +53,19 @@ _LIBRARIES: Final = "libraries-2"
 Log = Callable[[str], None]
 
 
-def _file_entry(url: str, f: dict[str, Any]) -> dict[str, Any]:
+def _file_entry(url: str, f: Fields) -> dict[str, Any]:
+    """One file of a PEP 691 page, checked (raises FieldError naming the bad field)."""
+    hashes = f.table("hashes")
+    assert hashes is not None
+    size = f.data.get("size")
     return {
-        "filename": f["filename"],
-        "url": urljoin(url, f["url"]),
-        "sha256": f["hashes"]["sha256"],
-        "size": f.get("size") or 0,
-        "requires_python": f.get("requires-python") or "",
-        "upload_time": f.get("upload-time") or "",
-        "yanked": bool(f.get("yanked")),
+        "filename": f.text("filename"),
+        "url": urljoin(url, f.text("url")),
+        "sha256": hashes.text("sha256"),
+        "size": size if isinstance(size, int) and not isinstance(size, bool) else 0,
+        "requires_python": f.text("requires-python", None) or "",
+        "upload_time": f.text("upload-time", None) or "",
+        "yanked": bool(f.data.get("yanked")),
     }
 
 
@@ -87,6 +94,21 @@ def _metadata_fields(text: str) -> dict[str, Any]:
     }
 
 
+def _is_metadata(value: object) -> bool:
+    """Whether a cached value is :func:`_metadata_fields`' answer."""
+    if not isinstance(value, dict) or not isinstance(value.get("requires_python"), str):
+        return False
+    dist = value.get("requires_dist")
+    return isinstance(dist, list) and all(isinstance(r, str) for r in dist)
+
+
+def _is_libraries(value: object) -> bool:
+    """Whether a cached value is a list of library rows (``file``, ``backend``, ...)."""
+    return isinstance(value, list) and all(
+        isinstance(row, dict) and isinstance(row.get("file"), str) for row in value
+    )
+
+
 @dataclass
 class PypiReader:
     """Reads a package index. ``cache`` keeps per-file results keyed by sha256."""
@@ -108,16 +130,27 @@ class PypiReader:
         )
         r.raise_for_status()
         out: dict[str, list[dict[str, Any]]] = {}
-        for f in r.json()["files"]:
-            version = _version_of(f["filename"])
-            if version is not None:
-                out.setdefault(version, []).append(_file_entry(url, f))
+        try:
+            for f in Fields(r.json(), url).tables("files"):
+                version = _version_of(f.text("filename"))
+                if version is not None:
+                    out.setdefault(version, []).append(_file_entry(url, f))
+        except (FieldError, requests.JSONDecodeError) as exc:
+            raise ExternalToolError(f"{url}: not a PEP 691 simple-API page ({exc})") from exc
         return out
 
-    def _cached(self, kind: str, sha: str, make: Callable[[], Any]) -> Any:
+    def _cached(
+        self, kind: str, sha: str, make: Callable[[], Any], valid: Callable[[Any], bool]
+    ) -> Any:
+        """The value cached for the file ``sha``, else ``make()``'s, cached; an entry that
+        cannot be read or is not ``valid`` is made again."""
         path = self.cache / kind / f"{sha}.json"
-        if path.exists():
-            return json.loads(path.read_text())
+        try:
+            value = decode_json(path.read_bytes())
+        except (OSError, JsonInputError):
+            value = None
+        if value is not None and valid(value):
+            return value
         value = make()
         write_atomic(path, json.dumps(value))
         return value
@@ -134,7 +167,7 @@ class PypiReader:
                 text = r.text
             return _metadata_fields(text)
 
-        return dict(self._cached("metadata", file["sha256"], fetch))
+        return dict(self._cached("metadata", file["sha256"], fetch, _is_metadata))
 
     def sdist_metadata(self, file: dict[str, Any]) -> dict[str, Any]:
         """Requires-Python and Requires-Dist of a source distribution, from the PKG-INFO at
@@ -147,7 +180,7 @@ class PypiReader:
                 self._download(file, archive)
                 return _metadata_fields(_pkg_info(archive))
 
-        return dict(self._cached("sdist-metadata", file["sha256"], fetch))
+        return dict(self._cached("sdist-metadata", file["sha256"], fetch, _is_metadata))
 
     def _range(self, url: str, start: int, end: int) -> bytes:
         r = self.session.get(url, headers={"Range": f"bytes={start}-{end}"}, timeout=TIMEOUT)
@@ -213,7 +246,7 @@ class PypiReader:
                 self._download(file, whl)
                 return _libraries_in(whl, Path(tmp))
 
-        return list(self._cached(_LIBRARIES, file["sha256"], fetch))
+        return list(self._cached(_LIBRARIES, file["sha256"], fetch, _is_libraries))
 
 
 def _pkg_info(archive: Path) -> str:

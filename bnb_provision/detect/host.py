@@ -53,7 +53,7 @@ class OSInfo:
     @property
     def glibc(self) -> tuple[int, int] | None:
         if self.libc and self.libc.startswith("glibc "):
-            m = re.match(r"(\d+)\.(\d+)", self.libc[6:])
+            m = re.match(r"([0-9]{1,6})\.([0-9]{1,6})", self.libc[6:])
             if m:
                 return int(m.group(1)), int(m.group(2))
         return None

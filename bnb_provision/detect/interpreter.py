@@ -26,7 +26,9 @@ __all__ = [
     "version_for_request",
 ]
 
-_VERSION_RE: Final = re.compile(r"(?:cpython@?)?(?P<v>\d+(?:\.\d+){0,2})", re.IGNORECASE)
+_VERSION_RE: Final = re.compile(
+    r"(?:cpython@?)?(?P<v>[0-9]{1,9}(?:\.[0-9]{1,9}){0,2})", re.IGNORECASE
+)
 _ASK_TIMEOUT: Final = 30.0
 _ASK_VERSION: Final = "import sys; print('%d.%d' % sys.version_info[:2])"
 _OLDEST: Final = "torch and bitsandbytes need Python 3 (3.9 or later)"
@@ -118,7 +120,7 @@ def interpreter_version(python: str) -> str:
             "Python interpreter, or a version such as 3.12."
         ) from exc
     answer = done.stdout.strip()
-    if not re.fullmatch(r"\d+\.\d+", answer):
+    if not re.fullmatch(r"[0-9]{1,9}\.[0-9]{1,9}", answer):
         raise TargetEnvError(
             f"--python {python}: it did not answer like Python (output: {answer[:100]!r})"
         )

@@ -12,6 +12,9 @@ import re
 from pathlib import Path
 from typing import Final
 
+from packaging.version import InvalidVersion, Version
+
+from bnb_provision.core.cuda import CudaVersion
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.core.jsonio import JsonInputError, decode_json, max_depth
 from bnb_provision.detect.accelerators import ACCELERATOR_VENDORS, Accelerator, Runtime
@@ -33,7 +36,7 @@ __all__ = [
 MAX_SNAPSHOT_BYTES: Final = 16 * 1024 * 1024  # a real snapshot is a few KiB
 _MAX_DEPTH: Final = 64
 
-_CC_RE: Final = re.compile(r"^(\d+)\.(\d+)$")
+_CC_RE: Final = re.compile(r"^([0-9]{1,3})\.([0-9]{1,3})$")
 
 
 def _parse_cc(f: Fields, key: str) -> tuple[int, int] | None:
@@ -127,7 +130,7 @@ def _python(f: Fields) -> PythonInfo:
         implementation=f.text("implementation", "cpython"),
     )
     f.check(
-        bool(re.match(r"^3\.\d+", python.version)),
+        bool(re.match(r"^3\.[0-9]+", python.version)),
         "version",
         f"expected a Python 3 version such as '3.12', got {python.version!r}",
     )
@@ -150,9 +153,15 @@ def _python_or(pyf: Fields | None, given: str | None) -> PythonInfo:
 def _torch(tf: Fields | None) -> TorchInfo | None:
     if tf is None:
         return None
+    cuda = tf.text("cuda", None)
+    if cuda is not None:
+        try:
+            CudaVersion.parse(cuda)
+        except ValueError as exc:
+            tf.check(False, "cuda", str(exc))
     torch = TorchInfo(
         version=tf.text("version"),
-        cuda=tf.text("cuda", None),
+        cuda=cuda,
         hip=tf.text("hip", None),
         xpu=tf.text("xpu", None),
         location=tf.text("location", None),
@@ -176,8 +185,13 @@ def _library(lf: Fields) -> BnbLibrary:
 def _bnb(bf: Fields | None) -> BnbInfo | None:
     if bf is None:
         return None
+    version = bf.text("version")
+    try:
+        Version(version)
+    except InvalidVersion:
+        bf.check(False, "version", f"expected a bitsandbytes version, got {version!r}")
     bnb = BnbInfo(
-        version=bf.text("version"),
+        version=version,
         location=bf.text("location", None),
         libraries=tuple(_library(lf) for lf in bf.tables("libraries", [])),
         direct_url=bf.text("direct_url", None),
@@ -251,7 +265,7 @@ def _nvidia(nf: Fields | None) -> NvidiaInfo | None:
         source=nf.text("source", "snapshot"),
     )
     nf.check(
-        bool(re.match(r"^\d+(\.\d+)*$", nvidia.driver)),
+        bool(re.match(r"^[0-9]{1,9}(\.[0-9]{1,9})*$", nvidia.driver)),
         "driver",
         f"expected a driver version such as '580.95.05', got {nvidia.driver!r}",
     )

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from packaging.version import InvalidVersion, Version
+
 from bnb_provision.core import process
-from bnb_provision.core.cuda import variant_of_cuda
+from bnb_provision.core.cuda import CudaVersion, variant_of_cuda
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.detect.host import PythonInfo
 from bnb_provision.detect.interpreter import resolve_interpreter
@@ -40,6 +42,7 @@ __all__ = [
 ]
 
 PROBE_TIMEOUT: Final = 60.0
+_MAX_MTIME: Final = 1e18  # seconds: beyond it (or NaN) a number is no file's mtime
 
 # GPTQ/AWQ stacks: they pin their own torch builds and replace torch when installed beside it.
 GPTQ_AWQ: Final = (
@@ -187,7 +190,10 @@ def parse_torch_version_py(text: str) -> TorchInfo:
         v = values.get(key)
         return v if isinstance(v, str) and v else None
 
-    return TorchInfo(version=version, cuda=opt("cuda"), hip=opt("hip"), xpu=opt("xpu"))
+    cuda = opt("cuda")
+    if cuda is not None:
+        CudaVersion.parse(cuda)  # ValueError: "torch/version.py: ... is not a CUDA version"
+    return TorchInfo(version=version, cuda=cuda, hip=opt("hip"), xpu=opt("xpu"))
 
 
 def find_env_python(env_dir: str | os.PathLike[str]) -> Path:
@@ -277,17 +283,29 @@ def _library_from_probe(path: str, warnings: list[str], *, read_binaries: bool) 
     return BnbLibrary(file=name, backend=backend, version=version, kernels=kernels)
 
 
+def _is_version(text: str) -> bool:
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
+
+
 def _bnb_from_probe(
     f: Fields | None, warnings: list[str], *, read_binaries: bool
 ) -> BnbInfo | None:
     if f is None:
+        return None
+    version = f.text("version")
+    if not _is_version(version):
+        warnings.append(f"bitsandbytes {version!r}: not a version (a broken install?)")
         return None
     libs = tuple(
         _library_from_probe(p, warnings, read_binaries=read_binaries)
         for p in f.str_list("libraries", [])
     )
     return BnbInfo(
-        version=f.text("version"),
+        version=version,
         location=f.text("location", None),
         libraries=libs,
         direct_url=f.text("direct_url", None),
@@ -327,7 +345,7 @@ def _env_from_probe(data: dict[str, Any], warnings: list[str], *, read_binaries:
             sorted(
                 (str(k), float(v))
                 for k, v in stamps.data.items()
-                if isinstance(v, int | float) and not isinstance(v, bool)
+                if isinstance(v, int | float) and not isinstance(v, bool) and abs(v) < _MAX_MTIME
             )
         ),
     )

@@ -39,7 +39,7 @@ def _ask(python: Path, code: str) -> object:
     done = process.run([str(python), "-c", code], timeout=60)
     try:
         return json.loads(done.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError) as exc:
+    except (IndexError, ValueError, RecursionError) as exc:  # a sitecustomize printing
         raise TargetEnvError(
             f"{python} did not report its site-packages (it printed {done.stdout[-200:]!r})"
         ) from exc

@@ -60,7 +60,7 @@ def honour_request(opts: BuildOptions, stamp: Stamp | None) -> tuple[BuildOption
         constraints = dataclasses.replace(constraints, profile=r.constraints.profile)
     if not _asks_itself(opts):
         if r.lock is not None:
-            if not Path(r.lock).exists():
+            if not _exists(Path(r.lock)):
                 raise LockfileError(
                     f"{r.lock}: the lock this environment was built from is gone; give "
                     "rebuild the lock to use with --lock PATH (or pins such as --torch)"
@@ -84,6 +84,14 @@ def honour_request(opts: BuildOptions, stamp: Stamp | None) -> tuple[BuildOption
         torch_system=str(new.torch_system) if new.torch_system is not None else None,
     ).describe()
     return new, [f"as init was asked: {taken}"] if new != opts else []
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; a name the file system refuses (too long) does not."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _sha256(path: Path) -> str:

@@ -7,13 +7,13 @@ version), so ``doctor`` and ``rebuild`` can tell when the machine drifted.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from bnb_provision.core.fields import FieldError, Fields
-from bnb_provision.errors import SnapshotError
+from bnb_provision.core.jsonio import read_json
+from bnb_provision.errors import NoPlanError, SnapshotError
 from bnb_provision.plan.constraints import Constraints
 from bnb_provision.vocab import PROFILES, STACKS, Stack
 
@@ -33,6 +33,7 @@ __all__ = [
 
 STAMP_FILE: Final = "bnb-provision-stamp.json"
 STAMP_SCHEMA: Final = "bnb-provision.stamp/1"
+MAX_STAMP_BYTES: Final = 1024 * 1024  # a stamp is a few hundred bytes
 T = TypeVar("T", bound=str)
 
 
@@ -173,8 +174,8 @@ def read_stamp(env_prefix: str | Path) -> Stamp | None:
     if not path.exists():
         return None
     try:
-        return stamp_from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, FieldError) as exc:
+        return stamp_from_dict(read_json(path, max_bytes=MAX_STAMP_BYTES))
+    except (OSError, ValueError, NoPlanError) as exc:  # FieldError and JsonInputError too
         raise SnapshotError(
             f"{path}: unreadable stamp ({exc}); delete it or run bnb-provision rebuild"
         ) from exc

@@ -162,10 +162,13 @@ def _abandoned(owner: Path) -> bool:
         pid = int(pid_text)
     except (OSError, ValueError):
         return False
-    if host and host != platform.node():
+    if pid <= 0 or (host and host != platform.node()):
+        return False  # no build's pid (0 and -1 name process groups), or another host's
+    try:
+        if not _alive(pid):
+            return True
+    except OverflowError:  # larger than any pid: not written by a build
         return False
-    if not _alive(pid):
-        return True
     now = _started(pid)
     return started != "-" and now is not None and now != started  # the pid was reused
 

@@ -17,7 +17,12 @@ from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.core.tomlio import toml_loads
 from bnb_provision.errors import CompatDBError
 from bnb_provision.explain.curated import CauseRef, Curated, MessageRule, parse_curated
-from bnb_provision.explain.templates import linear_problem, match_keys, parse_template
+from bnb_provision.explain.templates import (
+    linear_problem,
+    match_keys,
+    parse_template,
+    pattern_of,
+)
 
 __all__ = [
     "CATALOG_FILE",
@@ -224,31 +229,56 @@ def _to_cache(catalog: Catalog, curated: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _message_of(i: int, r: list[Any]) -> Message:
+    return Message(
+        index=i,
+        library=str(r[0]),
+        releases=str(r[1]),
+        versions=tuple(map(str, r[2])),
+        call=str(r[3]),
+        template=str(r[4]),
+        pattern=str(r[5]),
+        file=str(r[6]),
+        url=str(r[7]),
+        lead=tuple(map(str, r[8])),
+        lead_text=str(r[9]),
+        tail=str(r[10]),
+    )
+
+
+def _derived_as_written(
+    messages: tuple[Message, ...], examined: dict[str, tuple[str, ...]]
+) -> bool:
+    """Whether every message's releases, pattern and match keys are the ones its library's
+    examined releases and its template give (what :func:`_messages` derived and checked).
+    Raises KeyError or ValueError for a library or a template that is not one."""
+    indexes = {lib: {v: i for i, v in enumerate(vs)} for lib, vs in examined.items()}
+    for m in messages:
+        where = Fields({}, f"messages[{m.index}]")
+        parts = parse_template(m.template)
+        keys = match_keys(parts)
+        if (
+            m.versions != _expand(m.releases, examined[m.library], indexes[m.library], where)
+            or m.pattern != pattern_of(parts)
+            or (m.lead, m.lead_text, m.tail) != (keys.lead, keys.lead_text, keys.tail)
+        ):
+            return False
+    return True
+
+
 def _from_cache(data: object) -> Catalog | None:
-    """A catalog from :func:`_to_cache`'s output, or None when the entry is not one."""
+    """A catalog from :func:`_to_cache`'s output, or None when the entry is not one. What
+    runs on the user's text is checked again: the curated rows with their patterns' linear-
+    time check, and each message's pattern and keys against what its template gives."""
     try:
         assert isinstance(data, dict)
-        curated = parse_curated(data["curated"], CURATED_FILE, deep=False)
-        messages = tuple(
-            Message(
-                index=i,
-                library=str(r[0]),
-                releases=str(r[1]),
-                versions=tuple(map(str, r[2])),
-                call=str(r[3]),
-                template=str(r[4]),
-                pattern=str(r[5]),
-                file=str(r[6]),
-                url=str(r[7]),
-                lead=tuple(map(str, r[8])),
-                lead_text=str(r[9]),
-                tail=str(r[10]),
-            )
-            for i, r in enumerate(data["messages"])
-        )
+        curated = parse_curated(data["curated"], CURATED_FILE, deep=True)
+        messages = tuple(_message_of(i, r) for i, r in enumerate(data["messages"]))
         links = {int(i): tuple(curated.rules[j] for j in js) for i, js in data["links"].items()}
         examined = {str(k): tuple(map(str, v)) for k, v in data["examined"].items()}
-    except (AssertionError, CompatDBError, KeyError, TypeError, ValueError, IndexError):
+        if not _derived_as_written(messages, examined):
+            return None
+    except (AssertionError, AttributeError, CompatDBError, LookupError, TypeError, ValueError):
         return None
     return Catalog(examined=examined, messages=messages, curated=curated, _rules=links)
 
@@ -259,7 +289,8 @@ def load_catalog(root: Path | None = None) -> Catalog:
 
     The checked catalog is cached as plain JSON, keyed by both files' sizes and mtimes and
     by the code's identity (so an entry is only ever read by the code that checked and
-    wrote it); the curated rows are parsed again from it on every load.
+    wrote it); the curated rows are parsed and checked again from it on every load, and
+    each message's pattern is checked to be its template's.
     """
     from bnb_provision.core import cache
     from bnb_provision.core.data import data_dir

@@ -76,6 +76,9 @@ class ArchInfo:
 
 
 _MAX_DIM = 2**40  # no model dimension comes near; beyond it a config is not a model's
+# Layers, times experts in a MoE, plus vision layers: DeepSeek V3 has 61 x 256, about half
+# this. fit writes out (and walks) a few tensors per block, so time stays bounded.
+_MAX_BLOCKS = 2**15
 
 
 def _int(cfg: dict[str, Any], *keys: str, default: int | None = None) -> int | None:
@@ -107,7 +110,7 @@ def _text_config(cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int] | 
         vision = {
             k: v
             for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "patch_size")
-            if isinstance(v := vision_cfg.get(k), int) and not isinstance(v, bool)
+            if (v := _int(vision_cfg, k)) is not None
         }
         vision["num_channels"] = _int(vision_cfg, "num_channels", default=3) or 3
         vision["image_size"] = _int(vision_cfg, "image_size", default=224) or 224
@@ -191,6 +194,13 @@ def arch_from_config(config: dict[str, Any], source: str) -> ArchInfo:
     assert intermediate is not None
     window, sliding_layers = _sliding(cfg, layers)
     mla = _mla(cfg)
+    moe = _moe(cfg, intermediate)
+    blocks = layers * (1 + moe.get("experts", 0)) + (vision or {}).get("num_hidden_layers", 0)
+    if blocks > _MAX_BLOCKS:
+        raise FitInputError(
+            f"{source}: {layers} layers, {moe.get('experts', 0)} experts each, is more than "
+            f"fit reads ({_MAX_BLOCKS:,} layer blocks); not a model's config"
+        )
     kv_per_token = (
         heads * (mla["qk_nope_dim"] + mla["qk_rope_dim"] + mla["v_head_dim"])
         if mla
@@ -217,6 +227,6 @@ def arch_from_config(config: dict[str, Any], source: str) -> ArchInfo:
         vision=vision,
         torch_dtype=dtype if isinstance(dtype, str) else None,
         prequantized=_prequantized(config),
-        **_moe(cfg, intermediate),
+        **moe,
         **mla,
     )

@@ -61,12 +61,20 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; a name the file system refuses (too long) is none."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _headers(folder: Path) -> tuple[tuple[TensorInfo, ...], str] | None:
     """Tensors from the shards' headers; None when the weights are not in the folder."""
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         shards = sorted(set(read_index(index).values()))
-        present = [folder / s for s in shards if (folder / s).is_file()]
+        present = [folder / s for s in shards if _is_file(folder / s)]
         if len(present) < len(shards):
             return None
     else:

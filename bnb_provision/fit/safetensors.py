@@ -21,6 +21,7 @@ __all__ = ["DTYPE_BYTES", "TensorInfo", "read_header", "read_index"]
 
 MAX_HEADER: Final = 100 * 1024 * 1024  # the format's own limit
 MAX_INDEX: Final = 64 * 1024 * 1024
+_MAX_DIM: Final = 2**40  # no tensor dimension comes near (as for a config's, fit/arch.py)
 DTYPE_BYTES: Final = {
     "BOOL": 1.0,
     "U8": 1.0,
@@ -64,19 +65,20 @@ def _entry(path: Path, name: str, meta: Any, data_len: int) -> TensorInfo:
     if not isinstance(meta, dict):
         raise FitInputError(f"{where}: header entry is not an object")
     dtype, shape, offsets = meta.get("dtype"), meta.get("shape"), meta.get("data_offsets")
-    if dtype not in DTYPE_BYTES:
+    if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
         raise FitInputError(f"{where}: unknown dtype {dtype!r}")
     if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= _MAX_DIM for d in shape
     ):
         raise FitInputError(f"{where}: shape {shape!r} is not a list of sizes")
     info = TensorInfo(name=name, shape=tuple(shape), dtype=dtype)
+    half_bytes = int(DTYPE_BYTES[dtype] * 2)  # exact in integers: F4 is half a byte
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2  # noqa: PLR2004
         or not all(isinstance(o, int) for o in offsets)
         or not 0 <= offsets[0] <= offsets[1] <= data_len
-        or offsets[1] - offsets[0] != math.ceil(info.nbytes)
+        or offsets[1] - offsets[0] != (info.numel * half_bytes + 1) // 2
     ):
         raise FitInputError(
             f"{where}: data_offsets {offsets!r} do not match its shape and dtype or run past "

@@ -51,6 +51,8 @@ def parse_memory_mib(text: str, what: str = "--gpu-memory") -> int:
     value = float(m.group(1)) * _MEM_UNIT[m.group(2).lower()]
     if value < 1:
         raise FitInputError(f"{what} {text!r}: smaller than 1 MiB")
+    if not math.isfinite(value):
+        raise FitInputError(f"{what} {text[:40]!r}...: too large to be a memory size")
     return int(value)
 
 

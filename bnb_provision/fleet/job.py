@@ -23,6 +23,7 @@ __all__ = [
     "NODES_FILE",
     "NODE_FILES",
     "FleetJob",
+    "is_node_name",
     "prepare_output",
     "template",
 ]
@@ -34,6 +35,7 @@ DEFAULT_NODE_COMMAND: Final = ("bnb-provision",)
 DEFAULT_WORKDIR: Final = "~/bnb-fleet/{node}"
 """Each node's working folder (init's ``.venv-bnb`` is made there); ``{node}``: its name."""
 _RUN_FILES: Final = ("ansible-playbook.log", "bnb-fleet.sbatch")
+_MAX_NAME_BYTES: Final = 255  # a file name, on Linux, macOS and Windows file systems
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -86,12 +88,24 @@ def template(name: str) -> Path:
     return data_dir("templates") / "fleet" / name
 
 
+def is_node_name(name: str) -> bool:
+    """Whether ``name`` can name a node's files in the results folder: a plain file name
+    (no separator, not ``..``), so that nothing outside the folder is read or removed,
+    short enough for its longest file (``<node>.engine.log``) on any file system."""
+    return (
+        bool(name)
+        and name not in (".", "..")
+        and not set(name) & set("/\\\x00")
+        and len(name.encode("utf-8", "surrogateescape")) <= _MAX_NAME_BYTES - len(".engine.log")
+    )
+
+
 def _previous_nodes(folder: Path) -> list[str]:
     nodes = folder / NODES_FILE
     if not nodes.is_file():
         return []
     lines = nodes.read_text(encoding="utf-8", errors="replace").splitlines()
-    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+    return [n for ln in lines if (n := ln.strip()) and not ln.startswith("#") and is_node_name(n)]
 
 
 def prepare_output(folder: Path, *, force: bool) -> None:

@@ -10,14 +10,14 @@ The rules, the same for both engines (see :mod:`bnb_provision.fleet.job` for the
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from bnb_provision.core.fields import FieldError, Fields
+from bnb_provision.core.jsonio import JsonInputError, read_json
 from bnb_provision.errors import SnapshotError
-from bnb_provision.fleet.job import NODES_FILE
+from bnb_provision.fleet.job import NODES_FILE, is_node_name
 from bnb_provision.vocab import FLEET_MODES, NODE_STATUSES, FleetEngine, FleetMode, NodeStatus
 
 __all__ = ["FLEET_SCHEMA", "FleetReport", "NodeResult", "read_results"]
@@ -28,6 +28,7 @@ _DOCUMENT_SCHEMA: Final[dict[FleetMode, str]] = {
     "init": "bnb-provision.env/1",
 }
 _WHY_CHARS: Final = 400
+MAX_RESULT_BYTES: Final = 64 * 1024 * 1024  # a node's snapshot or env document
 _HEADER: Final = ("#", "bnb-provision", "fleet")
 
 
@@ -111,6 +112,12 @@ def _read_nodes(folder: Path) -> tuple[FleetMode, list[str]]:
             f"not {lines[0][:80] if lines else 'nothing'!r}"
         )
     nodes = [ln.strip() for ln in lines[1:] if ln.strip() and not ln.startswith("#")]
+    for node in nodes:
+        if not is_node_name(node):
+            raise SnapshotError(
+                f"{path}: {node[:80]!r} is not a node name (its files would lie outside "
+                f"{folder}); is {folder} the folder of a fleet run?"
+            )
     return mode, list(dict.fromkeys(nodes))
 
 
@@ -157,8 +164,8 @@ def _summary(mode: FleetMode, doc: Fields) -> tuple[str, bool | None]:
 def _document(mode: FleetMode, path: Path) -> tuple[str, bool | None]:
     """Read a node's result; raises ValueError saying why it is not the expected document."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = read_json(path, max_bytes=MAX_RESULT_BYTES)
+    except (OSError, JsonInputError) as exc:
         raise ValueError(f"{path.name} is not readable JSON ({exc})") from exc
     expected = _DOCUMENT_SCHEMA[mode]
     if not isinstance(data, dict) or data.get("schema") != expected:

@@ -118,11 +118,29 @@ def _copy_into(fh: BinaryIO, url: str, lock: Path, session: requests.Session) ->
     src = Path(unquote(urlparse(url).path) if url.startswith("file:") else url)
     if not src.is_absolute():
         src = lock.parent / src
-    with src.open("rb") as source:
+    try:
+        source = src.open("rb")
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        raise LockfileError(f"{lock}: it lists {url}, which cannot be read ({exc})") from exc
+    with source:
         for chunk in iter(lambda: source.read(1 << 20), b""):
             fh.write(chunk)
             h.update(chunk)
     return h.hexdigest()
+
+
+def _fetch(
+    target: Path, url: str, sha: str, lock: Path, session: requests.Session, log: Log
+) -> bool:
+    """Put the file at ``url`` at ``target`` unless it is there already (False then)."""
+    if target.exists() and _sha256(target) == sha:
+        return False
+    log(f"downloading {target.name}")
+    with atomic_output(target) as fh:
+        digest = _copy_into(fh, url, lock, session)
+        if digest != sha:
+            raise LockfileError(f"{target.name}: sha256 {digest} does not match the lock's {sha}")
+    return True
 
 
 def bundle_lock(
@@ -139,18 +157,15 @@ def bundle_lock(
         raise LockfileError(f"{lock}: cannot read it as a pylock.toml ({exc})") from exc
     s = session or requests.Session()
     directory.mkdir(parents=True, exist_ok=True)
-    downloaded, present = [], []
+    downloaded: list[str] = []
+    present: list[str] = []
     for url, name, sha in files:
         target = directory / name
-        if target.exists() and _sha256(target) == sha:
-            present.append(name)
-            continue
-        log(f"downloading {name}")
-        with atomic_output(target) as fh:
-            digest = _copy_into(fh, url, lock, s)
-            if digest != sha:
-                raise LockfileError(f"{name}: sha256 {digest} does not match the lock's {sha}")
-        downloaded.append(name)
+        try:
+            fetched = _fetch(target, url, sha, lock, s, log)
+        except OSError as exc:  # a full disk, a name too long for the file system
+            raise LockfileError.cannot_write(exc, target) from exc
+        (downloaded if fetched else present).append(name)
     return BundleResult(
         directory=directory,
         downloaded=tuple(downloaded),

@@ -39,7 +39,7 @@ __all__ = [
 
 MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
 _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
-_PYTHON: Final = re.compile(r"^3\.\d{1,3}$")
+_PYTHON: Final = re.compile(r"^3\.[0-9]{1,3}$")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -158,7 +158,7 @@ def _sha256_of(path: Path) -> str:
 def _file_name(f: Fields, key: str) -> str:
     value: str = f.text(key)
     f.check(
-        bool(value) and Path(value).name == value and value not in (".", ".."),
+        bool(value) and Path(value).name == value and value != ".." and "\x00" not in value,
         key,
         f"expected a file name in the manifest's folder, got {value!r}",
     )
@@ -183,6 +183,11 @@ def _version(f: Fields, key: str) -> str:
 
 def _lock_class(f: Fields) -> LockClass:
     name: str = f.text("name")
+    f.check(
+        bool(name) and not set(name) & set("/\\\x00") and name not in (".", ".."),
+        "name",
+        f"expected a lock group's name (it names files beside the manifest), got {name!r}",
+    )
     requirements, pylock = _file_name(f, "requirements"), _file_name(f, "pylock")
     os_name: str = f.text("os")
     arch: str = f.text("arch")

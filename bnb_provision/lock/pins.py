@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from packaging.version import InvalidVersion, Version
+
 from bnb_provision.errors import LockfileError
 from bnb_provision.lock.names import MANIFEST_FILE, MANIFEST_SCHEMA, requirements_file
 
@@ -26,8 +28,9 @@ __all__ = [
 
 _PIN: Final = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)")
 _NEEDS: Final = re.compile(
-    r"^# Needs: (?:(?P<none>no NVIDIA driver)|NVIDIA driver (?:>= (?P<floor>[0-9.]+)|\(floor "
-    r"not in the DB\))(?:; GPU architectures (?P<archs>[0-9][0-9. ]*))?)"
+    r"^# Needs: (?:(?P<none>no NVIDIA driver)|NVIDIA driver (?:>= (?P<floor>[0-9]+(?:\.[0-9]+)*)"
+    r"|\(floor not in the DB\))(?:; GPU architectures (?P<archs>[0-9]+\.[0-9]+(?: [0-9]+\.[0-9]+)*)"
+    r"(?![0-9.]))?)"
 )
 _PLAN_VARIANT: Final = re.compile(r"^# Plan: torch [0-9][^+\s,]*\+(?P<variant>[A-Za-z0-9.]+)")
 
@@ -129,7 +132,7 @@ def read_lock_pins(requirements: Path) -> LockPins:
         needs = needs or Needs.parse(stripped)
         p = _PIN.match(stripped)
         if p:
-            pins[re.sub(r"[-_.]+", "-", p.group("name")).lower()] = p.group("version")
+            pins[re.sub(r"[-_.]+", "-", p.group("name")).lower()] = _version(p, requirements)
     return LockPins(
         python=python,
         torch=pins.get("torch"),
@@ -140,6 +143,18 @@ def read_lock_pins(requirements: Path) -> LockPins:
     )
 
 
+def _version(pin: re.Match[str], requirements: Path) -> str:
+    """The version a ``name==version`` line pins; LockfileError for one that is not."""
+    try:
+        Version(pin.group("version"))
+    except InvalidVersion:
+        raise LockfileError(
+            f"{requirements}: {pin.group(0)[:80]!r} does not pin a version; write the lock "
+            "again with bnb-provision lock"
+        ) from None
+    return pin.group("version")
+
+
 def plan_line_python(line: str) -> str | None:
     """The Python version (``3.11``) a lock header's ``# Plan: ...`` line names, else None."""
     if not line.startswith("# Plan: "):
@@ -148,6 +163,6 @@ def plan_line_python(line: str) -> str | None:
     found = None
     for word, value in itertools.pairwise(words):
         major, dot, minor = value.partition(".")
-        if word == "Python" and dot and major.isdigit() and minor.isdigit():
+        if word == "Python" and dot and value.isascii() and major.isdigit() and minor.isdigit():
             found = value
     return found

@@ -236,9 +236,17 @@ def stale_outputs(folder: Path, written: Mapping[Path, str]) -> list[Path]:
     for c in old.classes:
         for name in (c.pylock, c.requirements, f"Dockerfile.{c.name}", f"uv-project.{c.name}.toml"):
             path = folder / name
-            if name not in keep and (path.is_file() or path.is_symlink()):
+            if name not in keep and _present(path):
                 out.append(path)
     return out
+
+
+def _present(path: Path) -> bool:
+    """A file or a link at ``path``; a name the file system refuses (too long) is none."""
+    try:
+        return path.is_file() or path.is_symlink()
+    except OSError:
+        return False
 
 
 def retire(paths: Sequence[Path]) -> tuple[Path, ...]:

@@ -110,7 +110,7 @@ def apply_flags(base: Machine | None, flags: MachineFlags, db: CompatDB) -> Mach
         )
     m = _os_flags(base, flags)
     if flags.driver:
-        if not re.fullmatch(r"\d+(\.\d+){0,2}", flags.driver):
+        if not re.fullmatch(r"[0-9]{1,9}(\.[0-9]{1,9}){0,2}", flags.driver):
             raise SnapshotError(f"--driver {flags.driver!r}: expected a version such as 580.95.05")
         m = replace(m, nvidia=NvidiaInfo(driver=flags.driver, cuda_driver=None, source="flags"))
     if flags.gpus:
@@ -121,7 +121,7 @@ def apply_flags(base: Machine | None, flags: MachineFlags, db: CompatDB) -> Mach
             accelerators=tuple(g for g in given if isinstance(g, Accelerator)),
         )
     if flags.python:
-        if not re.fullmatch(r"3\.\d+", flags.python):
+        if not re.fullmatch(r"3\.[0-9]{1,3}", flags.python):
             raise SnapshotError(f"--python {flags.python!r}: expected X.Y such as 3.12")
         m = replace(m, python=PythonInfo(version=flags.python), env=None)
     return m
@@ -137,7 +137,7 @@ def _os_flags(m: Machine, flags: MachineFlags) -> Machine:
     if flags.arch:
         m = replace(m, os=replace(m.os, arch=normalize_arch(flags.arch)))
     if flags.os_version:
-        if not re.fullmatch(r"\d+(\.\d+){0,2}", flags.os_version):
+        if not re.fullmatch(r"[0-9]{1,9}(\.[0-9]{1,9}){0,2}", flags.os_version):
             raise SnapshotError(
                 f"--os-version {flags.os_version!r}: expected a release such as 13 or 14.5"
             )
@@ -231,7 +231,7 @@ def _macos_release(machine: Machine) -> Version | None:
     release = machine.os.release
     if machine.os.system != "macos" or not release:
         return None
-    m = re.match(r"\d+(\.\d+)?", release.strip())
+    m = re.match(r"[0-9]{1,9}(\.[0-9]{1,9})?", release.strip())
     return Version(m.group(0)) if m else None
 
 

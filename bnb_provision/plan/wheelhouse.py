@@ -70,7 +70,14 @@ def _takes_python(tags: Iterable[Tag], python: str) -> bool:
             built = t.interpreter[2:]
             if built == f"{major}{minor}":
                 return True
-            if t.abi == "abi3" and built[:1] == major and int(built[1:] or 0) <= int(minor):
+            since = built[1:] or "0"
+            if (
+                t.abi == "abi3"
+                and built[:1] == major
+                and (since + minor).isascii()
+                and (since + minor).isdigit()
+                and int(since) <= int(minor)
+            ):
                 return True
     return False
 
