@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import sys
 from pathlib import Path
@@ -8,13 +9,17 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-# hypothesis: the quick profile runs in the default suite; the long one (>= 10^5 examples
-# over all readers) with `python -m pytest -m fuzz --hypothesis-profile=long`
+# hypothesis: the quick profile runs in the default suite; the long one (10,000 examples a
+# test, over 10^6 over all readers) with `python -m pytest -m fuzz --hypothesis-profile=long`;
+# BNB_FUZZ_EXAMPLES sets another count for it (a second pass over the slowest readers)
 settings.register_profile(
     "quick", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile(
-    "long", max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck)
+    "long",
+    max_examples=int(os.environ.get("BNB_FUZZ_EXAMPLES", "10000")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
 )
 settings.load_profile("quick")
 

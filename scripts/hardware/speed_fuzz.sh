@@ -26,19 +26,30 @@ ARGS=$("$PY" benchmarks/standin_lock.py /tmp/standin)
 fi
 if [[ $PARTS == *fuzz* ]]; then
 echo "== fuzz, long profile: each fuzz test its own process, $(nproc) at a time"
+# wave 1: 10,000 examples a test, each test bounded by FUZZ_SECONDS; wave 2: the tests
+# wave 1 stopped, again with BNB_FUZZ_EXAMPLES (1,000) examples
 "$PY" -m pytest -q -p no:cacheprovider -m fuzz --collect-only --ignore=tests/test_fuzz_cli.py \
-  | grep '::' > /tmp/fuzz_ids.txt
+  | grep '::' | head -n "${FUZZ_LIMIT:-100000}" > /tmp/fuzz_ids.txt
 wc -l < /tmp/fuzz_ids.txt
-mkdir -p /tmp/fuzz
+fuzz_wave() {  # $1: ids file, $2: log folder, $3: seconds a test
+  mkdir -p "$2"
+  < "$1" xargs -P "$(nproc)" -I{} sh -c \
+    'id="$1"; log="$2/$(echo "$id" | tr -c "A-Za-z0-9_.-" _).txt";
+     timeout "$3" "$0" -m pytest -q -p no:cacheprovider -m fuzz --hypothesis-profile=long \
+       --hypothesis-show-statistics "$id" > "$log" 2>&1;
+     echo "exit $? $id" >> "$log"' "$PY" {} "$2" "$3"
+}
 start=$(date +%s)
-< /tmp/fuzz_ids.txt xargs -P "$(nproc)" -I{} sh -c \
-  'id="$1"; log="/tmp/fuzz/$(echo "$id" | tr -c "A-Za-z0-9_.-" _).txt";
-   timeout "${FUZZ_SECONDS:-480}" "$0" -m pytest -q -p no:cacheprovider -m fuzz \
-     --hypothesis-profile=long --hypothesis-show-statistics "$id" > "$log" 2>&1;
-   echo "exit $? $id" >> "$log"' "$PY" {}
+fuzz_wave /tmp/fuzz_ids.txt /tmp/fuzz1 "${FUZZ_SECONDS:-240}"
+grep -h "^exit 124 " /tmp/fuzz1/*.txt | cut -d' ' -f3 > /tmp/fuzz_slow.txt
+echo "wave 1: $(( $(date +%s) - start )) s; stopped at the bound: $(wc -l < /tmp/fuzz_slow.txt)"
+BNB_FUZZ_EXAMPLES=${FUZZ_SECOND_EXAMPLES:-1000} fuzz_wave /tmp/fuzz_slow.txt /tmp/fuzz2 "${FUZZ_SECONDS:-240}"
 echo "fuzz wall: $(( $(date +%s) - start )) s"
-cat /tmp/fuzz/*.txt > "$OUT/fuzz_long.txt"
-grep -h "^exit " /tmp/fuzz/*.txt | sort | uniq -c | sort -rn | head -80
-grep -h "Stopped because" "$OUT/fuzz_long.txt" | sort | uniq -c | sort -rn | head -20
-grep -h " passing, " "$OUT/fuzz_long.txt" | awk '{p += $2; f += $4} END {print "examples: " p " passing, " f " failing, over " NR " phases"}'
+cat /tmp/fuzz1/*.txt /tmp/fuzz2/*.txt 2>/dev/null > "$OUT/fuzz_long.txt"
+for w in fuzz1 fuzz2; do
+  echo "-- $w"; grep -h "^exit " /tmp/$w/*.txt 2>/dev/null | cut -d' ' -f2 | sort | uniq -c
+  cat /tmp/$w/*.txt 2>/dev/null | grep -h " passing, " \
+    | awk '{p += $2; f += $4} END {print "examples: " p " passing, " f " failing"}'
+done
+grep -h "^exit [^0]" /tmp/fuzz1/*.txt /tmp/fuzz2/*.txt 2>/dev/null | grep -v "^exit 124" | head -20
 fi
