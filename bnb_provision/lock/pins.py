@@ -32,6 +32,7 @@ _NEEDS: Final = re.compile(
     r"|\(floor not in the DB\))(?:; GPU architectures (?P<archs>[0-9]+\.[0-9]+(?: [0-9]+\.[0-9]+)*)"
     r"(?![0-9.]))?)"
 )
+_PLANNED: Final = ("torch", "bitsandbytes")  # pins init plans with, read as versions
 _PLAN_VARIANT: Final = re.compile(r"^# Plan: torch [0-9][^+\s,]*\+(?P<variant>[A-Za-z0-9.]+)")
 
 
@@ -132,7 +133,8 @@ def read_lock_pins(requirements: Path) -> LockPins:
         needs = needs or Needs.parse(stripped)
         p = _PIN.match(stripped)
         if p:
-            pins[re.sub(r"[-_.]+", "-", p.group("name")).lower()] = _version(p, requirements)
+            name = re.sub(r"[-_.]+", "-", p.group("name")).lower()
+            pins[name] = _version(p, requirements) if name in _PLANNED else p.group("version")
     return LockPins(
         python=python,
         torch=pins.get("torch"),
@@ -144,7 +146,8 @@ def read_lock_pins(requirements: Path) -> LockPins:
 
 
 def _version(pin: re.Match[str], requirements: Path) -> str:
-    """The version a ``name==version`` line pins; LockfileError for one that is not."""
+    """The version a ``torch==`` or ``bitsandbytes==`` line pins (init plans with it);
+    LockfileError for one that is not a version."""
     try:
         Version(pin.group("version"))
     except InvalidVersion:
