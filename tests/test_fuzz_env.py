@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bnb_provision.db.load import load_db
@@ -231,6 +231,9 @@ _VERIFY = json.loads((FIXTURES / "device" / "verify-ok.json").read_text())
 
 
 @given(st.one_of(mutations(_VERIFY).map(lambda m: mutate(_VERIFY, m)), json_values))
+@example(  # long run: a number of hundreds of digits, OverflowError in float()
+    mutate(_VERIFY, (("devices", 0, "checks", 4, "mean_update"), "replace", 10**400))
+)
 def test_verify_reports(data: Any) -> None:
     """What the verify script printed: a report that renders, or the FieldError run_verify
     turns into a TargetEnvError."""

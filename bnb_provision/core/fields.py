@@ -94,7 +94,12 @@ class Fields:
     def number(self, key: str, default: Any = _MISSING) -> Any:
         """An integer or a float (TOML's ``1`` and ``1.0``), returned as a float."""
         value = self._get(key, (int, float), "a number", default)
-        return float(value) if isinstance(value, (int, float)) else value
+        if not isinstance(value, (int, float)):
+            return value
+        try:
+            return float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise FieldError(f"{self.sub(key)}: the number is too large") from None
 
     @overload
     def table(self, key: str) -> Fields: ...

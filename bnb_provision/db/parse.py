@@ -182,9 +182,9 @@ def _xpu(docs: _Documents) -> XpuFacts:
 
     t, source = docs.read("torch.toml", torch_side)
 
-    def bnb_side(d: Fields) -> tuple[str, str]:
+    def bnb_side(d: Fields) -> tuple[SpecifierSet, str]:
         b = d.table("xpu")
-        out = b.text("torch"), values.source(b)
+        out = values.spec(b, "torch"), values.source(b)
         values.checked(b)
         b.done()
         return out
@@ -197,7 +197,7 @@ def _xpu(docs: _Documents) -> XpuFacts:
             platforms=values.platforms(t, "platforms"),
             validated=tuple(t.str_list("validated")),
             linux_only=tuple(t.str_list("linux_only", [])),
-            bnb_torch=SpecifierSet(bnb_torch) if bnb_torch else SpecifierSet(),
+            bnb_torch=bnb_torch,
             source=source,
             bnb_source=bnb_source,
         )

@@ -101,7 +101,7 @@ def _bundle(data: bytes) -> tuple[list[str], int]:
 def _unpack(fmt: str, data: bytes, offset: int) -> tuple[int, ...]:
     try:
         return struct.unpack_from(fmt, data, offset)
-    except struct.error as exc:
+    except (struct.error, OverflowError) as exc:  # OverflowError: an offset past any file
         raise ValueError(f"truncated offload bundle: {exc}") from exc
 
 
