@@ -29,7 +29,7 @@ echo "== fuzz, long profile: each fuzz test its own process, $(nproc) at a time"
 # wave 1: 10,000 examples a test, each test bounded by FUZZ_SECONDS; wave 2: the tests
 # wave 1 stopped, again with BNB_FUZZ_EXAMPLES (1,000) examples
 "$PY" -m pytest -q -p no:cacheprovider -m fuzz --collect-only --ignore=tests/test_fuzz_cli.py \
-  | grep '::' | head -n "${FUZZ_LIMIT:-100000}" > /tmp/fuzz_ids.txt
+  | grep '::' | sed 's/\[.*//' | sort -u | head -n "${FUZZ_LIMIT:-100000}" > /tmp/fuzz_ids.txt
 wc -l < /tmp/fuzz_ids.txt
 fuzz_wave() {  # $1: ids file, $2: log folder, $3: seconds a test
   mkdir -p "$2"
