@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bnb_provision.detect import amd, apple, intel
@@ -252,6 +252,7 @@ _texts = st.one_of(
 
 @pytest.mark.fuzz
 @given(_texts, st.integers(0, 2000), st.text(max_size=20))
+@example("0", 1, " \u00b2")  # long run: a superscript digit, ValueError from int()
 def test_amd_text_parsers(text: str, where: int, junk: str) -> None:
     damaged = text[:where] + junk + text[where:]
     for parse in (amd.parse_rocminfo, amd.parse_amd_smi_static):

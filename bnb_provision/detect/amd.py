@@ -58,7 +58,8 @@ def parse_kfd_properties(text: str) -> dict[str, int]:
     for line in text.splitlines():
         key, _, value = line.replace(":", " ", 1).partition(" ")
         value = value.strip()
-        if key and value.isdigit() and len(value) <= 20:  # noqa: PLR2004 - a u64 at most
+        # ASCII digits only: str.isdigit() also takes '²'; a u64 has at most 20 of them
+        if key and value.isascii() and value.isdigit() and len(value) <= 20:  # noqa: PLR2004
             out[key.strip()] = int(value)
     return out
 
