@@ -159,3 +159,18 @@ def test_pathological_reports_are_read_in_linear_time(text: str) -> None:
     for parse in _PARSERS:
         parse(text[:200_000])
     assert time.monotonic() - start < 20
+
+
+@pytest.mark.parametrize("digit", ["\u00b2", "\u00b3", "\u2460"])  # ², ³, ①
+def test_digits_int_refuses_are_not_read_as_numbers(digit: str) -> None:
+    """``str.isdigit`` is true for these and ``int()`` refuses them: each reader that turns
+    text into a number asks for ASCII digits (core.text.is_digits). The long fuzz run found
+    the first in the KFD reader; these raised ValueError before."""
+    from bnb_provision.detect.reports.facts import major_minor
+    from bnb_provision.explain.facts import _major
+    from bnb_provision.explain.values import _supported_python
+    from bnb_provision.lock.select import _arch_number
+
+    assert digit.isdigit()
+    assert major_minor(f"12.{digit}") is None and _major(digit) is None
+    assert not _supported_python(f"3.{digit}") and _arch_number(f"8.{digit}") == 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-__all__ = ["TextDecodeError", "decode_text"]
+__all__ = ["TextDecodeError", "decode_text", "is_digits"]
 
 _SNIFF: Final = 4096  # bytes looked at to tell BOM-less UTF-16 from UTF-8
 
@@ -52,3 +52,9 @@ def decode_text(raw: bytes, *, errors: Literal["strict", "replace"] = "strict") 
         return raw.decode(encoding, errors=errors)
     except UnicodeDecodeError as exc:
         raise TextDecodeError(exc.start, exc.reason) from exc
+
+
+def is_digits(text: str) -> bool:
+    """Whether ``text`` is ASCII digits, all that ``int()`` takes: ``str.isdigit`` is true
+    for ``²`` and other digits ``int()`` refuses."""
+    return text.isascii() and text.isdigit()

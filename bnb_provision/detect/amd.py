@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Final
 
 from bnb_provision.core import process
+from bnb_provision.core.text import is_digits
 from bnb_provision.detect.accelerators import Accelerator, Runtime
 from bnb_provision.errors import ExternalToolError
 
@@ -58,8 +59,7 @@ def parse_kfd_properties(text: str) -> dict[str, int]:
     for line in text.splitlines():
         key, _, value = line.replace(":", " ", 1).partition(" ")
         value = value.strip()
-        # ASCII digits only: str.isdigit() also takes '²'; a u64 has at most 20 of them
-        if key and value.isascii() and value.isdigit() and len(value) <= 20:  # noqa: PLR2004
+        if key and is_digits(value) and len(value) <= 20:  # noqa: PLR2004 - a u64 at most
             out[key.strip()] = int(value)
     return out
 
@@ -125,7 +125,7 @@ def _node_memory(node: Path) -> int | None:
 def _from_kfd(root: Path) -> list[Accelerator]:
     nodes = sorted(
         (root / "sys/class/kfd/kfd/topology/nodes").glob("*/properties"),
-        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        key=lambda p: int(p.parent.name) if is_digits(p.parent.name) else 0,
     )
     out: list[Accelerator] = []
     for props in nodes[:_MAX_NODES]:

@@ -18,6 +18,7 @@ import string
 from dataclasses import dataclass
 from typing import Final
 
+from bnb_provision.core.text import is_digits
 from bnb_provision.explain.templates import Field, Part, literal_text
 
 __all__ = ["Extracted", "extract_messages"]
@@ -129,7 +130,7 @@ def _substitute(
             if field is None:
                 continue
             key = field.split(".")[0].split("[")[0]
-            if key.isdigit():
+            if is_digits(key):
                 out.append(Field(values[int(key)] if int(key) < len(values) else "value"))
             elif key:
                 out.append(Field(named.get(key, _field_name(ast.Name(id=key)))))

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Final
 
+from bnb_provision.core.text import is_digits
 from bnb_provision.explain.names import CONVERSIONS
 from bnb_provision.explain.text import Prepared
 
@@ -374,7 +375,7 @@ def derive_facts(found: dict[str, Fact]) -> None:
 
 def _major(value: str) -> int | None:
     head = value.split(".", maxsplit=1)[0]
-    return int(head) if head.isdigit() else None
+    return int(head) if is_digits(head) else None
 
 
 def _compare_cuda(found: dict[str, Fact]) -> None:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Final
 
+from bnb_provision.core.text import is_digits
+
 __all__ = [
     "ALWAYS",
     "CONVERSIONS",
@@ -98,7 +100,7 @@ def _lib_cuda(value: str) -> str | None:
 
 def cuda_from_int(value: str) -> str | None:
     """The CUDA API's integer version: ``11040`` -> ``11.4``; ``6050`` -> ``6.5``."""
-    if not value.isdigit():
+    if not is_digits(value):
         return None
     n = int(value)
     return f"{n // 1000}.{n % 1000 // 10}" if n >= 1000 else None  # noqa: PLR2004

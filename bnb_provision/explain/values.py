@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
+from bnb_provision.core.text import is_digits
+
 if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
     from packaging.version import Version
@@ -85,7 +87,7 @@ def first_bnb_for_os(db: CompatDB, os_name: str) -> Version | None:
 def _supported_python(version: str) -> bool:
     """Whether some current torch release supports ``version`` (3.9 and later)."""
     major, _, minor = version.partition(".")
-    return major.isdigit() and minor.isdigit() and (int(major), int(minor)) >= (3, 9)
+    return is_digits(major) and is_digits(minor) and (int(major), int(minor)) >= (3, 9)
 
 
 def plan_command(facts: Mapping[str, str]) -> str:

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
+from bnb_provision.core.text import is_digits
 from bnb_provision.fit.weights import Planned
 
 __all__ = ["Node", "Placement", "balanced_budgets", "build_tree", "place"]
@@ -53,7 +54,7 @@ class Placement:
 def _order_key(name: str) -> tuple[tuple[int, int, str], ...]:
     key = []
     for part in name.split("."):
-        if part.isdigit():
+        if is_digits(part):
             key.append((1, int(part), ""))
         elif _LAST.match(part):
             key.append((3, 0, part))
@@ -79,7 +80,7 @@ def build_tree(tensors: tuple[Planned, ...]) -> Node:
             child = index.get(path)
             if child is None:
                 no_split = (
-                    parts[depth].isdigit() and depth > 0 and parts[depth - 1] in _BLOCK_PARENTS
+                    is_digits(parts[depth]) and depth > 0 and parts[depth - 1] in _BLOCK_PARENTS
                 )
                 child = Node(name=path, no_split=no_split)
                 node.children.append(child)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
+from bnb_provision.core.text import is_digits
 from bnb_provision.errors import NoPlanError
 from bnb_provision.lock.manifest import LockClass, Manifest
 
@@ -175,7 +176,7 @@ def select_class(
 
 def _arch_number(arch: str) -> int:
     major, _, minor = arch.partition(".")
-    return int(major) * 10 + int(minor or 0) if major.isdigit() and minor.isdigit() else 0
+    return int(major) * 10 + int(minor or 0) if is_digits(major) and is_digits(minor) else 0
 
 
 def _distance(have: tuple[str, ...], listed: tuple[str, ...]) -> int:

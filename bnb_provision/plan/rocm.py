@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from bnb_provision.core.cuda import is_rocm, rocm_version
+from bnb_provision.core.text import is_digits
 from bnb_provision.db.model import CompatDB
 from bnb_provision.db.rows import BnbLibraryRow, BnbRelease
 from bnb_provision.detect.accelerators import Accelerator
@@ -55,7 +56,7 @@ def _split(tag: str) -> tuple[int, int]:
 def choose_rocm_library(rule: str, hip: tuple[int, int], shipped: tuple[str, ...]) -> RocmLibrary:
     """Apply a loader rule (``exact`` / ``same-major``) to HIP ``hip`` and the ROCm
     library tags a wheel ships."""
-    by_version = {_split(t): t for t in shipped if t.isdigit() and len(t) > 1}
+    by_version = {_split(t): t for t in shipped if is_digits(t) and len(t) > 1}
     if hip in by_version:
         return RocmLibrary(tag=by_version[hip], fallback=False, reason="exact match")
     same = sorted(v for v in by_version if v[0] == hip[0])

@@ -28,6 +28,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from bnb_provision.core.text import is_digits
 from bnb_provision.db.wheels import platform_of_wheel
 from bnb_provision.errors import NoPlanError
 
@@ -75,7 +76,7 @@ def _takes_python(tags: Iterable[Tag], python: str) -> bool:
                 t.abi == "abi3"
                 and built[:1] == major
                 and (since + minor).isascii()
-                and (since + minor).isdigit()
+                and is_digits(since + minor)
                 and int(since) <= int(minor)
             ):
                 return True

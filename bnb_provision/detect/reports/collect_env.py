@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from bnb_provision.core.text import is_digits
 from bnb_provision.detect.nvidia import parse_driver_version
 from bnb_provision.detect.reports.facts import (
     Facts,
@@ -176,7 +177,7 @@ def parse_collect_env(text: str) -> Facts:
         wsl=p_wsl or None,
         arch=_str(os_facts.get("arch")) or p_arch,
         libc=p_libc,
-        python=version_token(python) if python[:1].isdigit() else None,
+        python=version_token(python) if is_digits(python[:1]) else None,
         gpus=tuple(_gpus(lines)),
         driver=parse_driver_version(driver) if driver else None,
         torch=torch,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from bnb_provision.core.cuda import CudaVersion
+from bnb_provision.core.text import is_digits
 from bnb_provision.detect.host import parse_proc_version_wsl
 from bnb_provision.vocab import ReportTool
 
@@ -98,9 +99,9 @@ def version_token(text: str) -> str | None:
 def major_minor(version: str) -> str | None:
     """``12.4.131`` -> ``12.4``; None unless it starts with two numbers."""
     parts = version.split(".")
-    if len(parts) < 2 or not (parts[0].isdigit() and parts[1][:3].isdigit()):  # noqa: PLR2004
+    if len(parts) < 2 or not (is_digits(parts[0]) and is_digits(parts[1][:3])):  # noqa: PLR2004
         return None
-    minor = "".join(ch for ch in parts[1][:3] if ch.isdigit())
+    minor = "".join(ch for ch in parts[1][:3] if is_digits(ch))
     return f"{int(parts[0])}.{int(minor)}"
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from bnb_provision.core.cuda import ComputeCapability, CudaVersion
+from bnb_provision.core.text import is_digits
 from bnb_provision.detect.reports.facts import (
     Facts,
     GpuFact,
@@ -97,11 +98,11 @@ def _gpu_line(line: str) -> list[GpuFact]:
     if not 2 <= len(words) <= 8 or words[0] not in _BRANDS or len(line) > 80:  # noqa: PLR2004
         return []
     count = 1
-    if len(words) > 2 and (m := _COUNT_RE.fullmatch(words[-1])) and not words[-1].isdigit():  # noqa: PLR2004
+    if len(words) > 2 and (m := _COUNT_RE.fullmatch(words[-1])) and not is_digits(words[-1]):  # noqa: PLR2004
         count, words = int(m.group(1)), words[:-1]
     if any(w.lower() in _PROSE or not w.replace("-", "").isalnum() for w in words):
         return []
-    if not any(ch.isdigit() for w in words[1:] for ch in w):
+    if not any(is_digits(ch) for w in words[1:] for ch in w):
         return []
     return [GpuFact(name=" ".join(words))] * min(count, 16)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from bnb_provision.core.text import is_digits
 from bnb_provision.detect.nvidia import parse_driver_version
 from bnb_provision.detect.reports.facts import Facts, GpuFact, cuda_version
 
@@ -73,7 +74,7 @@ def _gpu_row(line: str) -> tuple[str, str] | None:
     if len(cells) < 2 or _BUS_RE.search(cells[1]) is None:  # noqa: PLR2004
         return None
     words = cells[0].split()
-    if len(words) < 3 or not words[0].isdigit() or words[-1] not in _PERSISTENCE:  # noqa: PLR2004
+    if len(words) < 3 or not is_digits(words[0]) or words[-1] not in _PERSISTENCE:  # noqa: PLR2004
         return None
     return " ".join(words[1:-1]), words[-1]
 
