@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 import tomlkit
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bnb_provision.core.tomlio import toml_loads
@@ -312,6 +312,11 @@ _PYLOCK_DATA = toml_loads(
             ),
             st.sampled_from(["0" * 64, _sha("wheel"), "x"]),
         ),
+    )
+)
+@example(  # long run: a NUL in a wheel's file name (ValueError from os.stat)
+    pylock=mutate(
+        _PYLOCK_DATA, (("packages", 0, "wheels", 0, "url"), "replace", "x-1.\x000-py3-none-any.whl")
     )
 )
 def test_bundle_reads_any_pylock(workdir: Path, pylock: dict[str, Any]) -> None:

@@ -55,7 +55,7 @@ def _entry(pkg: Fields, e: Fields) -> tuple[str, str, str]:
         raise FieldError(f"{e.path}: a file without url or sha256 ({pkg.data.get('name')})")
     name: str = e.text("name", None) or unquote(Path(urlparse(url).path).name)
     e.check(
-        bool(name) and Path(name).name == name and name not in (".", ".."),
+        bool(name) and Path(name).name == name and name not in (".", "..") and "\0" not in name,
         "name",
         f"not a plain file name: {name!r}",
     )
