@@ -181,6 +181,7 @@ def test_the_probe_answer(answer: Any) -> None:
 
 
 @given(mutations(_SNAPSHOT, _SNAPSHOT_FOCUS))
+@example((("env", "bitsandbytes", "libraries", 6, "version"), "replace", " "))  # long run
 def test_doctor_and_plan_on_a_mutated_snapshot(mutation: Mutation) -> None:
     """A snapshot with one value changed: a machine that doctor diagnoses and the planner
     reduces to a target, or a SnapshotError naming the field."""

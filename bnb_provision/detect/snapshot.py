@@ -17,6 +17,7 @@ from packaging.version import InvalidVersion, Version
 from bnb_provision.core.cuda import CudaVersion
 from bnb_provision.core.fields import FieldError, Fields
 from bnb_provision.core.jsonio import JsonInputError, decode_json, max_depth
+from bnb_provision.core.text import is_digits
 from bnb_provision.detect.accelerators import ACCELERATOR_VENDORS, Accelerator, Runtime
 from bnb_provision.detect.fatbin import KernelInventory
 from bnb_provision.detect.host import OSInfo, PythonInfo, normalize_arch, normalize_system
@@ -172,10 +173,17 @@ def _torch(tf: Fields | None) -> TorchInfo | None:
 
 
 def _library(lf: Fields) -> BnbLibrary:
+    version = lf.text("version", None)
+    lf.check(
+        version is None or is_digits(version),
+        "version",
+        f"expected the digits in the library's name (124 of libbitsandbytes_cuda124.so), "
+        f"got {version!r:.40}",
+    )
     lib = BnbLibrary(
         file=lf.text("file"),
         backend=lf.text("backend"),
-        version=lf.text("version", None),
+        version=version,
         kernels=_kernels(lf.table("kernels", None)),
     )
     lf.done()

@@ -95,7 +95,8 @@ def _same_major(
     cuda: CudaVersion, torch_cuda: str, shipped: tuple[str, ...], wanted: str, suffix: str
 ) -> LibraryChoice:
     """The highest shipped version below torch's of the same major, else the lowest above."""
-    same = sorted(v for v in map(CudaVersion.from_tag, shipped) if v.major == cuda.major)
+    tags = [CudaVersion.from_tag(t) for t in shipped if is_cuda_tag(t)]
+    same = sorted(v for v in tags if v.major == cuda.major)
     lower = [v for v in same if v.minor < cuda.minor]
     higher = [v for v in same if v.minor > cuda.minor]
     pick = lower[-1] if lower else (higher[0] if higher else None)
