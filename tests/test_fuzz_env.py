@@ -11,7 +11,6 @@ runs the long one (see tests/conftest.py).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import socket
 from pathlib import Path
@@ -35,6 +34,7 @@ from bnb_provision.env.verify import report_from_dict
 from bnb_provision.errors import LockfileError, SnapshotError
 from bnb_provision.plan.constraints import Constraints
 from bnb_provision.plan.inputs import target_from_machine
+from tests.support.folders import fresh_folder
 from tests.support.mutation import Mutation, json_values, mutate, mutations, tricky_text
 
 pytestmark = pytest.mark.fuzz
@@ -83,18 +83,11 @@ _PROBE = {
     },
     "cudart": ["/env/lib/libcudart.so.13"],
 }
-_folders = itertools.count()
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("env-fuzz")
-
-
-def _env_folder(workdir: Path) -> Path:
-    folder = workdir / f"env{next(_folders)}"
-    folder.mkdir()
-    return folder
 
 
 def _after(stamp: Stamp, workdir: Path) -> None:
@@ -112,7 +105,7 @@ def _after(stamp: Stamp, workdir: Path) -> None:
 
 @given(st.one_of(st.binary(max_size=300), st.integers(1, 3000).map(lambda n: b"[" * n)))
 def test_any_bytes_as_a_stamp(workdir: Path, raw: bytes) -> None:
-    folder = _env_folder(workdir)
+    folder = fresh_folder(workdir, "env")
     (folder / STAMP_FILE).write_bytes(raw)
     with contextlib.suppress(SnapshotError):
         stamp = read_stamp(folder)
@@ -121,7 +114,7 @@ def test_any_bytes_as_a_stamp(workdir: Path, raw: bytes) -> None:
 
 @given(mutations(_STAMP))
 def test_a_mutated_stamp(workdir: Path, mutation: Mutation) -> None:
-    folder = _env_folder(workdir)
+    folder = fresh_folder(workdir, "env")
     (folder / STAMP_FILE).write_text(json.dumps(mutate(_STAMP, mutation)))
     try:
         stamp = read_stamp(folder)
@@ -214,7 +207,7 @@ _dist_names = st.one_of(
 def test_dist_info_folders_and_torch_version_py(
     workdir: Path, names: list[str], version_py: str | None
 ) -> None:
-    site = _env_folder(workdir)
+    site = fresh_folder(workdir, "env")
     for name in names:
         with contextlib.suppress(OSError, ValueError):  # a name the file system refuses
             (site / f"{name.replace('.', '_') if name in ('.', '..') else name}.dist-info").mkdir()
@@ -267,7 +260,7 @@ _pid_lines = st.one_of(
 def test_pid_files_in_the_store(workdir: Path, owners: list[str]) -> None:
     """Pid files of builds killed mid-way, with anything in them: init and rebuild clean
     up what they can tell is abandoned and raise nothing."""
-    store = _env_folder(workdir)
+    store = fresh_folder(workdir, "env")
     for i, text in enumerate(owners):
         partial = store / f"2026-11-24T14-10-3{i}Z-abcd{i}{PARTIAL}"
         partial.mkdir()

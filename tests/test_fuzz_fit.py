@@ -9,7 +9,6 @@ runs the long one (see tests/conftest.py).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import struct
 from pathlib import Path
@@ -24,6 +23,7 @@ from bnb_provision.fit.model import read_model
 from bnb_provision.fit.options import FitOptions, run_fit
 from bnb_provision.fit.report import FitReport
 from bnb_provision.fit.units import parse_memory_mib, parse_params
+from tests.support.folders import fresh_folder
 from tests.support.mutation import Mutation, json_values, mutate, mutations, tricky_text
 
 pytestmark = pytest.mark.fuzz
@@ -34,18 +34,11 @@ _RAW = json.loads(
 _CONFIGS = {name: m["checkpoint"]["config"] for name, m in sorted(_RAW.items())}
 _TENSORS = _RAW["llama-3.2-1b"]["checkpoint"]["tensors"]
 _SIZE = {"BF16": 2, "F16": 2, "F32": 4}
-_folders = itertools.count()
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fit-fuzz")
-
-
-def _folder(workdir: Path) -> Path:
-    folder = workdir / f"m{next(_folders)}"
-    folder.mkdir()
-    return folder
 
 
 def _fit(folder: Path, mode: str) -> None:
@@ -127,14 +120,14 @@ def _mutated_config(draw: st.DrawFn) -> object:
     st.sampled_from(["load", "qlora", "inference"]),
 )
 def test_any_config_json(workdir: Path, config: Any, mode: str) -> None:
-    folder = _folder(workdir)
+    folder = fresh_folder(workdir, "m")
     (folder / "config.json").write_text(json.dumps(config))
     _fit(folder, mode)
 
 
 @given(st.one_of(st.binary(max_size=300), st.sampled_from([b"[" * 5000, b"1" * 5000])))
 def test_any_bytes_as_config_json(workdir: Path, raw: bytes) -> None:
-    folder = _folder(workdir)
+    folder = fresh_folder(workdir, "m")
     (folder / "config.json").write_bytes(raw)
     with contextlib.suppress(FitInputError):
         read_model(folder)
@@ -175,7 +168,7 @@ def _write_shard(path: Path, header: object, data: int, *, prefix: bytes | None 
 def test_safetensors_headers(
     workdir: Path, header: object, data: int, prefix: bytes | None
 ) -> None:
-    folder = _folder(workdir)
+    folder = fresh_folder(workdir, "m")
     (folder / "config.json").write_text(json.dumps(_CONFIGS["llama-3.2-1b"]))
     _write_shard(folder / "model.safetensors", header, data, prefix=prefix)
     with contextlib.suppress(FitInputError):
@@ -185,7 +178,7 @@ def test_safetensors_headers(
 
 @given(st.binary(max_size=400))
 def test_any_bytes_as_a_safetensors_file(workdir: Path, raw: bytes) -> None:
-    folder = _folder(workdir)
+    folder = fresh_folder(workdir, "m")
     (folder / "config.json").write_text(json.dumps(_CONFIGS["llama-3.2-1b"]))
     (folder / "model.safetensors").write_bytes(raw)
     with contextlib.suppress(FitInputError):
@@ -205,7 +198,7 @@ def test_any_bytes_as_a_safetensors_file(workdir: Path, raw: bytes) -> None:
     )
 )
 def test_any_index(workdir: Path, index: object) -> None:
-    folder = _folder(workdir)
+    folder = fresh_folder(workdir, "m")
     (folder / "config.json").write_text(json.dumps(_CONFIGS["llama-3.2-1b"]))
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     _write_shard(folder / "model.safetensors", _HEADER, _DATA)

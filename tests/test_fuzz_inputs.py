@@ -11,7 +11,6 @@ runs the long one (see tests/conftest.py).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -31,13 +30,13 @@ from bnb_provision.fleet.report import FleetReport, read_results
 from bnb_provision.plan.constraints import MachineFlags
 from bnb_provision.plan.inputs import apply_flags, load_machines, target_from_machine
 from bnb_provision.plan.wheelhouse import Wheelhouse, read_wheelhouse, wheel_fits
+from tests.support.folders import fresh_folder
 from tests.support.mutation import json_values, tricky_text
 
 pytestmark = pytest.mark.fuzz
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _DB = load_db()
-_folders = itertools.count()
 _SNAPSHOTS = [p.read_bytes() for p in sorted((FIXTURES / "team").glob("*.json"))]
 _words = st.one_of(
     tricky_text,
@@ -68,12 +67,6 @@ _words = st.one_of(
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("inputs-fuzz")
-
-
-def _folder(workdir: Path) -> Path:
-    folder = workdir / f"d{next(_folders)}"
-    folder.mkdir()
-    return folder
 
 
 # -- machine flags and the command line's value types ------------------------------------------
@@ -144,7 +137,7 @@ def test_user_paths(workdir: Path, value: str) -> None:
     st.one_of(st.none(), st.sampled_from(["3.12", "3.9", "x"])),
 )
 def test_a_folder_of_snapshots(workdir: Path, files: list[bytes], python: str | None) -> None:
-    folder = _folder(workdir)
+    folder = fresh_folder(workdir, "d")
     for i, raw in enumerate(files):
         (folder / f"m{i}.json").write_bytes(raw)
     with contextlib.suppress(SnapshotError):
@@ -172,7 +165,7 @@ _wheel_names = st.one_of(
 
 @given(st.lists(_wheel_names, max_size=6), st.sampled_from(["3.12", "3.9", "3.\u0661\u0662"]))
 def test_a_wheelhouse_of_any_file_names(workdir: Path, names: list[str], python: str) -> None:
-    folder = _folder(workdir)
+    folder = fresh_folder(workdir, "d")
     for name in names:
         with contextlib.suppress(OSError, ValueError):  # a name the file system refuses
             (folder / ("_" if name in (".", "..") else name)).write_bytes(b"")
@@ -214,7 +207,7 @@ def test_a_fleet_results_folder(
 ) -> None:
     """``fleet report DIR``: a report, or a SnapshotError saying the folder is not a run's;
     ``--force`` clears only the run's own files, inside the folder."""
-    parent = _folder(workdir)
+    parent = fresh_folder(workdir, "d")
     folder = parent / "run"
     folder.mkdir()
     (parent / "outside.json").write_text("{}")
