@@ -37,7 +37,7 @@ fuzz_wave() {  # $1: ids file, $2: log folder, $3: seconds a test
     'id="$1"; log="$2/$(echo "$id" | tr -c "A-Za-z0-9_.-" _).txt";
      timeout "$3" "$0" -m pytest -q -p no:cacheprovider -m fuzz --hypothesis-profile=long \
        --hypothesis-show-statistics "$id" > "$log" 2>&1;
-     echo "exit $? $id" >> "$log"' "$PY" {} "$2" "$3"
+     printf "\nexit %s %s\n" "$?" "$id" >> "$log"' "$PY" {} "$2" "$3"
 }
 start=$(date +%s)
 fuzz_wave /tmp/fuzz_ids.txt /tmp/fuzz1 "${FUZZ_SECONDS:-240}"
